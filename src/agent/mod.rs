@@ -1,0 +1,100 @@
+//! Proposers: whatever suggests the next experiment. The `Proposer` trait, what it is
+//! given (`Context`) and what it returns (`Proposal`). A proposer never runs commands and
+//! never touches git; the session applies its proposal.
+
+pub mod edits;
+pub mod search;
+
+use crate::config::Config;
+use crate::experiment::{Category, ExperimentRecord};
+use crate::platform::Platform;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The new contents of one editable file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// Relative to the repo root.
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// Token usage of one LLM call, for cost accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// One proposed experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// One line, e.g. `MATRIX_LR 0.04 → 0.08`.
+    pub description: String,
+    pub category: Category,
+    /// Full new contents of each changed file.
+    pub changes: Vec<FileChange>,
+    /// Updated working memory, when the proposer returned one.
+    pub scratchpad: Option<String>,
+    pub usage: Usage,
+}
+
+/// What a proposer sees.
+pub struct Context<'a> {
+    pub repo: &'a Path,
+    pub config: &'a Config,
+    pub platform: &'a Platform,
+    /// 1-based number of the experiment being proposed.
+    pub iteration: u64,
+    /// Current contents of the editable files (at the best commit).
+    pub files: &'a BTreeMap<PathBuf, String>,
+    /// Every experiment so far, oldest first (the baseline included).
+    pub history: &'a [ExperimentRecord],
+    /// The current best (the baseline until something is kept).
+    pub best: Option<&'a ExperimentRecord>,
+    pub baseline: Option<&'a ExperimentRecord>,
+    /// State hashes (see `state_hash`) of every file state already run.
+    pub seen: &'a HashSet<String>,
+    /// Tail of the last crashed run's log.
+    pub last_crash_tail: Option<&'a str>,
+    pub scratchpad: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Nothing left to propose (the search space is exhausted): the session ends cleanly.
+    #[error("the proposer has nothing left to try: {0}")]
+    Exhausted(String),
+    /// The answer could not be used; the attempt is recorded as rejected and the loop goes on.
+    #[error("unusable proposal: {0}")]
+    Invalid(String),
+    /// A failure that more iterations cannot fix (bad key, unknown model): stop the session.
+    #[error("{0}")]
+    Fatal(String),
+    /// A passing failure (network, timeout after retries): recorded, the loop goes on.
+    #[error("proposer failed: {0}")]
+    Transient(String),
+}
+
+/// Anything that suggests the next experiment.
+pub trait Proposer: Send {
+    /// Short name recorded in the journal (e.g. `search`, `anthropic:claude-…`).
+    fn name(&self) -> String;
+    fn propose(&mut self, ctx: &Context<'_>) -> Result<Proposal, AgentError>;
+}
+
+/// Hash of a set of file contents: identifies an experiment's code state.
+pub fn state_hash(files: &BTreeMap<PathBuf, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, contents) in files {
+        h.update(path.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update((contents.len() as u64).to_le_bytes());
+        h.update(contents.as_bytes());
+    }
+    format!("{:x}", h.finalize())
+}

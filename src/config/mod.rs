@@ -1,0 +1,158 @@
+//! `autoresearch.toml`: the schema, loading with file:line errors, and validation. Owns
+//! what the tool may assume (nothing about the budget or the metric) and what it must ask.
+
+pub mod duration;
+pub mod init;
+mod load;
+
+pub use load::{ConfigError, load, load_str};
+
+use crate::experiment::Direction;
+use regex::Regex;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The file name looked up in the repository root.
+pub const CONFIG_FILE: &str = "autoresearch.toml";
+
+/// Which parts of the training script the proposer may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Architecture,
+    Hyperparameters,
+    Optimizer,
+    #[default]
+    All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Architecture => "architecture",
+            Scope::Hyperparameters => "hyperparameters",
+            Scope::Optimizer => "optimizer",
+            Scope::All => "all",
+        }
+    }
+}
+
+/// How to read the primary metric from a run's log.
+#[derive(Debug, Clone)]
+pub struct MetricSpec {
+    /// e.g. `val_bpb`; also the name of results.tsv's second column.
+    pub name: String,
+    pub direction: Direction,
+    /// Optional regex with one capture group (or a group named `value`) for the number.
+    /// Without it the metric is read from `name: value` lines.
+    pub regex: Option<Regex>,
+    /// The printed key that reports peak memory in MB (default `peak_vram_mb`).
+    pub memory_key: String,
+}
+
+/// Which proposer runs. `Search` is the built-in, no-LLM default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum AgentBackend {
+    #[default]
+    Search,
+    Anthropic,
+    OpenAi,
+    Command,
+}
+
+/// `[agent]`: the proposer's settings. LLM-specific fields are ignored by `search`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentConfig {
+    pub backend: AgentBackend,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// For `command`: the CLI agent's command line (`{prompt_file}` placeholder allowed).
+    pub command: Option<String>,
+    pub timeout: Option<Duration>,
+    pub max_tokens: Option<u32>,
+    pub max_cost_usd: Option<f64>,
+    /// Failures in a row after which the proposer must change direction.
+    pub patience: u32,
+    /// Seed for the built-in search's choices.
+    pub seed: u64,
+}
+
+/// `[decision]`: how a candidate is judged against the best.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum DecisionMode {
+    /// Karpathy's rule: one run, keep if strictly better.
+    #[default]
+    Greedy,
+    /// Repeat runs with seeds, keep only what beats the noise.
+    NoiseAware,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DecisionConfig {
+    pub mode: DecisionMode,
+    /// Runs of the baseline to measure noise.
+    pub baseline_runs: u32,
+    /// An improvement smaller than this is never a keep.
+    pub min_delta: f64,
+    /// z in `max(min_delta, z*sigma)`.
+    pub z: f64,
+    /// Extra seeds a near miss gets.
+    pub confirm_runs: u32,
+    /// Re-measure the best every N experiments (0 = never).
+    pub recheck_every: u32,
+}
+
+/// The whole research configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config was read from (for error messages), or None when built in code.
+    pub source: Option<PathBuf>,
+    /// Files the proposer may change, relative to the repo root.
+    pub editable: Vec<PathBuf>,
+    /// Files that must stay byte-identical (dependency files are always added).
+    pub read_only: Vec<PathBuf>,
+    /// The training command, run through `sh -c` in the repo root.
+    pub command: String,
+    pub budget: Duration,
+    /// Hard limit per run; default 2 x budget + 60 s.
+    pub timeout: Duration,
+    pub metric: MetricSpec,
+    pub max_iterations: Option<u64>,
+    pub scope: Scope,
+    /// Branch `autoresearch/<tag>`.
+    pub tag: String,
+    pub results: PathBuf,
+    pub program: PathBuf,
+    /// Print a progress report every N experiments.
+    pub report_every: u32,
+    pub agent: AgentConfig,
+    pub decision: DecisionConfig,
+}
+
+impl Config {
+    /// The research branch name.
+    pub fn branch(&self) -> String {
+        format!("autoresearch/{}", self.tag)
+    }
+}
+
+/// Default hard timeout for a budget: 2 x budget + 60 s.
+pub fn default_timeout(budget: Duration) -> Duration {
+    budget * 2 + Duration::from_secs(60)
+}
+
+/// Default branch tag: the date, e.g. `nov23`.
+pub fn default_tag(today: chrono::NaiveDate) -> String {
+    today.format("%b%d").to_string().to_lowercase()
+}
+
+/// Files that pin the Python environment; always read-only.
+pub const DEPENDENCY_FILES: &[&str] = &[
+    "pyproject.toml",
+    "uv.lock",
+    "requirements.txt",
+    "poetry.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "environment.yml",
+];
