@@ -5,9 +5,11 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod experiment;
 pub mod metric;
 pub mod platform;
+pub mod report;
 pub mod runner;
 pub mod session;
 pub mod store;

@@ -3,6 +3,7 @@
 //! never touches git; the session applies its proposal.
 
 pub mod edits;
+pub mod llm;
 pub mod search;
 
 use crate::config::Config;

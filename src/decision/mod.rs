@@ -1,0 +1,1 @@
+//! The keep/discard decision and its statistics (placeholder).

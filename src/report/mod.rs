@@ -1,0 +1,1 @@
+//! Reports: progress.md, the summary, the chart (placeholder).

@@ -1,0 +1,1 @@
+//! Reading results.tsv files written by anyone (placeholder).
