@@ -1,1 +1,492 @@
-//! placeholder
+//! The research loop as a state machine: start or resume a session, measure the baseline,
+//! then propose → apply → commit → run → decide → record, until a stop condition. Emits
+//! `Event`s and never prints. Invariant: outside a running experiment the research branch
+//! points at the best commit and the tracked tree is clean.
+
+pub mod events;
+mod lock;
+mod measure;
+mod progress;
+mod start;
+
+pub use events::Event;
+pub use lock::{LockError, SessionLock};
+pub use measure::{DEFAULT_SEED, SESSION_ENV};
+pub use start::Setup;
+
+use crate::agent::{AgentError, Context, Proposer, state_hash};
+use crate::config::Config;
+use crate::experiment::{Category, ExperimentRecord, Status};
+use crate::platform::Platform;
+use crate::runner::{Cancel, Executor, RunnerError};
+use crate::store::{Journal, SessionRow, StoreError};
+use crate::workspace::{GitError, Repo};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The tool's own folder inside the repository.
+pub const STATE_DIR: &str = ".autoresearch";
+
+/// Current time as RFC 3339 (UTC, seconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Limits for one invocation of `autoresearch run`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Experiments to run in this invocation (the baseline not counted).
+    pub iterations: Option<u64>,
+    /// Stop starting experiments after this much wall time.
+    pub run_for: Option<Duration>,
+    /// Stop once the best reaches this value.
+    pub target: Option<f64>,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Cap on one run's log.
+    pub max_log_bytes: u64,
+    /// Consecutive proposer failures (rejections, transient errors) before giving up.
+    pub max_failed_proposals: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            iterations: None,
+            run_for: None,
+            target: None,
+            grace: Duration::from_secs(10),
+            max_log_bytes: 64 * 1024 * 1024,
+            max_failed_proposals: 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("the baseline run failed: {reason}; fix the training script (log: {log}) and run again")]
+    BaselineFailed { reason: String, log: String },
+    #[error("the proposer stopped the session: {0}")]
+    Proposer(String),
+    #[error("{0} proposals in a row were unusable (last: {1}); check the [agent] settings")]
+    TooManyFailedProposals(u32, String),
+    #[error("results file {0} is tracked by git; untrack it (`git rm --cached {0}`) or set `results` to another file")]
+    ResultsTracked(String),
+    #[error("the journal knows session `{tag}` but branch {branch} is gone; start a new session with another --tag")]
+    BranchMissing { tag: String, branch: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a session stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndReason {
+    /// `--iterations` reached.
+    Iterations,
+    /// `max_iterations` of the config reached.
+    MaxIterations,
+    /// `--for` elapsed.
+    Deadline,
+    /// `--target` reached.
+    Target,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The proposer has nothing left to try.
+    Exhausted(String),
+}
+
+impl EndReason {
+    pub fn describe(&self) -> String {
+        match self {
+            EndReason::Iterations => "the requested number of experiments ran".into(),
+            EndReason::MaxIterations => "max_iterations reached".into(),
+            EndReason::Deadline => "the --for time is up".into(),
+            EndReason::Target => "the target value was reached".into(),
+            EndReason::Interrupted => "interrupted".into(),
+            EndReason::Exhausted(why) => format!("the proposer has nothing left to try ({why})"),
+        }
+    }
+}
+
+/// A session in progress.
+pub struct Session<'a> {
+    repo: Repo,
+    config: Config,
+    platform: Platform,
+    journal: Journal,
+    executor: &'a dyn Executor,
+    proposer: Box<dyn Proposer + 'a>,
+    emit: &'a mut dyn FnMut(&Event),
+    cancel: Cancel,
+    opts: Options,
+    row: SessionRow,
+    /// Every experiment of this session, oldest first.
+    history: Vec<ExperimentRecord>,
+    /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
+    session_token: String,
+    /// Batch scale in force (halved by an OOM retry that became the best).
+    batch_scale: f64,
+    read_only_hashes: BTreeMap<PathBuf, String>,
+    scratchpad: Option<String>,
+    started: Instant,
+    _lock: SessionLock,
+}
+
+impl<'a> Session<'a> {
+    /// The experiment the branch points at: the last kept one (the baseline first).
+    pub fn best(&self) -> Option<&ExperimentRecord> {
+        best_of(&self.history)
+    }
+
+    pub fn baseline(&self) -> Option<&ExperimentRecord> {
+        baseline_of(&self.history)
+    }
+
+    pub fn history(&self) -> &[ExperimentRecord] {
+        &self.history
+    }
+
+    pub fn session_row(&self) -> &SessionRow {
+        &self.row
+    }
+
+    fn best_commit(&self) -> String {
+        self.best()
+            .map(|r| r.commit.clone())
+            .unwrap_or_else(|| self.row.base_commit.clone())
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.repo.root().join(STATE_DIR)
+    }
+
+    fn send(&mut self, e: Event) {
+        (self.emit)(&e);
+    }
+
+    fn warn(&mut self, message: String) {
+        self.send(Event::Warning { message });
+    }
+
+    /// Runs the session until a stop condition; the tree is left at the best commit.
+    pub fn run(&mut self) -> Result<EndReason, SessionError> {
+        let result = self.run_inner();
+        // Whatever happened, leave the branch at the best commit with a clean tree.
+        let restore = self.repo.reset_hard(&self.best_commit());
+        let reason = result?;
+        restore?;
+        let (best, best_commit) = match self.best() {
+            Some(b) => (b.metric, Some(b.commit.clone())),
+            None => (None, None),
+        };
+        let baseline = self.baseline().and_then(|b| b.metric);
+        let experiments = self.finished().count();
+        self.send(Event::SessionEnded {
+            reason: reason.describe(),
+            best,
+            best_commit,
+            baseline,
+            experiments,
+        });
+        Ok(reason)
+    }
+
+    fn finished(&self) -> impl Iterator<Item = &ExperimentRecord> {
+        self.history.iter().filter(|r| r.status.in_results_tsv())
+    }
+
+    fn run_inner(&mut self) -> Result<EndReason, SessionError> {
+        if self.baseline().is_none() {
+            if self.cancel.requested() {
+                return Ok(EndReason::Interrupted);
+            }
+            self.run_baseline()?;
+            if self.cancel.requested() {
+                return Ok(EndReason::Interrupted);
+            }
+        }
+        let mut ran_now: u64 = 0;
+        let mut failed_proposals = 0u32;
+        loop {
+            if let Some(reason) = self.stop_reason(ran_now) {
+                return Ok(reason);
+            }
+            let iteration = self.history.iter().map(|r| r.iteration).max().unwrap_or(0) + 1;
+            self.send(Event::ProposalStarted { iteration });
+            let proposal = {
+                let files = self.repo.read_files(&self.config.editable);
+                let seen: HashSet<String> = self
+                    .history
+                    .iter()
+                    .filter(|r| r.status != Status::Rejected)
+                    .map(|r| r.state_hash.clone())
+                    .collect();
+                let last_crash_tail = self.last_crash_tail();
+                let ctx = Context {
+                    repo: self.repo.root(),
+                    config: &self.config,
+                    platform: &self.platform,
+                    iteration,
+                    files: &files,
+                    history: &self.history,
+                    best: best_of(&self.history),
+                    baseline: baseline_of(&self.history),
+                    seen: &seen,
+                    last_crash_tail: last_crash_tail.as_deref(),
+                    scratchpad: self.scratchpad.as_deref(),
+                };
+                self.proposer.propose(&ctx)
+            };
+            if self.cancel.requested() {
+                return Ok(EndReason::Interrupted);
+            }
+            match proposal {
+                Ok(p) => match self.experiment(iteration, p)? {
+                    Outcome::Ran => {
+                        ran_now += 1;
+                        failed_proposals = 0;
+                    }
+                    Outcome::Rejected(why) => {
+                        failed_proposals += 1;
+                        if failed_proposals >= self.opts.max_failed_proposals {
+                            return Err(SessionError::TooManyFailedProposals(
+                                failed_proposals,
+                                why,
+                            ));
+                        }
+                    }
+                    Outcome::Interrupted => return Ok(EndReason::Interrupted),
+                },
+                Err(AgentError::Exhausted(why)) => return Ok(EndReason::Exhausted(why)),
+                Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
+                Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+                    let why = e.to_string();
+                    self.record_rejection(iteration, "(no usable proposal)", Category::Other, &why)?;
+                    failed_proposals += 1;
+                    if failed_proposals >= self.opts.max_failed_proposals {
+                        return Err(SessionError::TooManyFailedProposals(failed_proposals, why));
+                    }
+                }
+            }
+            if self.cancel.requested() {
+                return Ok(EndReason::Interrupted);
+            }
+        }
+    }
+
+    fn stop_reason(&self, ran_now: u64) -> Option<EndReason> {
+        if self.cancel.requested() {
+            return Some(EndReason::Interrupted);
+        }
+        if self.opts.iterations.is_some_and(|n| ran_now >= n) {
+            return Some(EndReason::Iterations);
+        }
+        let done = self.history.iter().map(|r| r.iteration).max().unwrap_or(0);
+        if self.config.max_iterations.is_some_and(|n| done >= n) {
+            return Some(EndReason::MaxIterations);
+        }
+        if self.opts.run_for.is_some_and(|d| self.started.elapsed() >= d) {
+            return Some(EndReason::Deadline);
+        }
+        if let (Some(target), Some(best)) = (self.opts.target, self.best().and_then(|b| b.metric)) {
+            let dir = self.config.metric.direction;
+            if !dir.better(target, best) {
+                return Some(EndReason::Target);
+            }
+        }
+        None
+    }
+
+    /// The last 40 lines of the most recent crash's log.
+    fn last_crash_tail(&self) -> Option<String> {
+        let crash = self.history.iter().rev().find(|r| r.status == Status::Crash)?;
+        let text = std::fs::read(crash.log_path.as_ref()?).ok()?;
+        let text = String::from_utf8_lossy(&text[text.len().saturating_sub(16 * 1024)..]).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        Some(lines[lines.len().saturating_sub(40)..].join("\n"))
+    }
+
+    fn record_rejection(
+        &mut self,
+        iteration: u64,
+        description: &str,
+        category: Category,
+        reason: &str,
+    ) -> Result<(), SessionError> {
+        let mut rec = self.new_record(iteration, description, category);
+        rec.status = Status::Rejected;
+        rec.reason = reason.to_string();
+        rec.finished_at = Some(now());
+        rec.id = self.journal.insert(self.row.id, &rec)?;
+        self.history.push(rec);
+        self.send(Event::Rejected {
+            iteration,
+            description: description.to_string(),
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    fn new_record(&self, iteration: u64, description: &str, category: Category) -> ExperimentRecord {
+        ExperimentRecord {
+            id: 0,
+            iteration,
+            attempt: 1,
+            parent: self.best_commit(),
+            commit: String::new(),
+            status: Status::Running,
+            metric: None,
+            metrics: BTreeMap::new(),
+            memory_gb: None,
+            description: description.to_string(),
+            category,
+            proposer: self.proposer.name(),
+            reason: String::new(),
+            log_path: None,
+            started_at: now(),
+            finished_at: None,
+            duration_s: None,
+            state_hash: String::new(),
+        }
+    }
+
+    /// Applies, commits, runs and decides one proposal.
+    fn experiment(
+        &mut self,
+        iteration: u64,
+        p: crate::agent::Proposal,
+    ) -> Result<Outcome, SessionError> {
+        let description = one_line(&p.description);
+        self.send(Event::Proposal {
+            iteration,
+            description: description.clone(),
+            category: p.category.as_str().to_string(),
+            proposer: self.proposer.name(),
+        });
+        if let Some(s) = &p.scratchpad {
+            self.save_scratchpad(s)?;
+        }
+        // Defence in depth: the proposer is untrusted; only editable files may change.
+        let forbidden: Vec<String> = p
+            .changes
+            .iter()
+            .filter(|c| !self.config.editable.contains(&c.path))
+            .map(|c| c.path.display().to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            let why = format!("edits non-editable files: {}", forbidden.join(", "));
+            self.record_rejection(iteration, &description, p.category, &why)?;
+            return Ok(Outcome::Rejected(why));
+        }
+        let mut files = self.repo.read_files(&self.config.editable);
+        let before = files.clone();
+        for c in &p.changes {
+            files.insert(c.path.clone(), c.contents.clone());
+        }
+        if files == before {
+            let why = "the proposal changes nothing".to_string();
+            self.record_rejection(iteration, &description, p.category, &why)?;
+            return Ok(Outcome::Rejected(why));
+        }
+        let hash = state_hash(&files);
+        if let Some(dup) = self
+            .history
+            .iter()
+            .find(|r| r.state_hash == hash && r.status != Status::Rejected)
+        {
+            let why = format!(
+                "the resulting files equal experiment {} ({}), already run",
+                dup.iteration, dup.description
+            );
+            self.record_rejection(iteration, &description, p.category, &why)?;
+            return Ok(Outcome::Rejected(why));
+        }
+        let mut rec = self.new_record(iteration, &description, p.category);
+        rec.state_hash = hash;
+        // Written as running before anything changes, so a kill loses nothing.
+        rec.id = self.journal.insert(self.row.id, &rec)?;
+        let changed: BTreeMap<PathBuf, String> = files
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.repo.write_files(&changed)?;
+        let paths: Vec<PathBuf> = changed.keys().cloned().collect();
+        rec.commit = self
+            .repo
+            .commit_paths(&paths, &format!("exp: {description}"))?;
+        self.journal.update(&rec)?;
+        self.measure_and_decide(rec)
+    }
+
+    fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {
+        const MAX: usize = 16 * 1024;
+        let mut t = text.to_string();
+        if t.len() > MAX {
+            let mut cut = MAX;
+            while !t.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            t.truncate(cut);
+            t.push_str("\n[scratchpad truncated]\n");
+        }
+        let path = self.state_dir().join("scratchpad.md");
+        std::fs::write(&path, &t).map_err(|source| SessionError::Io { path, source })?;
+        self.scratchpad = Some(t);
+        Ok(())
+    }
+
+    /// Regenerates results.tsv from the journal's view of this session.
+    fn write_results(&self) -> Result<(), SessionError> {
+        let path = self.repo.root().join(&self.config.results);
+        crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
+        Ok(())
+    }
+}
+
+/// The experiment the branch points at: the last kept one.
+pub fn best_of(history: &[ExperimentRecord]) -> Option<&ExperimentRecord> {
+    history.iter().rev().find(|r| r.status == Status::Keep)
+}
+
+/// The baseline, once measured.
+pub fn baseline_of(history: &[ExperimentRecord]) -> Option<&ExperimentRecord> {
+    history
+        .iter()
+        .find(|r| r.iteration == 0 && r.status == Status::Keep)
+}
+
+/// What one proposal came to.
+pub(crate) enum Outcome {
+    Ran,
+    Rejected(String),
+    Interrupted,
+}
+
+/// Descriptions go into commit subjects and TSV cells: one line, bounded.
+fn one_line(s: &str) -> String {
+    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let mut out: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
+    if out.is_empty() {
+        out = "(no description)".into();
+    }
+    out
+}
+
+/// Path relative to the repo, for display.
+pub(crate) fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}

@@ -1,1 +1,344 @@
-//! placeholder
+//! Git, through the real `git` binary: the research branch, experiment commits, resets to
+//! the best commit, and the checks that the tree is where it must be. The only module that
+//! runs git for the session; it never decides what to keep.
+
+pub mod merge;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path} is not inside a git repository; run `git init && git add -A && git commit -m init` first")]
+    NotARepo { path: PathBuf },
+    #[error("the repository has no commits yet; commit train.py, prepare.py and program.md first (`git add -A && git commit -m init`)")]
+    NoCommits,
+    #[error("HEAD is detached; check out the branch the session should start from (`git switch main`)")]
+    Detached,
+    #[error("a {0} is in progress; finish or abort it (`git {0} --abort`) before starting a session")]
+    InProgress(&'static str),
+    #[error("the work tree has uncommitted changes in {files}; commit or stash them first (`git stash`)")]
+    Dirty { files: String },
+    #[error("branch {0} already exists; resume it with `autoresearch run --tag {1}`, or pick a new tag with `--tag`")]
+    BranchExists(String, String),
+    #[error("cannot run git: {0}; is git installed and on PATH?")]
+    Spawn(#[source] std::io::Error),
+    #[error("`git {args}` failed: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A git work tree.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+/// Identity used for experiment commits when the user has none configured.
+const FALLBACK_NAME: &str = "autoresearch";
+const FALLBACK_EMAIL: &str = "autoresearch@localhost";
+
+impl Repo {
+    /// Opens the repository containing `path`.
+    pub fn open(path: &Path) -> Result<Repo, GitError> {
+        let out = Command::new("git")
+            .args(["rev-parse", "--show-toplevel"])
+            .current_dir(path)
+            .output()
+            .map_err(GitError::Spawn)?;
+        if !out.status.success() {
+            return Err(GitError::NotARepo {
+                path: path.to_path_buf(),
+            });
+        }
+        let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(Repo { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("git");
+        c.args(args).current_dir(&self.root);
+        // Experiment commits must not trigger the user's hooks or signing.
+        c.env("GIT_TERMINAL_PROMPT", "0");
+        c
+    }
+
+    fn output(&self, args: &[&str]) -> Result<Output, GitError> {
+        self.command(args).output().map_err(GitError::Spawn)
+    }
+
+    /// Runs git and returns trimmed stdout, or a `Failed` error with stderr.
+    pub fn git(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.output(args)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        } else {
+            Err(GitError::Failed {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// True when git exits 0.
+    fn ok(&self, args: &[&str]) -> Result<bool, GitError> {
+        Ok(self.output(args)?.status.success())
+    }
+
+    pub fn head(&self) -> Result<String, GitError> {
+        self.git(&["rev-parse", "--verify", "HEAD"])
+            .map_err(|_| GitError::NoCommits)
+    }
+
+    /// The checked-out branch, or `Detached`.
+    pub fn current_branch(&self) -> Result<String, GitError> {
+        self.head()?;
+        self.git(&["symbolic-ref", "--short", "-q", "HEAD"])
+            .map_err(|_| GitError::Detached)
+    }
+
+    pub fn branch_exists(&self, name: &str) -> Result<bool, GitError> {
+        self.ok(&["rev-parse", "--verify", "-q", &format!("refs/heads/{name}")])
+    }
+
+    pub fn git_path(&self, name: &str) -> Result<PathBuf, GitError> {
+        let p = self.git(&["rev-parse", "--git-path", name])?;
+        let p = PathBuf::from(p);
+        Ok(if p.is_absolute() { p } else { self.root.join(p) })
+    }
+
+    /// Refuses while a rebase, merge, cherry-pick, revert or bisect is half done.
+    pub fn check_no_operation_in_progress(&self) -> Result<(), GitError> {
+        for (marker, what) in [
+            ("rebase-merge", "rebase"),
+            ("rebase-apply", "rebase"),
+            ("MERGE_HEAD", "merge"),
+            ("CHERRY_PICK_HEAD", "cherry-pick"),
+            ("REVERT_HEAD", "revert"),
+            ("BISECT_LOG", "bisect"),
+        ] {
+            if self.git_path(marker)?.exists() {
+                return Err(GitError::InProgress(what));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tracked files with changes (untracked files are the user's business).
+    pub fn dirty_files(&self) -> Result<Vec<String>, GitError> {
+        let out = self.git(&["status", "--porcelain=v1", "--untracked-files=no", "-z"])?;
+        Ok(out
+            .split('\0')
+            .filter(|l| l.len() > 3)
+            .map(|l| l[3..].to_string())
+            .collect())
+    }
+
+    pub fn ensure_clean(&self) -> Result<(), GitError> {
+        let dirty = self.dirty_files()?;
+        if dirty.is_empty() {
+            Ok(())
+        } else {
+            Err(GitError::Dirty {
+                files: dirty.join(", "),
+            })
+        }
+    }
+
+    /// Creates `branch` at `at` and checks it out.
+    pub fn create_and_checkout(&self, branch: &str, at: &str) -> Result<(), GitError> {
+        self.git(&["switch", "-q", "-c", branch, at]).map(drop)
+    }
+
+    pub fn checkout(&self, branch: &str) -> Result<(), GitError> {
+        self.git(&["switch", "-q", branch]).map(drop)
+    }
+
+    /// `git reset --hard <commit>` on the current branch.
+    pub fn reset_hard(&self, commit: &str) -> Result<(), GitError> {
+        self.git(&["reset", "-q", "--hard", commit]).map(drop)
+    }
+
+    /// Adds patterns to `.git/info/exclude` (once each) so the tool's own files never
+    /// show up as changes or get committed.
+    pub fn exclude(&self, patterns: &[&str]) -> Result<(), GitError> {
+        let path = self.git_path("info/exclude")?;
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        let missing: Vec<&str> = patterns
+            .iter()
+            .copied()
+            .filter(|p| !existing.lines().any(|l| l.trim() == *p))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# autoresearch\n");
+        for p in missing {
+            text.push_str(p);
+            text.push('\n');
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| GitError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|source| GitError::Io { path, source })
+    }
+
+    /// Is a user identity configured? If not, experiment commits use a fallback one.
+    fn has_identity(&self) -> bool {
+        self.git(&["config", "user.email"]).is_ok_and(|s| !s.is_empty())
+            && self.git(&["config", "user.name"]).is_ok_and(|s| !s.is_empty())
+    }
+
+    /// Commits exactly `paths` with `message`: no hooks, no signing, and an identity even
+    /// when the user has none. Returns the new commit's sha.
+    pub fn commit_paths(&self, paths: &[PathBuf], message: &str) -> Result<String, GitError> {
+        let mut add = vec!["add", "--"];
+        let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        add.extend(names.iter().map(String::as_str));
+        self.git(&add)?;
+        let mut c = self.command(&[
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "--no-verify",
+            "--allow-empty",
+            "-m",
+            message,
+            "--",
+        ]);
+        c.args(&names);
+        if !self.has_identity() {
+            for (k, v) in [
+                ("GIT_AUTHOR_NAME", FALLBACK_NAME),
+                ("GIT_AUTHOR_EMAIL", FALLBACK_EMAIL),
+                ("GIT_COMMITTER_NAME", FALLBACK_NAME),
+                ("GIT_COMMITTER_EMAIL", FALLBACK_EMAIL),
+            ] {
+                c.env(k, v);
+            }
+        }
+        let out = c.output().map_err(GitError::Spawn)?;
+        if !out.status.success() {
+            return Err(GitError::Failed {
+                args: format!("commit -m {message:?}"),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        self.head()
+    }
+
+    /// Reads files from the work tree (missing ones are skipped).
+    pub fn read_files(&self, paths: &[PathBuf]) -> BTreeMap<PathBuf, String> {
+        paths
+            .iter()
+            .filter_map(|p| {
+                std::fs::read_to_string(self.root.join(p))
+                    .ok()
+                    .map(|s| (p.clone(), s))
+            })
+            .collect()
+    }
+
+    /// Writes files into the work tree.
+    pub fn write_files(&self, files: &BTreeMap<PathBuf, String>) -> Result<(), GitError> {
+        for (p, contents) in files {
+            let path = self.root.join(p);
+            std::fs::write(&path, contents).map_err(|source| GitError::Io { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// Restores tracked files to HEAD (after a proposal touched what it must not).
+    pub fn restore_tracked(&self) -> Result<(), GitError> {
+        self.git(&["checkout", "-q", "--", "."]).map(drop)
+    }
+
+    /// Short sha.
+    pub fn short(&self, commit: &str) -> String {
+        commit.chars().take(7).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn init_repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q", "-b", "main"]);
+        std::fs::write(dir.path().join("train.py"), "LR = 0.1\n").unwrap();
+        run(&["add", "-A"]);
+        run(&["commit", "-q", "-m", "init"]);
+        let repo = Repo::open(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn commit_reset_and_dirty_detection() {
+        let (dir, repo) = init_repo();
+        assert_eq!(repo.current_branch().unwrap(), "main");
+        let base = repo.head().unwrap();
+        repo.create_and_checkout("autoresearch/t", &base).unwrap();
+        std::fs::write(dir.path().join("train.py"), "LR = 0.2\n").unwrap();
+        assert_eq!(repo.dirty_files().unwrap(), vec!["train.py".to_string()]);
+        let c = repo.commit_paths(&[PathBuf::from("train.py")], "exp: LR 0.1 → 0.2").unwrap();
+        assert_ne!(c, base);
+        assert!(repo.dirty_files().unwrap().is_empty());
+        repo.reset_hard(&base).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("train.py")).unwrap(), "LR = 0.1\n");
+        assert!(repo.branch_exists("autoresearch/t").unwrap());
+        assert!(!repo.branch_exists("autoresearch/u").unwrap());
+    }
+
+    #[test]
+    fn exclude_is_idempotent() {
+        let (_dir, repo) = init_repo();
+        repo.exclude(&["results.tsv", ".autoresearch/"]).unwrap();
+        repo.exclude(&["results.tsv", ".autoresearch/"]).unwrap();
+        let text = std::fs::read_to_string(repo.git_path("info/exclude").unwrap()).unwrap();
+        assert_eq!(text.matches("results.tsv").count(), 1);
+    }
+
+    #[test]
+    fn not_a_repo_and_no_commits_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Repo::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not inside a git repository") && e.contains("git init"), "{e}");
+        Command::new("git").args(["init", "-q"]).current_dir(dir.path()).status().unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        assert!(matches!(repo.current_branch(), Err(GitError::NoCommits)));
+    }
+}

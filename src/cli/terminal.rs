@@ -1,0 +1,223 @@
+//! Reporters: turn session events into terminal lines (coloured only on a terminal, with a
+//! live status line while a run goes) or into JSON lines for other programs.
+
+use crate::experiment::Status;
+use crate::session::Event;
+use std::io::{IsTerminal, Write};
+
+pub struct Reporter {
+    json: bool,
+    quiet: bool,
+    /// Colour and the live line only when stdout is a terminal.
+    tty: bool,
+    /// A live status line is on screen and must be cleared before printing.
+    live: bool,
+    budget_s: f64,
+    metric: String,
+    minimize: bool,
+}
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const DIM: &str = "\x1b[2m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+impl Reporter {
+    pub fn new(json: bool, quiet: bool) -> Reporter {
+        Reporter {
+            json,
+            quiet,
+            tty: std::io::stdout().is_terminal(),
+            live: false,
+            budget_s: 0.0,
+            metric: String::new(),
+            minimize: true,
+        }
+    }
+
+    fn paint(&self, color: &str, text: &str) -> String {
+        if self.tty {
+            format!("{color}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn clear_live(&mut self) {
+        if self.live {
+            print!("\r\x1b[2K");
+            self.live = false;
+        }
+    }
+
+    /// A plain line (config table, messages).
+    pub fn plain(&mut self, text: &str) {
+        if self.json {
+            return;
+        }
+        self.clear_live();
+        println!("{text}");
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        if self.json {
+            // Per-line progress is for eyes; programs get the structured events.
+            if !matches!(e, Event::RunOutput { .. }) {
+                if let Ok(line) = serde_json::to_string(e) {
+                    println!("{line}");
+                }
+            }
+            return;
+        }
+        match e {
+            Event::RunOutput {
+                elapsed_s, numbers, ..
+            } => {
+                if self.tty && !self.quiet {
+                    let nums: Vec<String> = numbers.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                    let frac = (elapsed_s / self.budget_s.max(1e-9)).clamp(0.0, 1.0);
+                    let filled = (frac * 20.0).round() as usize;
+                    print!(
+                        "\r\x1b[2K  [{}{}] {:>5.0}s/{:.0}s  {}",
+                        "#".repeat(filled),
+                        "-".repeat(20 - filled),
+                        elapsed_s,
+                        self.budget_s,
+                        nums.join("  ")
+                    );
+                    let _ = std::io::stdout().flush();
+                    self.live = true;
+                }
+                return;
+            }
+            Event::SessionStarted {
+                tag,
+                branch,
+                resumed,
+                platform,
+                metric,
+                direction,
+                budget_s,
+                timeout_s,
+                experiments,
+            } => {
+                self.budget_s = *budget_s;
+                self.metric = metric.clone();
+                self.minimize = direction == "minimize";
+                let how = if *resumed {
+                    format!("resumed, {experiments} experiments on record")
+                } else {
+                    "new".into()
+                };
+                self.line(&format!(
+                    "{} session {tag} on {branch} ({how})\n  platform: {platform}\n  metric: {metric} ({}), budget {budget_s:.0}s per run, hard timeout {timeout_s:.0}s",
+                    self.paint(BOLD, "autoresearch:"),
+                    if self.minimize { "lower is better" } else { "higher is better" },
+                ));
+            }
+            Event::Warning { message } => {
+                let w = self.paint(YELLOW, "warning:");
+                self.line(&format!("{w} {message}"));
+            }
+            Event::ProposalStarted { .. } => {}
+            Event::Proposal {
+                iteration,
+                description,
+                category,
+                ..
+            } => {
+                if !self.quiet {
+                    self.line(&format!("[{iteration}] {description}  ({category})"));
+                }
+            }
+            Event::Rejected {
+                iteration, reason, ..
+            } => {
+                let r = self.paint(YELLOW, "rejected");
+                self.line(&format!("[{iteration}] {r}  {reason}"));
+            }
+            Event::RunStarted {
+                iteration,
+                attempt,
+                seed,
+                log,
+                ..
+            } => {
+                if !self.quiet {
+                    let again = if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
+                    let what = if *iteration == 0 { "baseline" } else { "running" };
+                    self.line(&self.paint(DIM, &format!("  {what}{again}, seed {seed}, log {log}")));
+                }
+            }
+            Event::RunFinished { .. } => {}
+            Event::Decision {
+                record,
+                gain,
+                baseline,
+                ..
+            } => {
+                let (label, color) = match record.status {
+                    Status::Keep => ("keep", GREEN),
+                    Status::Discard => ("discard", DIM),
+                    Status::Crash => ("crash", RED),
+                    _ => (record.status.as_str(), YELLOW),
+                };
+                let value = match (record.status, record.metric) {
+                    (Status::Crash, _) | (_, None) => "—".to_string(),
+                    (_, Some(v)) => format!("{v:.6}"),
+                };
+                let delta = match (record.status, gain) {
+                    (Status::Crash, _) => record.reason.clone(),
+                    (_, Some(g)) => {
+                        let signed = if self.minimize { -g } else { *g };
+                        let pct = baseline.filter(|b| *b != 0.0).map(|b| 100.0 * signed / b.abs());
+                        match pct {
+                            Some(p) => format!("{signed:+.6} ({p:+.2}% of baseline)"),
+                            None => format!("{signed:+.6}"),
+                        }
+                    }
+                    _ => String::new(),
+                };
+                let head = self.paint(color, &format!("{label:<8}"));
+                self.line(&format!(
+                    "[{}] {head} {} {value}  {delta}  {}",
+                    record.iteration, self.metric, record.description
+                ));
+            }
+            Event::Report { markdown, path } => {
+                if !self.quiet {
+                    self.line(&format!("{markdown}\n(written to {path})"));
+                }
+            }
+            Event::SessionEnded {
+                reason,
+                best,
+                best_commit,
+                baseline,
+                experiments,
+            } => {
+                let mut msg = format!("done: {reason}; {experiments} experiments");
+                if let (Some(b), Some(base)) = (best, baseline) {
+                    let commit: String = best_commit.clone().unwrap_or_default().chars().take(7).collect();
+                    msg.push_str(&format!(
+                        "; {} baseline {base:.6} → best {b:.6} at {commit}",
+                        self.metric
+                    ));
+                }
+                let d = self.paint(BOLD, &msg);
+                self.line(&d);
+            }
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.clear_live();
+        println!("{text}");
+    }
+}

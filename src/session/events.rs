@@ -1,0 +1,78 @@
+//! The one event enum for everything that happens in a session. The loop emits; the
+//! terminal, `--json` lines and (later) the dashboard consume. Serialisable as JSON lines.
+
+use crate::experiment::ExperimentRecord;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    SessionStarted {
+        tag: String,
+        branch: String,
+        resumed: bool,
+        platform: String,
+        metric: String,
+        direction: String,
+        budget_s: f64,
+        timeout_s: f64,
+        /// Experiments already on record (resume).
+        experiments: usize,
+    },
+    /// Something the user should know that does not stop the session.
+    Warning { message: String },
+    ProposalStarted { iteration: u64 },
+    Proposal {
+        iteration: u64,
+        description: String,
+        category: String,
+        proposer: String,
+    },
+    /// A proposal that never ran (forbidden path, no-op, duplicate, unusable answer).
+    Rejected {
+        iteration: u64,
+        description: String,
+        reason: String,
+    },
+    RunStarted {
+        iteration: u64,
+        attempt: u32,
+        commit: String,
+        seed: u64,
+        budget_s: f64,
+        timeout_s: f64,
+        log: String,
+    },
+    /// Numbers from a progress line the script printed (e.g. the step loss).
+    RunOutput {
+        iteration: u64,
+        elapsed_s: f64,
+        numbers: Vec<(String, f64)>,
+    },
+    RunFinished {
+        iteration: u64,
+        attempt: u32,
+        exit: String,
+        duration_s: f64,
+        metric: Option<f64>,
+        memory_gb: Option<f64>,
+        crash: Option<String>,
+    },
+    /// A finished experiment with its decision and the evidence.
+    Decision {
+        record: ExperimentRecord,
+        best: Option<f64>,
+        baseline: Option<f64>,
+        /// Signed improvement over the previous best (positive is better).
+        gain: Option<f64>,
+    },
+    /// A progress report (markdown), also written to `.autoresearch/progress.md`.
+    Report { markdown: String, path: String },
+    SessionEnded {
+        reason: String,
+        best: Option<f64>,
+        best_commit: Option<String>,
+        baseline: Option<f64>,
+        experiments: usize,
+    },
+}

@@ -1,0 +1,226 @@
+//! Starting a session: the repository checks, the lock, the journal, and either a new
+//! research branch or the resumption of an existing one (reconciling what a killed session
+//! left behind).
+
+use super::{Event, Options, STATE_DIR, Session, SessionError, SessionLock, now};
+use crate::agent::Proposer;
+use crate::config::Config;
+use crate::experiment::Status;
+use crate::platform::Platform;
+use crate::runner::{Cancel, Executor};
+use crate::store::{Journal, SessionRow};
+use crate::workspace::{GitError, Repo};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a session needs from the caller.
+pub struct Setup<'a> {
+    pub repo: &'a Path,
+    pub config: Config,
+    pub platform: Platform,
+    pub executor: &'a dyn Executor,
+    pub proposer: Box<dyn Proposer + 'a>,
+    pub emit: &'a mut dyn FnMut(&Event),
+    pub cancel: Cancel,
+    pub opts: Options,
+}
+
+/// sha256 of each file (missing files are left out).
+pub(crate) fn hash_files(root: &Path, paths: &[PathBuf]) -> BTreeMap<PathBuf, String> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let bytes = std::fs::read(root.join(p)).ok()?;
+            Some((p.clone(), format!("{:x}", Sha256::digest(&bytes))))
+        })
+        .collect()
+}
+
+impl<'a> Session<'a> {
+    /// Opens or resumes the session for `config.tag`.
+    pub fn start(s: Setup<'a>) -> Result<Session<'a>, SessionError> {
+        let repo = Repo::open(s.repo)?;
+        repo.head()?;
+        repo.check_no_operation_in_progress()?;
+        let results = s.config.results.to_string_lossy().into_owned();
+        repo.exclude(&[&format!("/{results}"), &format!("/{STATE_DIR}/")])?;
+        if repo.git(&["ls-files", "--error-unmatch", "--", &results]).is_ok() {
+            return Err(SessionError::ResultsTracked(results));
+        }
+        let state_dir = repo.root().join(STATE_DIR);
+        let lock = SessionLock::acquire(&state_dir)?;
+        let journal = Journal::open(&state_dir.join("journal.sqlite"))?;
+        let branch = s.config.branch();
+        let existing = journal.session_by_tag(&s.config.tag)?;
+        let resumed = existing.is_some();
+        let (row, history) = match existing {
+            Some(row) => {
+                let history = resume(&repo, &journal, &row)?;
+                (row, history)
+            }
+            None => {
+                let base_branch = repo.current_branch()?;
+                repo.ensure_clean()?;
+                if repo.branch_exists(&branch)? {
+                    return Err(GitError::BranchExists(branch, s.config.tag.clone()).into());
+                }
+                let base_commit = repo.head()?;
+                let hashes = hash_files(repo.root(), &s.config.read_only);
+                let config_text = s
+                    .config
+                    .source
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .unwrap_or_default();
+                let mut row = SessionRow {
+                    id: 0,
+                    tag: s.config.tag.clone(),
+                    branch: branch.clone(),
+                    base_branch,
+                    base_commit: base_commit.clone(),
+                    started_at: now(),
+                    metric: s.config.metric.name.clone(),
+                    direction: s.config.metric.direction.as_str().into(),
+                    platform: serde_json::to_string(&s.platform).unwrap_or_default(),
+                    config: config_text,
+                    read_only_hashes: serde_json::to_string(&hashes).unwrap_or_default(),
+                };
+                set_aside_foreign_results(&repo, &s.config.results, s.emit)?;
+                row.id = journal.create_session(&row)?;
+                repo.create_and_checkout(&branch, &base_commit)?;
+                (row, Vec::new())
+            }
+        };
+        let read_only_hashes: BTreeMap<PathBuf, String> =
+            serde_json::from_str(&row.read_only_hashes).unwrap_or_default();
+        let scratchpad = std::fs::read_to_string(state_dir.join("scratchpad.md")).ok();
+        let default_scale = s.platform.adjustments.batch_scale;
+        let mut session = Session {
+            session_token: format!("{}#{}", repo.root().display(), row.id),
+            repo,
+            config: s.config,
+            platform: s.platform,
+            journal,
+            executor: s.executor,
+            proposer: s.proposer,
+            emit: s.emit,
+            cancel: s.cancel,
+            opts: s.opts,
+            row,
+            history,
+            batch_scale: default_scale,
+            read_only_hashes,
+            scratchpad,
+            started: Instant::now(),
+            _lock: lock,
+        };
+        if let Some(scale) = session
+            .best()
+            .and_then(|b| b.metrics.get(super::measure::BATCH_SCALE_KEY))
+        {
+            session.batch_scale = *scale;
+        }
+        session.write_results()?;
+        let e = Event::SessionStarted {
+            tag: session.config.tag.clone(),
+            branch: session.config.branch(),
+            resumed,
+            platform: session.platform.describe(),
+            metric: session.config.metric.name.clone(),
+            direction: session.config.metric.direction.as_str().into(),
+            budget_s: session.config.budget.as_secs_f64(),
+            timeout_s: session.config.timeout.as_secs_f64(),
+            experiments: session.finished().count(),
+        };
+        session.send(e);
+        if resumed {
+            let token = session.session_token.clone();
+            let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);
+            if killed > 0 {
+                session.warn(format!(
+                    "killed {killed} training process(es) left running by the previous, interrupted session"
+                ));
+            }
+        }
+        Ok(session)
+    }
+}
+
+/// Reconciles a session that is being continued: unfinished experiments become
+/// `interrupted`, and the research branch is checked out at the best commit.
+fn resume(
+    repo: &Repo,
+    journal: &Journal,
+    row: &SessionRow,
+) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
+    let mut history = journal.experiments(row.id)?;
+    for r in history.iter_mut().filter(|r| r.status == Status::Running) {
+        r.status = Status::Interrupted;
+        r.reason = "the session stopped before this experiment finished".into();
+        r.finished_at = Some(now());
+        journal.update(r)?;
+    }
+    let best = history
+        .iter()
+        .rev()
+        .find(|r| r.status == Status::Keep)
+        .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
+    if !repo.branch_exists(&row.branch)? {
+        if history.iter().any(|r| r.status.in_results_tsv()) {
+            return Err(SessionError::BranchMissing {
+                tag: row.tag.clone(),
+                branch: row.branch.clone(),
+            });
+        }
+        // Killed between recording the session and creating its branch.
+        repo.ensure_clean()?;
+        repo.create_and_checkout(&row.branch, &row.base_commit)?;
+    }
+    match repo.current_branch() {
+        // Leftovers on our own branch are the killed session's: discard them.
+        Ok(b) if b == row.branch => {}
+        _ => {
+            repo.ensure_clean()?;
+            repo.checkout(&row.branch)?;
+        }
+    }
+    repo.reset_hard(&best)?;
+    Ok(history)
+}
+
+/// A results file that no session of ours wrote is moved aside, not overwritten.
+fn set_aside_foreign_results(
+    repo: &Repo,
+    results: &Path,
+    emit: &mut dyn FnMut(&Event),
+) -> Result<(), SessionError> {
+    let path = repo.root().join(results);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(());
+    };
+    if meta.len() == 0 {
+        return Ok(());
+    }
+    let mut n = 1;
+    let aside = loop {
+        let candidate = path.with_extension(format!("tsv.{n}.bak"));
+        if !candidate.exists() {
+            break candidate;
+        }
+        n += 1;
+    };
+    std::fs::rename(&path, &aside).map_err(|source| SessionError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    emit(&Event::Warning {
+        message: format!(
+            "{} already existed; moved it to {} so the new session starts a fresh one",
+            results.display(),
+            super::rel(repo.root(), &aside)
+        ),
+    });
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! The SQLite journal at `.autoresearch/journal.sqlite`: sessions, experiments and every
+//! measurement. Write-ahead logging so a dashboard or `autoresearch status` can read while
+//! a session writes; each write is its own transaction so a killed session loses nothing
+//! that was finalised.
+
+use super::StoreError;
+use crate::experiment::{Category, ExperimentRecord, Status};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tag TEXT NOT NULL UNIQUE,
+    branch TEXT NOT NULL,
+    base_branch TEXT NOT NULL,
+    base_commit TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    config TEXT NOT NULL,
+    read_only_hashes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    iteration INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    parent TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metric REAL,
+    metrics TEXT NOT NULL,
+    memory_gb REAL,
+    description TEXT NOT NULL,
+    category TEXT NOT NULL,
+    proposer TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    log_path TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_s REAL,
+    state_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS experiments_session ON experiments(session_id, id);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    seed INTEGER NOT NULL,
+    value REAL,
+    log_path TEXT,
+    at TEXT NOT NULL
+);
+";
+
+/// One session as the journal keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: i64,
+    pub tag: String,
+    pub branch: String,
+    /// The branch the session started from (merge target).
+    pub base_branch: String,
+    pub base_commit: String,
+    pub started_at: String,
+    pub metric: String,
+    pub direction: String,
+    /// `Platform` as JSON.
+    pub platform: String,
+    /// The config file's text at the start.
+    pub config: String,
+    /// JSON map path → sha256 of the read-only files at the start.
+    pub read_only_hashes: String,
+}
+
+/// One run of one experiment's code with one seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub experiment_id: i64,
+    pub seed: u64,
+    pub value: Option<f64>,
+    pub log_path: Option<String>,
+}
+
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal for writing.
+    pub fn open(path: &Path) -> Result<Journal, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing journal read-only (status, reports, a dashboard).
+    pub fn open_readonly(path: &Path) -> Result<Journal, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Creates a session row and returns its id.
+    pub fn create_session(&self, s: &SessionRow) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO sessions (tag, branch, base_branch, base_commit, started_at, metric,
+                 direction, platform, config, read_only_hashes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    s.tag,
+                    s.branch,
+                    s.base_branch,
+                    s.base_commit,
+                    s.started_at,
+                    s.metric,
+                    s.direction,
+                    s.platform,
+                    s.config,
+                    s.read_only_hashes
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
+        Ok(SessionRow {
+            id: row.get(0)?,
+            tag: row.get(1)?,
+            branch: row.get(2)?,
+            base_branch: row.get(3)?,
+            base_commit: row.get(4)?,
+            started_at: row.get(5)?,
+            metric: row.get(6)?,
+            direction: row.get(7)?,
+            platform: row.get(8)?,
+            config: row.get(9)?,
+            read_only_hashes: row.get(10)?,
+        })
+    }
+
+    const SESSION_COLS: &'static str = "id, tag, branch, base_branch, base_commit, started_at, metric, direction, platform, config, read_only_hashes";
+
+    pub fn session_by_tag(&self, tag: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {} FROM sessions WHERE tag = ?1", Self::SESSION_COLS),
+                [tag],
+                Self::session_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The most recently started session.
+    pub fn latest_session(&self) -> Result<Option<SessionRow>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM sessions ORDER BY id DESC LIMIT 1",
+                    Self::SESSION_COLS
+                ),
+                [],
+                Self::session_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Inserts an experiment (normally with status `running`) and returns its id.
+    pub fn insert(&self, session_id: i64, r: &ExperimentRecord) -> Result<i64, StoreError> {
+        let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into());
+        self.conn
+            .execute(
+                "INSERT INTO experiments (session_id, iteration, attempt, parent, commit_sha, status,
+                 metric, metrics, memory_gb, description, category, proposer, reason, log_path,
+                 started_at, finished_at, duration_s, state_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                params![
+                    session_id,
+                    r.iteration as i64,
+                    r.attempt,
+                    r.parent,
+                    r.commit,
+                    r.status.as_str(),
+                    finite(r.metric),
+                    metrics,
+                    r.memory_gb,
+                    r.description,
+                    r.category.as_str(),
+                    r.proposer,
+                    r.reason,
+                    r.log_path,
+                    r.started_at,
+                    r.finished_at,
+                    r.duration_s,
+                    r.state_hash
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Rewrites every field of experiment `r.id`.
+    pub fn update(&self, r: &ExperimentRecord) -> Result<(), StoreError> {
+        let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into());
+        self.conn
+            .execute(
+                "UPDATE experiments SET iteration=?2, attempt=?3, parent=?4, commit_sha=?5, status=?6,
+                 metric=?7, metrics=?8, memory_gb=?9, description=?10, category=?11, proposer=?12,
+                 reason=?13, log_path=?14, started_at=?15, finished_at=?16, duration_s=?17,
+                 state_hash=?18 WHERE id=?1",
+                params![
+                    r.id,
+                    r.iteration as i64,
+                    r.attempt,
+                    r.parent,
+                    r.commit,
+                    r.status.as_str(),
+                    finite(r.metric),
+                    metrics,
+                    r.memory_gb,
+                    r.description,
+                    r.category.as_str(),
+                    r.proposer,
+                    r.reason,
+                    r.log_path,
+                    r.started_at,
+                    r.finished_at,
+                    r.duration_s,
+                    r.state_hash
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every experiment of a session, oldest first.
+    pub fn experiments(&self, session_id: i64) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb,
+                 description, category, proposer, reason, log_path, started_at, finished_at,
+                 duration_s, state_hash FROM experiments WHERE session_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session_id], |row| {
+                let status: String = row.get(5)?;
+                let category: String = row.get(10)?;
+                let metrics: String = row.get(7)?;
+                Ok((
+                    ExperimentRecord {
+                        id: row.get(0)?,
+                        iteration: row.get::<_, i64>(1)? as u64,
+                        attempt: row.get(2)?,
+                        parent: row.get(3)?,
+                        commit: row.get(4)?,
+                        status: Status::Running,
+                        metric: row.get(6)?,
+                        metrics: BTreeMap::new(),
+                        memory_gb: row.get(8)?,
+                        description: row.get(9)?,
+                        category: Category::Other,
+                        proposer: row.get(11)?,
+                        reason: row.get(12)?,
+                        log_path: row.get(13)?,
+                        started_at: row.get(14)?,
+                        finished_at: row.get(15)?,
+                        duration_s: row.get(16)?,
+                        state_hash: row.get(17)?,
+                    },
+                    status,
+                    category,
+                    metrics,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut r, status, category, metrics) = row.map_err(|e| self.err(e))?;
+            r.status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("experiment {} has status {status:?}", r.id),
+            })?;
+            r.category = Category::parse(&category).unwrap_or(Category::Other);
+            r.metrics = serde_json::from_str(&metrics).unwrap_or_default();
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Records one seeded measurement of an experiment's code.
+    pub fn add_measurement(&self, m: &Measurement) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO measurements (experiment_id, seed, value, log_path, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    m.experiment_id,
+                    m.seed as i64,
+                    finite(m.value),
+                    m.log_path,
+                    crate::session::now()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Measurements of a session's experiments, oldest first.
+    pub fn measurements(&self, session_id: i64) -> Result<Vec<Measurement>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.experiment_id, m.seed, m.value, m.log_path FROM measurements m
+                 JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session_id], |row| {
+                Ok(Measurement {
+                    experiment_id: row.get(0)?,
+                    seed: row.get::<_, i64>(1)? as u64,
+                    value: row.get(2)?,
+                    log_path: row.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// SQLite stores NaN as NULL; keep that explicit.
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn record(iteration: u64, status: Status, metric: Option<f64>) -> ExperimentRecord {
+        ExperimentRecord {
+            id: 0,
+            iteration,
+            attempt: 1,
+            parent: "p".into(),
+            commit: format!("c{iteration}"),
+            status,
+            metric,
+            metrics: BTreeMap::from([("num_steps".into(), 10.0)]),
+            memory_gb: Some(1.5),
+            description: format!("exp {iteration}"),
+            category: Category::Optimizer,
+            proposer: "search".into(),
+            reason: String::new(),
+            log_path: None,
+            started_at: "2026-11-23T00:00:00Z".into(),
+            finished_at: None,
+            duration_s: None,
+            state_hash: format!("h{iteration}"),
+        }
+    }
+
+    fn session(tag: &str) -> SessionRow {
+        SessionRow {
+            id: 0,
+            tag: tag.into(),
+            branch: format!("autoresearch/{tag}"),
+            base_branch: "main".into(),
+            base_commit: "abc".into(),
+            started_at: "t".into(),
+            metric: "val_bpb".into(),
+            direction: "minimize".into(),
+            platform: "{}".into(),
+            config: String::new(),
+            read_only_hashes: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_experiments_and_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let sid = j.create_session(&session("nov23")).unwrap();
+        let mut r = record(1, Status::Running, None);
+        r.id = j.insert(sid, &r).unwrap();
+        r.status = Status::Keep;
+        r.metric = Some(0.99);
+        r.reason = "better".into();
+        j.update(&r).unwrap();
+        j.add_measurement(&Measurement {
+            experiment_id: r.id,
+            seed: 7,
+            value: Some(0.99),
+            log_path: None,
+        })
+        .unwrap();
+        let back = j.experiments(sid).unwrap();
+        assert_eq!(back, vec![r.clone()]);
+        assert_eq!(j.measurements(sid).unwrap()[0].seed, 7);
+        assert_eq!(j.session_by_tag("nov23").unwrap().unwrap().id, sid);
+        assert!(j.session_by_tag("other").unwrap().is_none());
+        // A reader sees the writer's rows while the writer holds the file open (WAL).
+        let reader = Journal::open_readonly(j.path()).unwrap();
+        assert_eq!(reader.experiments(sid).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nan_metric_is_stored_as_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let sid = j.create_session(&session("t")).unwrap();
+        let r = record(1, Status::Crash, Some(f64::NAN));
+        j.insert(sid, &r).unwrap();
+        assert_eq!(j.experiments(sid).unwrap()[0].metric, None);
+    }
+}
