@@ -4,8 +4,13 @@
 pub mod duration;
 pub mod init;
 mod load;
+mod render;
 
-pub use load::{ConfigError, load, load_str};
+pub use load::{
+    ConfigError, Location, check_tag, default_command, default_command_with, dependency_files,
+    is_dependency_file, load, load_str, on_path, parse_direction, parse_scope, repo_root,
+};
+pub use render::{config_table, to_toml};
 
 use crate::experiment::Direction;
 use regex::Regex;
@@ -50,6 +55,16 @@ pub struct MetricSpec {
     pub memory_key: String,
 }
 
+/// Regexes compare by their source text (`Regex` has no `PartialEq`).
+impl PartialEq for MetricSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.direction == other.direction
+            && self.regex.as_ref().map(Regex::as_str) == other.regex.as_ref().map(Regex::as_str)
+            && self.memory_key == other.memory_key
+    }
+}
+
 /// Which proposer runs. `Search` is the built-in, no-LLM default.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum AgentBackend {
@@ -60,8 +75,20 @@ pub enum AgentBackend {
     Command,
 }
 
+impl AgentBackend {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AgentBackend::Search => "search",
+            AgentBackend::Anthropic => "anthropic",
+            AgentBackend::OpenAi => "openai",
+            AgentBackend::Command => "command",
+        }
+    }
+}
+
 /// `[agent]`: the proposer's settings. LLM-specific fields are ignored by `search`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     pub backend: AgentBackend,
     pub model: Option<String>,
@@ -77,17 +104,35 @@ pub struct AgentConfig {
     pub seed: u64,
 }
 
+/// Default failures in a row before the proposer changes direction.
+pub const DEFAULT_PATIENCE: u32 = 3;
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            backend: AgentBackend::Search,
+            model: None,
+            base_url: None,
+            command: None,
+            timeout: None,
+            max_tokens: None,
+            max_cost_usd: None,
+            patience: DEFAULT_PATIENCE,
+            seed: 0,
+        }
+    }
+}
+
 /// `[decision]`: how a candidate is judged against the best.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DecisionMode {
     /// Karpathy's rule: one run, keep if strictly better.
-    #[default]
     Greedy,
     /// Repeat runs with seeds, keep only what beats the noise.
     NoiseAware,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DecisionConfig {
     pub mode: DecisionMode,
     /// Runs of the baseline to measure noise.
@@ -102,8 +147,40 @@ pub struct DecisionConfig {
     pub recheck_every: u32,
 }
 
+impl DecisionMode {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecisionMode::Greedy => "greedy",
+            DecisionMode::NoiseAware => "noise-aware",
+        }
+    }
+}
+
+/// The decision mode used when `[decision] mode` is not set: the one place to change it.
+pub const DEFAULT_DECISION_MODE: DecisionMode = DecisionMode::Greedy;
+
+impl Default for DecisionMode {
+    fn default() -> Self {
+        DEFAULT_DECISION_MODE
+    }
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            mode: DEFAULT_DECISION_MODE,
+            baseline_runs: 3,
+            min_delta: 0.0,
+            z: 2.0,
+            confirm_runs: 2,
+            recheck_every: 0,
+        }
+    }
+}
+
 /// The whole research configuration, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where the config was read from (for error messages), or None when built in code.
     pub source: Option<PathBuf>,

@@ -1,0 +1,248 @@
+//! Text views of a [`Config`]: the commented `autoresearch.toml` that `load_str` reads back
+//! to an equal config, and the markdown table shown before a run. Pure: data in, text out.
+
+use super::duration;
+use super::{AgentConfig, Config, DecisionConfig};
+use crate::experiment::Direction;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A TOML string literal (escaped by the toml crate, so any text is safe).
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn qp(p: &Path) -> String {
+    q(&p.to_string_lossy())
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    let items: Vec<String> = paths.iter().map(|p| qp(p)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A float as TOML reads it back exactly (`2.0`, not `2`).
+fn float(f: f64) -> String {
+    format!("{f:?}")
+}
+
+/// Writes `cfg` as a readable, commented `autoresearch.toml`.
+pub fn to_toml(cfg: &Config) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    // Writing to a String cannot fail; the `let _` keeps clippy quiet about it.
+    let _ = writeln!(
+        w,
+        "# autoresearch.toml: what each experiment may change, how it runs, how it is judged.\n\
+         # Paths are relative to this file's directory.\n"
+    );
+    let _ = writeln!(w, "# Files the agent may change.");
+    let _ = writeln!(w, "editable = {}", list(&cfg.editable));
+    let _ = writeln!(
+        w,
+        "# Files that must stay byte-identical. Dependency files (pyproject.toml, uv.lock,\n\
+         # requirements*.txt, ...) are always read-only and need not be listed."
+    );
+    let own: Vec<PathBuf> = cfg
+        .read_only
+        .iter()
+        .filter(|p| !super::load::is_dependency_file(p))
+        .cloned()
+        .collect();
+    let _ = writeln!(w, "read_only = {}", list(&own));
+    let _ = writeln!(
+        w,
+        "# The training command, run with `sh -c` in this directory."
+    );
+    let _ = writeln!(w, "command = {}", q(&cfg.command));
+    let _ = writeln!(w, "# Wall-clock time each training run gets.");
+    let _ = writeln!(w, "budget = {}", q(&duration::format(cfg.budget)));
+    let _ = writeln!(
+        w,
+        "# Hard limit after which a run is killed (default 2 x budget + 60s)."
+    );
+    let _ = writeln!(w, "timeout = {}", q(&duration::format(cfg.timeout)));
+    let _ = writeln!(
+        w,
+        "# Stop after this many experiments (leave out for no limit)."
+    );
+    match cfg.max_iterations {
+        Some(n) => {
+            let _ = writeln!(w, "max_iterations = {n}");
+        }
+        None => {
+            let _ = writeln!(w, "# max_iterations = 100");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "# What the agent may change: architecture | hyperparameters | optimizer | all."
+    );
+    let _ = writeln!(w, "scope = {}", q(cfg.scope.as_str()));
+    let _ = writeln!(w, "# The research branch is autoresearch/<tag>.");
+    let _ = writeln!(w, "tag = {}", q(&cfg.tag));
+    let _ = writeln!(w, "# One row per experiment, karpathy's columns.");
+    let _ = writeln!(w, "results = {}", qp(&cfg.results));
+    let _ = writeln!(w, "# Research instructions for the agent (optional).");
+    // The default program file is optional, so it is only written when it was chosen:
+    // an explicit `program` must exist.
+    if cfg.program == Path::new("program.md") {
+        let _ = writeln!(w, "# program = \"program.md\"");
+    } else {
+        let _ = writeln!(w, "program = {}", qp(&cfg.program));
+    }
+    let _ = writeln!(
+        w,
+        "# Print a progress report every N experiments (0 = never)."
+    );
+    let _ = writeln!(w, "report_every = {}", cfg.report_every);
+
+    let m = &cfg.metric;
+    let _ = writeln!(
+        w,
+        "\n# The number each run is judged by, read from `name: value` lines of its log."
+    );
+    let _ = writeln!(w, "[metric]");
+    let _ = writeln!(w, "name = {}", q(&m.name));
+    let _ = writeln!(
+        w,
+        "direction = {}  # {}",
+        q(m.direction.as_str()),
+        direction_words(m.direction)
+    );
+    match &m.regex {
+        Some(re) => {
+            let _ = writeln!(w, "regex = {}", q(re.as_str()));
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "# regex = 'val_bpb=([0-9.]+)'  # only for logs without `name: value` lines"
+            );
+        }
+    }
+    let _ = writeln!(w, "# The printed key reporting peak memory in MB.");
+    let _ = writeln!(w, "memory_key = {}", q(&m.memory_key));
+
+    write_agent(w, &cfg.agent);
+    write_decision(w, &cfg.decision);
+    out
+}
+
+fn write_agent(w: &mut String, a: &AgentConfig) {
+    let _ = writeln!(
+        w,
+        "\n# Who proposes changes: search (built-in, no LLM) | anthropic | openai | command."
+    );
+    let _ = writeln!(w, "[agent]");
+    let _ = writeln!(w, "backend = {}", q(a.backend.as_str()));
+    let opt = |w: &mut String, key: &str, value: Option<String>, example: &str| {
+        let _ = match value {
+            Some(v) => writeln!(w, "{key} = {v}"),
+            None => writeln!(w, "# {key} = {example}"),
+        };
+    };
+    opt(w, "model", a.model.as_deref().map(q), "\"...\"");
+    opt(
+        w,
+        "base_url",
+        a.base_url.as_deref().map(q),
+        "\"http://localhost:8000/v1\"",
+    );
+    opt(
+        w,
+        "command",
+        a.command.as_deref().map(q),
+        "\"my-agent --prompt {prompt_file}\"",
+    );
+    opt(
+        w,
+        "timeout",
+        a.timeout.map(|t| q(&duration::format(t))),
+        "\"5m\"",
+    );
+    opt(w, "max_tokens", a.max_tokens.map(|n| n.to_string()), "8000");
+    opt(w, "max_cost_usd", a.max_cost_usd.map(float), "5.0");
+    let _ = writeln!(
+        w,
+        "# Failures in a row before the proposer changes direction."
+    );
+    let _ = writeln!(w, "patience = {}", a.patience);
+    let _ = writeln!(w, "seed = {}", a.seed);
+}
+
+fn write_decision(w: &mut String, d: &DecisionConfig) {
+    let _ = writeln!(
+        w,
+        "\n# How a candidate is judged: greedy (one run, keep if better) | noise-aware."
+    );
+    let _ = writeln!(w, "[decision]");
+    let _ = writeln!(w, "mode = {}", q(d.mode.as_str()));
+    let _ = writeln!(w, "baseline_runs = {}", d.baseline_runs);
+    let _ = writeln!(w, "min_delta = {}", float(d.min_delta));
+    let _ = writeln!(w, "z = {}", float(d.z));
+    let _ = writeln!(w, "confirm_runs = {}", d.confirm_runs);
+    let _ = writeln!(w, "recheck_every = {}", d.recheck_every);
+}
+
+fn direction_words(d: Direction) -> &'static str {
+    match d {
+        Direction::Minimize => "lower is better",
+        Direction::Maximize => "higher is better",
+    }
+}
+
+/// A table cell: pipes would end the cell early.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn code_list(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "(none)".to_string();
+    }
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| format!("`{}`", cell(&p.to_string_lossy())))
+        .collect();
+    items.join(", ")
+}
+
+/// The Research Config as a markdown table, as `init` and `run` print it.
+pub fn config_table(cfg: &Config) -> String {
+    let rows: Vec<(&str, String)> = vec![
+        ("Training script", code_list(&cfg.editable)),
+        ("Read-only files", code_list(&cfg.read_only)),
+        ("Run command", format!("`{}`", cell(&cfg.command))),
+        ("Time budget per run", duration::format(cfg.budget)),
+        ("Hard timeout", duration::format(cfg.timeout)),
+        (
+            "Metric",
+            format!(
+                "`{}` ({})",
+                cell(&cfg.metric.name),
+                direction_words(cfg.metric.direction)
+            ),
+        ),
+        (
+            "Max iterations",
+            cfg.max_iterations
+                .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        ),
+        ("Modification scope", cfg.scope.as_str().to_string()),
+        ("Branch", format!("`{}`", cell(&cfg.branch()))),
+        (
+            "Results file",
+            format!("`{}`", cell(&cfg.results.to_string_lossy())),
+        ),
+        (
+            "Program file",
+            format!("`{}`", cell(&cfg.program.to_string_lossy())),
+        ),
+    ];
+    let mut out = String::from("| Parameter | Value |\n|---|---|\n");
+    for (name, value) in rows {
+        let _ = writeln!(out, "| {name} | {value} |");
+    }
+    out
+}
