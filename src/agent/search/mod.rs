@@ -1,0 +1,283 @@
+//! The built-in, no-LLM proposer: coordinate search over the top-level numeric constants
+//! of the editable files, one constant per proposal. Stateless: its whole strategy is read
+//! back from the history, so a resumed session goes on where it stopped. It never runs
+//! anything and never touches git or the disk.
+
+pub mod knobs;
+pub mod number;
+
+pub use knobs::{Constant, category_of, find_constants};
+pub use number::{Dir, Notation, Number};
+
+use super::{AgentError, Context, FileChange, Proposal, Proposer, Usage, state_hash};
+use crate::config::Scope;
+use crate::experiment::{Category, ExperimentRecord, Status};
+use regex::Regex;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+/// The search proposer. See the module docs and `propose` for the discipline.
+#[derive(Debug, Clone)]
+pub struct SearchProposer {
+    seed: u64,
+    patience: u32,
+}
+
+impl SearchProposer {
+    /// `patience`: non-keeps in a row on one constant before moving on (0 counts as 1).
+    pub fn new(seed: u64, patience: u32) -> SearchProposer {
+        SearchProposer { seed, patience }
+    }
+
+    /// The seed is kept for the journal; the search order has no ties for it to break.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn patience(&self) -> u32 {
+        self.patience
+    }
+}
+
+/// A constant of one editable file that the scope lets the search change.
+struct Knob<'a> {
+    path: &'a Path,
+    constant: Constant,
+}
+
+/// A past experiment on a knob, read back from its description.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    knob: usize,
+    dir: Dir,
+    level: usize,
+    status: Status,
+}
+
+/// `NAME old → new`, the description every search proposal carries.
+static DESCRIPTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*([A-Z_][A-Z0-9_]*) (.+?) \x{2192} (.+?)\s*$").expect("static regex")
+});
+
+/// The description of a change, e.g. `MATRIX_LR 0.04 → 0.08`.
+pub fn describe(name: &str, old: &str, new: &str) -> String {
+    format!("{name} {old} \u{2192} {new}")
+}
+
+/// Whether `scope` lets the search change a constant of `category`.
+pub fn in_scope(scope: Scope, category: Category) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Architecture => category == Category::Architecture,
+        Scope::Optimizer => category == Category::Optimizer,
+        Scope::Hyperparameters => matches!(
+            category,
+            Category::Hyperparameters | Category::TrainingDynamics
+        ),
+    }
+}
+
+impl Proposer for SearchProposer {
+    fn name(&self) -> String {
+        "search".to_string()
+    }
+
+    /// Coordinate search. Start on the first constant, ×2 first then ÷2. After a keep, go
+    /// on the same way. After a discard or crash, try the other way from the best value,
+    /// unless `patience` non-keeps in a row were spent on this constant. Otherwise move to
+    /// the least-tried other constant (file order breaks ties). When no ×2/÷2 move from the
+    /// best state is new, refine to ×1.5/÷1.5, then ×1.25/÷1.25. A state already run is
+    /// never proposed; when none is left the search is exhausted.
+    fn propose(&mut self, ctx: &Context<'_>) -> Result<Proposal, AgentError> {
+        let knobs = collect_knobs(ctx);
+        if knobs.is_empty() {
+            return Err(AgentError::Exhausted(format!(
+                "no top-level numeric constant (`NAME = number` at column 0) in scope `{}` in {}; \
+                 widen `scope` or add such constants",
+                ctx.config.scope.as_str(),
+                list_files(ctx)
+            )));
+        }
+        let events = read_events(ctx.history, &knobs);
+        let mut tried: HashSet<&str> = ctx.seen.iter().map(String::as_str).collect();
+        tried.extend(
+            ctx.history
+                .iter()
+                .map(|r| r.state_hash.as_str())
+                .filter(|h| !h.is_empty()),
+        );
+        let attempt = |k: usize, dir: Dir, level: usize| build(ctx, &knobs[k], dir, level, &tried);
+
+        let last = events.last().copied();
+        if let Some(e) = last {
+            let next = if e.status == Status::Keep {
+                attempt(e.knob, e.dir, e.level)
+            } else {
+                let streak = events
+                    .iter()
+                    .rev()
+                    .take_while(|x| x.knob == e.knob && x.status != Status::Keep)
+                    .count();
+                let patience = usize::try_from(self.patience.max(1)).unwrap_or(usize::MAX);
+                if streak < patience {
+                    attempt(e.knob, e.dir.opposite(), e.level)
+                } else {
+                    None
+                }
+            };
+            if let Some(p) = next {
+                return Ok(p);
+            }
+        }
+
+        let order = knob_order(knobs.len(), &events, last.map(|e| e.knob));
+        for level in 0..number::LEVELS.len() {
+            for &k in &order {
+                for dir in [Dir::Up, Dir::Down] {
+                    if let Some(p) = attempt(k, dir, level) {
+                        return Ok(p);
+                    }
+                }
+            }
+        }
+        Err(AgentError::Exhausted(format!(
+            "every move of the {} numeric constant(s) in scope `{}` (×2, ×1.5, ×1.25 each way) \
+             from the best state has been run; widen `scope` or switch to an LLM proposer",
+            knobs.len(),
+            ctx.config.scope.as_str()
+        )))
+    }
+}
+
+/// Knobs in the order of `config.editable` (then any other file), each file top to bottom.
+/// A name found in two files belongs to the first: descriptions name constants, not files.
+fn collect_knobs<'a>(ctx: &Context<'a>) -> Vec<Knob<'a>> {
+    let mut knobs: Vec<Knob<'a>> = Vec::new();
+    for (path, text) in ordered_files(ctx) {
+        for constant in find_constants(text) {
+            let taken = knobs.iter().any(|k| k.constant.name == constant.name);
+            if !taken && in_scope(ctx.config.scope, constant.category) {
+                knobs.push(Knob { path, constant });
+            }
+        }
+    }
+    knobs
+}
+
+fn ordered_files<'a>(ctx: &Context<'a>) -> Vec<(&'a Path, &'a str)> {
+    let files: &'a BTreeMap<PathBuf, String> = ctx.files;
+    let mut out: Vec<(&'a Path, &'a str)> = Vec::new();
+    for p in &ctx.config.editable {
+        if let Some((path, text)) = files.get_key_value(p) {
+            if !out.iter().any(|(q, _)| *q == path.as_path()) {
+                out.push((path.as_path(), text.as_str()));
+            }
+        }
+    }
+    for (path, text) in files {
+        if !out.iter().any(|(q, _)| *q == path.as_path()) {
+            out.push((path.as_path(), text.as_str()));
+        }
+    }
+    out
+}
+
+fn list_files(ctx: &Context<'_>) -> String {
+    let names: Vec<String> = ordered_files(ctx)
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    if names.is_empty() {
+        "no editable file".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The keeps, discards and crashes whose description is a search move on a current knob.
+/// Everything else (the baseline, LLM proposals, rejected or interrupted runs) is ignored.
+fn read_events(history: &[ExperimentRecord], knobs: &[Knob<'_>]) -> Vec<Event> {
+    history
+        .iter()
+        .filter(|r| matches!(r.status, Status::Keep | Status::Discard | Status::Crash))
+        .filter_map(|r| {
+            let caps = DESCRIPTION.captures(&r.description)?;
+            let knob = knobs.iter().position(|k| k.constant.name == caps[1])?;
+            let (dir, level) = classify(caps[2].trim(), caps[3].trim())?;
+            Some(Event {
+                knob,
+                dir,
+                level,
+                status: r.status,
+            })
+        })
+        .collect()
+}
+
+/// Which step turned `old` into `new`. A move the search would not have made (a hand edit,
+/// an imported row) counts as a coarse step in the direction the magnitude went.
+fn classify(old: &str, new: &str) -> Option<(Dir, usize)> {
+    let before = Number::parse(old)?;
+    for level in 0..number::LEVELS.len() {
+        for dir in [Dir::Up, Dir::Down] {
+            if before.step(dir, level).as_deref() == Some(new) {
+                return Some((dir, level));
+            }
+        }
+    }
+    let after = Number::parse(new)?;
+    let dir = if after.value.abs() >= before.value.abs() {
+        Dir::Up
+    } else {
+        Dir::Down
+    };
+    Some((dir, 0))
+}
+
+/// Candidates for a move elsewhere: the least-tried knobs first, ties in file order
+/// starting after `current`; `current` itself comes last.
+fn knob_order(n: usize, events: &[Event], current: Option<usize>) -> Vec<usize> {
+    let mut tries = vec![0usize; n];
+    for e in events {
+        tries[e.knob] += 1;
+    }
+    let start = current.map_or(0, |c| c + 1);
+    let mut order: Vec<usize> = (0..n).filter(|&k| Some(k) != current).collect();
+    order.sort_by_key(|&k| (tries[k], (k + n - start % n) % n));
+    order.extend(current);
+    order
+}
+
+/// The proposal moving `knob` one step, or `None` when there is no such step or its state
+/// was already run.
+fn build(
+    ctx: &Context<'_>,
+    knob: &Knob<'_>,
+    dir: Dir,
+    level: usize,
+    tried: &HashSet<&str>,
+) -> Option<Proposal> {
+    let c = &knob.constant;
+    let new_value = c.number.step(dir, level)?;
+    let old_text = ctx.files.get(knob.path)?;
+    let mut contents = String::with_capacity(old_text.len() + 8);
+    contents.push_str(&old_text[..c.span.start]);
+    contents.push_str(&new_value);
+    contents.push_str(&old_text[c.span.end..]);
+    let mut state = ctx.files.clone();
+    state.insert(knob.path.to_path_buf(), contents.clone());
+    if tried.contains(state_hash(&state).as_str()) {
+        return None;
+    }
+    Some(Proposal {
+        description: describe(&c.name, &c.number.text, &new_value),
+        category: c.category,
+        changes: vec![FileChange {
+            path: knob.path.to_path_buf(),
+            contents,
+        }],
+        scratchpad: None,
+        usage: Usage::default(),
+    })
+}
