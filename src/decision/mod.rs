@@ -1,1 +1,14 @@
-//! The keep/discard decision and its statistics (placeholder).
+//! The keep/discard decision and its statistics: pure code that the session loop drives with
+//! measurements. Never runs processes, reads files or touches git; it only says what to do.
+//!
+//! - [`stats`]: moments, pooled variance, t and Wilcoxon tests.
+//! - [`policy`]: the rule itself ([`policy::decide`]), the noise model, baseline planning,
+//!   drift rechecks, and the short evidence strings shown to the user.
+
+pub mod policy;
+pub mod stats;
+
+pub use policy::{
+    ALPHA, CLEAR_MARGIN, Measurement, NoiseModel, Verdict, baseline_needs_more, baseline_plan,
+    decide, default_config, needs_recheck, recheck_seeds, repeats_suffix, seed,
+};

@@ -1,0 +1,489 @@
+//! The keep/discard rule as a pure state machine: given the noise estimate and the (seed,
+//! value) runs of the best and of a candidate, say keep, discard, or "run these seeds first".
+//! Never runs anything itself; the session loop measures and calls [`decide`] again.
+//!
+//! # The rule (noise-aware mode)
+//! Let Δ be the candidate's gain over the best (positive = better). When every candidate run
+//! has a best run with the same seed, Δ is the mean of the paired gains, i.e. the candidate's
+//! mean against the best's mean *on the same seeds*, so seed effects cancel; otherwise it is
+//! the plain difference of the means. With σ the pooled run-to-run noise ([`NoiseModel`]),
+//! the threshold is `max(min_delta, z·σ)`.
+//! 1. Δ ≤ 0 → discard. Equal is never a keep: the simpler code (the best) wins a tie.
+//! 2. σ = 0 (every repeat so far agreed: a deterministic script) → keep iff Δ > min_delta,
+//!    after one run. Repeating a deterministic script would only cost time.
+//! 3. Δ > threshold with ≥ 2 candidate runs → keep.
+//! 4. Δ > [`CLEAR_MARGIN`] × threshold after ONE run → keep at once, but only when σ rests
+//!    on at least 2 degrees of freedom (e.g. three baseline runs). With z = 2 this is a 4σ
+//!    gain: a noise-only change gets there from one run with probability < 0.3 % even
+//!    when its run and the best's are independent. This is the only single-run keep.
+//! 5. Otherwise (a near miss, an unconfirmed single run, or σ unknown) → measure the
+//!    candidate with one more seed, taken from the seeds the best was measured with (paired),
+//!    up to `1 + confirm_runs` candidate runs in all. One seed at a time, so a candidate that
+//!    turns out no better stops early (rule 1) and one that clears rule 3 stops early too.
+//! 6. No seeds left: keep only with ≥ 2 candidate runs, Δ > min_delta and a one-sided test
+//!    at [`ALPHA`] = 0.05: a paired t-test on the gains when ≥ 2 runs are paired, else a
+//!    two-sample t-test using the pooled σ (df from the noise model).
+//!
+//! Why paired t and not Wilcoxon's signed-rank test for rule 6: with `confirm_runs = 2` there
+//! are at most 3 pairs, and Wilcoxon's exact one-sided p can never go below 2⁻³ = 0.125, so
+//! it could never confirm anything at α = 0.05. The t-test's normality assumption is mild
+//! here: a training metric's run-to-run noise is a sum of many small effects (init, data
+//! order, kernels), and the paired gains are close to Gaussian. Wilcoxon stays available in
+//! [`crate::decision::stats`] for larger samples (rechecks, benchmarks).
+//!
+//! # Greedy mode
+//! Karpathy's rule: one run each, keep iff strictly better. No repeats, no rechecks.
+
+use crate::config::{DecisionConfig, DecisionMode};
+use crate::decision::stats::{self, Alternative};
+use crate::experiment::{Direction, Status};
+
+/// One run: the seed it was given (`AUTORESEARCH_SEED`) and the metric it printed.
+pub type Measurement = (u64, f64);
+
+/// One-sided significance level of the confirmation test (rule 6). Fixed rather than
+/// configurable: the knobs users reason about are `z` and `confirm_runs`.
+pub const ALPHA: f64 = 0.05;
+
+/// A single run is kept only if its gain exceeds this many thresholds (rule 4).
+pub const CLEAR_MARGIN: f64 = 2.0;
+
+/// The decision settings the issue specifies as defaults (noise-aware, k = 3, z = 2, two
+/// confirmation runs, recheck the best every 10 experiments). `DecisionConfig::default()`
+/// is all zeros; the config loader should start from this.
+pub fn default_config() -> DecisionConfig {
+    DecisionConfig {
+        mode: DecisionMode::NoiseAware,
+        baseline_runs: 3,
+        min_delta: 0.0,
+        z: 2.0,
+        confirm_runs: 2,
+        recheck_every: 10,
+    }
+}
+
+/// The i-th seed of the fixed seed sequence (0-based index → seeds 1, 2, 3, …). Every code
+/// version is measured on a prefix of the same sequence, which is what makes runs pair up.
+pub fn seed(i: usize) -> u64 {
+    i as u64 + 1
+}
+
+/// What to do with a candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Keep {
+        evidence: String,
+    },
+    Discard {
+        evidence: String,
+    },
+    /// Run the candidate again with these seeds, then call [`decide`] again.
+    Measure {
+        seeds: Vec<u64>,
+        evidence: String,
+    },
+}
+
+impl Verdict {
+    pub fn evidence(&self) -> &str {
+        match self {
+            Verdict::Keep { evidence }
+            | Verdict::Discard { evidence }
+            | Verdict::Measure { evidence, .. } => evidence,
+        }
+    }
+
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Verdict::Keep { .. })
+    }
+
+    /// The final status, or `None` while more runs are wanted.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            Verdict::Keep { .. } => Some(Status::Keep),
+            Verdict::Discard { .. } => Some(Status::Discard),
+            Verdict::Measure { .. } => None,
+        }
+    }
+}
+
+/// The run-to-run noise: the within-group variance pooled over every group of repeated runs
+/// of the same code (baseline, confirmations, rechecks of the best), weighted by degrees of
+/// freedom. Single runs carry no information about spread and are ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NoiseModel {
+    sum_sq: f64,
+    df: u64,
+    measurements: u64,
+}
+
+impl NoiseModel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the model from groups of values, one group per code version.
+    pub fn from_groups<'a, I: IntoIterator<Item = &'a [f64]>>(groups: I) -> Self {
+        let mut m = Self::new();
+        for g in groups {
+            m.add_group(g);
+        }
+        m
+    }
+
+    /// Adds one code version's repeated values (ignored with fewer than two, or if one is
+    /// not finite: a NaN must not poison the estimate).
+    pub fn add_group(&mut self, values: &[f64]) {
+        if values.len() < 2 || values.iter().any(|v| !v.is_finite()) {
+            return;
+        }
+        if let Some(var) = stats::variance(values) {
+            let df = values.len() as u64 - 1;
+            self.sum_sq += var * df as f64;
+            self.df += df;
+            self.measurements += values.len() as u64;
+        }
+    }
+
+    /// Adds one code version's runs.
+    pub fn add_runs(&mut self, runs: &[Measurement]) {
+        let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+        self.add_group(&values);
+    }
+
+    /// The pooled standard deviation of one run; `None` until some code ran twice.
+    pub fn sigma(&self) -> Option<f64> {
+        (self.df > 0).then(|| (self.sum_sq / self.df as f64).sqrt())
+    }
+
+    /// Degrees of freedom behind σ: Σ (runs − 1) over the groups.
+    pub fn df(&self) -> u64 {
+        self.df
+    }
+
+    /// Number of runs behind σ.
+    pub fn measurements(&self) -> u64 {
+        self.measurements
+    }
+
+    /// True when σ is known and exactly 0: every repeat so far agreed to the last bit.
+    pub fn is_deterministic(&self) -> bool {
+        self.sigma() == Some(0.0)
+    }
+
+    /// For the progress report, e.g. `σ=0.0021 (7 runs, df=4)`.
+    pub fn summary(&self) -> String {
+        match self.sigma() {
+            None => "σ unknown (no repeated runs yet)".to_string(),
+            Some(0.0) => format!("σ=0, deterministic ({} runs)", self.measurements),
+            Some(s) => format!("σ={} ({} runs, df={})", num(s), self.measurements, self.df),
+        }
+    }
+}
+
+/// Seeds for the baseline runs: one in greedy mode, `baseline_runs` (at least 1) otherwise.
+pub fn baseline_plan(cfg: &DecisionConfig) -> Vec<u64> {
+    let k = match cfg.mode {
+        DecisionMode::Greedy => 1,
+        DecisionMode::NoiseAware => cfg.baseline_runs.max(1) as usize,
+    };
+    (0..k).map(seed).collect()
+}
+
+/// Whether the baseline needs another run after `values_so_far`. Stops early once two or
+/// more runs agree exactly: σ = 0, and a third identical number would cost a run for nothing.
+pub fn baseline_needs_more(cfg: &DecisionConfig, values_so_far: &[f64]) -> bool {
+    let target = baseline_plan(cfg).len();
+    if values_so_far.len() >= target {
+        return false;
+    }
+    let agree = values_so_far.len() >= 2 && values_so_far.iter().all(|v| *v == values_so_far[0]);
+    !agree
+}
+
+/// Whether to re-measure the best now, after `experiments_since_last_check` experiments.
+/// Noise-aware mode only; `recheck_every = 0` disables it. The loop may skip it when
+/// [`NoiseModel::is_deterministic`]: a deterministic script cannot drift.
+pub fn needs_recheck(cfg: &DecisionConfig, experiments_since_last_check: u64) -> bool {
+    cfg.mode == DecisionMode::NoiseAware
+        && cfg.recheck_every > 0
+        && experiments_since_last_check >= u64::from(cfg.recheck_every)
+}
+
+/// The seed to re-measure the best with: its first seed, so the new value pairs with an old
+/// one and the difference is drift plus noise, nothing else.
+pub fn recheck_seeds(best: &[Measurement]) -> Vec<u64> {
+    vec![best.first().map_or(seed(0), |m| m.0)]
+}
+
+/// The results.tsv description suffix for a code version run more than once, e.g.
+/// `n=3, ±0.0021` (± is the runs' sample standard deviation); `None` for a single run.
+pub fn repeats_suffix(values: &[f64]) -> Option<String> {
+    let sd = stats::std_dev(values)?;
+    Some(format!("n={}, ±{}", values.len(), num(sd)))
+}
+
+/// Formats a number with at least 4 decimals and at least 2 significant digits.
+fn num(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 || !a.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (1 - a.log10().floor() as i64).clamp(4, 12) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// Like [`num`] with an explicit sign, for Δ.
+fn signed(x: f64) -> String {
+    if x > 0.0 {
+        format!("+{}", num(x))
+    } else {
+        num(x)
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p<0.001".to_string()
+    } else {
+        format!("p={p:.3}")
+    }
+}
+
+/// How the candidate compares with the best.
+struct Comparison {
+    /// Improvement, positive when the candidate is better (direction-aware).
+    gain: f64,
+    /// The change in the metric itself (candidate − best), for display.
+    delta: f64,
+    /// Per-seed gains for the candidate runs whose seed the best also has.
+    paired_gains: Vec<f64>,
+    n_c: usize,
+    n_b: usize,
+}
+
+impl Comparison {
+    fn new(direction: Direction, best: &[Measurement], candidate: &[Measurement]) -> Self {
+        let paired_gains: Vec<f64> = candidate
+            .iter()
+            .filter_map(|&(s, v)| {
+                let at: Vec<f64> = best.iter().filter(|m| m.0 == s).map(|m| m.1).collect();
+                stats::mean(&at).map(|b| direction.gain(v, b))
+            })
+            .collect();
+        let gain = if paired_gains.len() == candidate.len() {
+            stats::mean(&paired_gains).unwrap_or(0.0)
+        } else {
+            let c: Vec<f64> = candidate.iter().map(|m| m.1).collect();
+            let b: Vec<f64> = best.iter().map(|m| m.1).collect();
+            let (mc, mb) = (
+                stats::mean(&c).unwrap_or(0.0),
+                stats::mean(&b).unwrap_or(0.0),
+            );
+            direction.gain(mc, mb)
+        };
+        let delta = match direction {
+            Direction::Minimize => -gain,
+            Direction::Maximize => gain,
+        };
+        Comparison {
+            gain,
+            delta,
+            paired_gains,
+            n_c: candidate.len(),
+            n_b: best.len(),
+        }
+    }
+
+    fn d(&self) -> String {
+        format!("Δ={}", signed(self.delta))
+    }
+}
+
+/// The next seed for the candidate: the best's seeds first (paired), then the fixed sequence;
+/// `None` once the candidate has `1 + confirm_runs` runs.
+fn next_seed(cfg: &DecisionConfig, best: &[Measurement], candidate: &[Measurement]) -> Option<u64> {
+    if candidate.len() > cfg.confirm_runs as usize {
+        return None;
+    }
+    let used = |s: u64| candidate.iter().any(|m| m.0 == s);
+    best.iter()
+        .map(|m| m.0)
+        .chain((0..).map(seed))
+        .find(|s| !used(*s))
+}
+
+/// The decision for a candidate, given the best's runs and the candidate's runs so far.
+///
+/// An empty `candidate` asks for its first run (with the best's first seed). An empty `best`
+/// keeps (there is nothing to beat: this is how the baseline itself is accepted). A
+/// non-finite candidate value discards.
+pub fn decide(
+    cfg: &DecisionConfig,
+    direction: Direction,
+    noise: &NoiseModel,
+    best: &[Measurement],
+    candidate: &[Measurement],
+) -> Verdict {
+    if candidate.is_empty() {
+        return Verdict::Measure {
+            seeds: recheck_seeds(best),
+            evidence: "not measured yet".to_string(),
+        };
+    }
+    if candidate.iter().any(|m| !m.1.is_finite()) {
+        return Verdict::Discard {
+            evidence: "the metric is not a finite number".to_string(),
+        };
+    }
+    let best: Vec<Measurement> = best.iter().copied().filter(|m| m.1.is_finite()).collect();
+    if best.is_empty() {
+        return Verdict::Keep {
+            evidence: "nothing to compare against".to_string(),
+        };
+    }
+    let cmp = Comparison::new(direction, &best, candidate);
+    match cfg.mode {
+        DecisionMode::Greedy => greedy(&cmp),
+        DecisionMode::NoiseAware => noise_aware(cfg, noise, &best, candidate, &cmp),
+    }
+}
+
+fn greedy(cmp: &Comparison) -> Verdict {
+    if cmp.gain > 0.0 {
+        Verdict::Keep {
+            evidence: format!("greedy: {}, better", cmp.d()),
+        }
+    } else {
+        Verdict::Discard {
+            evidence: format!("greedy: {}, not better", cmp.d()),
+        }
+    }
+}
+
+fn noise_aware(
+    cfg: &DecisionConfig,
+    noise: &NoiseModel,
+    best: &[Measurement],
+    candidate: &[Measurement],
+    cmp: &Comparison,
+) -> Verdict {
+    let n = cmp.n_c;
+    // Rule 1.
+    if cmp.gain <= 0.0 {
+        return Verdict::Discard {
+            evidence: format!("{}, not better (n={n})", cmp.d()),
+        };
+    }
+    // Rule 2.
+    if noise.is_deterministic() {
+        return if cmp.gain > cfg.min_delta {
+            Verdict::Keep {
+                evidence: format!("{} with σ=0 (deterministic, n={n})", cmp.d()),
+            }
+        } else {
+            Verdict::Discard {
+                evidence: format!("{} ≤ min_delta={} (σ=0)", cmp.d(), num(cfg.min_delta)),
+            }
+        };
+    }
+    let sigma = noise.sigma();
+    let threshold = sigma.map(|s| (cfg.min_delta.max(cfg.z * s), s));
+    let label = |thr: f64, s: f64| {
+        if cfg.z * s >= cfg.min_delta {
+            format!("{}σ={}", cfg.z, num(thr))
+        } else {
+            format!("min_delta={}", num(thr))
+        }
+    };
+    // Rules 3 and 4.
+    if let Some((thr, s)) = threshold
+        && cmp.gain > thr
+    {
+        if n >= 2 {
+            return Verdict::Keep {
+                evidence: format!("{} beyond {} (n={n}, σ={})", cmp.d(), label(thr, s), num(s)),
+            };
+        }
+        if cmp.gain > CLEAR_MARGIN * thr && noise.df() >= 2 {
+            return Verdict::Keep {
+                evidence: format!(
+                    "{} beyond {CLEAR_MARGIN}×{} in 1 run (σ={})",
+                    cmp.d(),
+                    label(thr, s),
+                    num(s)
+                ),
+            };
+        }
+    }
+    // Rule 5.
+    if let Some(next) = next_seed(cfg, best, candidate) {
+        let why = match threshold {
+            Some((thr, s)) if cmp.gain > thr => {
+                format!("{} beyond {} in 1 run, confirming", cmp.d(), label(thr, s))
+            }
+            Some((thr, s)) => format!("near miss: {} within {} (n={n})", cmp.d(), label(thr, s)),
+            None => format!("{} with σ unknown (n={n})", cmp.d()),
+        };
+        return Verdict::Measure {
+            seeds: vec![next],
+            evidence: format!("{why}; run seed {next}"),
+        };
+    }
+    // Rule 6.
+    confirm(cfg, noise, cmp)
+}
+
+/// The final test on a candidate that has had all its runs (rule 6).
+fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison) -> Verdict {
+    let n = cmp.n_c;
+    if n < 2 {
+        return Verdict::Discard {
+            evidence: format!("{} in 1 run, no seed left to confirm it", cmp.d()),
+        };
+    }
+    if cmp.gain <= cfg.min_delta {
+        return Verdict::Discard {
+            evidence: format!("{} ≤ min_delta={} (n={n})", cmp.d(), num(cfg.min_delta)),
+        };
+    }
+    let (p, what) = if cmp.paired_gains.len() >= 2 {
+        let Some(t) = stats::one_sample_t(&cmp.paired_gains, Alternative::Greater) else {
+            return Verdict::Discard {
+                evidence: format!("{}: paired test impossible (n={n})", cmp.d()),
+            };
+        };
+        (
+            t.p,
+            format!("paired t: {} (n={})", p_text(t.p), cmp.paired_gains.len()),
+        )
+    } else if let Some(s) = noise.sigma().filter(|s| *s > 0.0) {
+        let se = s * (1.0 / n as f64 + 1.0 / cmp.n_b as f64).sqrt();
+        let p = stats::student_t_sf(cmp.gain / se, noise.df() as f64);
+        (
+            p,
+            format!(
+                "pooled t: {} (n={n} vs {}, df={})",
+                p_text(p),
+                cmp.n_b,
+                noise.df()
+            ),
+        )
+    } else {
+        return Verdict::Discard {
+            evidence: format!(
+                "{}: σ unknown and too few paired runs to test (n={n})",
+                cmp.d()
+            ),
+        };
+    };
+    if p < ALPHA {
+        Verdict::Keep {
+            evidence: format!("{what}, {}", cmp.d()),
+        }
+    } else {
+        Verdict::Discard {
+            evidence: format!("{what} ≥ {ALPHA}, {}", cmp.d()),
+        }
+    }
+}
