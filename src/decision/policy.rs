@@ -14,7 +14,9 @@
 //! from 2 df is often far too small; with z' the whole rule keeps about 7 % (greedy: 50 %).
 //! 1. Δ ≤ 0 → discard. Equal is never a keep: the simpler code (the best) wins a tie.
 //! 2. σ̂ = 0 (every repeat so far agreed: a deterministic script) → keep iff Δ > min_delta,
-//!    after one run. Repeating a deterministic script would only cost time.
+//!    after one run. Repeating a deterministic script would only cost time. The candidate's
+//!    own determinism is not re-verified; a drift recheck of the best would reveal a kept
+//!    change that broke it (its repeats would disagree and σ̂ would leave 0).
 //! 3. Δ > threshold with ≥ 2 candidate runs → keep.
 //! 4. Δ > [`CLEAR_MARGIN`] × threshold after ONE run → keep at once, but only when σ̂ rests
 //!    on at least 2 degrees of freedom (e.g. three baseline runs). With well-estimated σ
@@ -114,6 +116,10 @@ impl Verdict {
 /// The run-to-run noise: the within-group variance pooled over every group of repeated runs
 /// of the same code (baseline, confirmations, rechecks of the best), weighted by degrees of
 /// freedom. Single runs carry no information about spread and are ignored.
+///
+/// One group per code version (commit), whatever its verdict: a discarded candidate's three
+/// runs measure the noise as well as the baseline's. When a version gains runs (a recheck of
+/// the best), rebuild with [`NoiseModel::from_groups`] rather than adding the group twice.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NoiseModel {
     sum_sq: f64,
