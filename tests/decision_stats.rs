@@ -4,8 +4,8 @@
 
 use autoresearch::decision::stats::{
     Alternative, ln_gamma, mean, normal_cdf, normal_sf, one_sample_t, paired_t, pooled_variance,
-    reg_inc_beta, reg_upper_gamma, std_dev, student_t_cdf, student_t_sf, t_p_value, variance,
-    welch_t, wilcoxon_signed_rank,
+    reg_inc_beta, reg_upper_gamma, std_dev, student_t_cdf, student_t_inv_cdf, student_t_sf,
+    t_p_value, variance, welch_t, wilcoxon_signed_rank,
 };
 
 /// Relative closeness (absolute near zero).
@@ -261,4 +261,29 @@ fn wilcoxon_normal_approximation_beyond_the_exact_cutoff() {
         w.p,
         1e-12,
     );
+}
+
+#[test]
+fn student_t_quantiles() {
+    for (p, df, want) in [
+        (0.975, 5.0, 2.5705818356363146),
+        (0.95, 2.0, 2.9199855803537242),
+        (0.9772498680518208, 2.0, 4.526536687430165),
+        (0.001, 3.0, -10.214531852407386),
+    ] {
+        assert_close(student_t_inv_cdf(p, df), want, 1e-10);
+    }
+    assert!(student_t_inv_cdf(0.5, 7.0).abs() < 1e-12);
+    assert_eq!(student_t_inv_cdf(1.0, 7.0), f64::INFINITY);
+    assert!(student_t_inv_cdf(1.5, 7.0).is_nan());
+}
+
+#[test]
+fn threshold_multiplier_widens_with_few_degrees_of_freedom() {
+    use autoresearch::decision::z_multiplier;
+    assert_close(z_multiplier(2.0, 2), 4.526536687430165, 1e-9);
+    assert_close(z_multiplier(2.0, 4), 2.869309414628827, 1e-9);
+    assert_close(z_multiplier(2.0, 20), 2.1330254804541875, 1e-9);
+    assert_eq!(z_multiplier(2.0, 0), 2.0);
+    assert!((z_multiplier(2.0, 100_000) - 2.0).abs() < 1e-3);
 }

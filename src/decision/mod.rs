@@ -10,5 +10,5 @@ pub mod stats;
 
 pub use policy::{
     ALPHA, CLEAR_MARGIN, Measurement, NoiseModel, Verdict, baseline_needs_more, baseline_plan,
-    decide, default_config, needs_recheck, recheck_seeds, repeats_suffix, seed,
+    decide, default_config, needs_recheck, recheck_seeds, repeats_suffix, seed, z_multiplier,
 };

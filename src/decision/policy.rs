@@ -6,16 +6,22 @@
 //! Let Δ be the candidate's gain over the best (positive = better). When every candidate run
 //! has a best run with the same seed, Δ is the mean of the paired gains, i.e. the candidate's
 //! mean against the best's mean *on the same seeds*, so seed effects cancel; otherwise it is
-//! the plain difference of the means. With σ the pooled run-to-run noise ([`NoiseModel`]),
-//! the threshold is `max(min_delta, z·σ)`.
+//! the plain difference of the means. With σ̂ the pooled run-to-run noise ([`NoiseModel`]),
+//! the threshold is `max(min_delta, z'·σ̂)`, where z' = [`z_multiplier`]`(z, df)` is z
+//! widened to Student's t for the df behind σ̂ (4.53 for z = 2 after a 3-run baseline, 2.13
+//! at 20 df, → z). In simulation (`tests/decision_props.rs`, independent Gaussian noise, a
+//! fresh 3-run baseline each time) a plain z·σ̂ kept one noise-only change in eight, since σ̂
+//! from 2 df is often far too small; with z' the whole rule keeps about 7 % (greedy: 50 %).
 //! 1. Δ ≤ 0 → discard. Equal is never a keep: the simpler code (the best) wins a tie.
-//! 2. σ = 0 (every repeat so far agreed: a deterministic script) → keep iff Δ > min_delta,
-//!    after one run. Repeating a deterministic script would only cost time.
+//! 2. σ̂ = 0 (every repeat so far agreed: a deterministic script) → keep iff Δ > min_delta,
+//!    after one run. Repeating a deterministic script would only cost time. The candidate's
+//!    own determinism is not re-verified; a drift recheck of the best would reveal a kept
+//!    change that broke it (its repeats would disagree and σ̂ would leave 0).
 //! 3. Δ > threshold with ≥ 2 candidate runs → keep.
-//! 4. Δ > [`CLEAR_MARGIN`] × threshold after ONE run → keep at once, but only when σ rests
-//!    on at least 2 degrees of freedom (e.g. three baseline runs). With z = 2 this is a 4σ
-//!    gain: a noise-only change gets there from one run with probability < 0.3 % even
-//!    when its run and the best's are independent. This is the only single-run keep.
+//! 4. Δ > [`CLEAR_MARGIN`] × threshold after ONE run → keep at once, but only when σ̂ rests
+//!    on at least 2 degrees of freedom (e.g. three baseline runs). With well-estimated σ
+//!    and z = 2 this is a 4σ gain, which a noise-only change reaches in one paired run
+//!    with probability < 0.3 %. This is the only single-run keep outside rule 2.
 //! 5. Otherwise (a near miss, an unconfirmed single run, or σ unknown) → measure the
 //!    candidate with one more seed, taken from the seeds the best was measured with (paired),
 //!    up to `1 + confirm_runs` candidate runs in all. One seed at a time, so a candidate that
@@ -110,6 +116,10 @@ impl Verdict {
 /// The run-to-run noise: the within-group variance pooled over every group of repeated runs
 /// of the same code (baseline, confirmations, rechecks of the best), weighted by degrees of
 /// freedom. Single runs carry no information about spread and are ignored.
+///
+/// One group per code version (commit), whatever its verdict: a discarded candidate's three
+/// runs measure the noise as well as the baseline's. When a version gains runs (a recheck of
+/// the best), rebuild with [`NoiseModel::from_groups`] rather than adding the group twice.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NoiseModel {
     sum_sq: f64,
@@ -223,13 +233,32 @@ pub fn repeats_suffix(values: &[f64]) -> Option<String> {
     Some(format!("n={}, ±{}", values.len(), num(sd)))
 }
 
+/// The σ multiplier of the threshold: `z` read as a one-sided confidence level Φ(z), widened
+/// to Student's t quantile at that level for the `df` behind σ̂. An estimate from three runs
+/// (df = 2) is often far too small, and z·σ̂ would then let noise through; the t quantile
+/// pays for that uncertainty and shrinks back to z as runs accumulate (z = 2: 4.53 at df 2,
+/// 2.87 at df 4, 2.13 at df 20).
+pub fn z_multiplier(z: f64, df: u64) -> f64 {
+    if df == 0 || !z.is_finite() {
+        return z;
+    }
+    stats::student_t_inv_cdf(stats::normal_cdf(z), df as f64)
+}
+
+/// Up to two decimals, trailing zeros trimmed: 2, 2.5, 4.53.
+fn short(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Formats a number with at least 4 decimals and at least 2 significant digits.
 fn num(x: f64) -> String {
     let a = x.abs();
     if a == 0.0 || !a.is_finite() {
         return format!("{x}");
     }
-    let decimals = (1 - a.log10().floor() as i64).clamp(4, 12) as usize;
+    // The nudge keeps 0.00099999999999989 (1.001 − 1.000) at the digits of 0.001.
+    let decimals = (1 - (a * (1.0 + 1e-9)).log10().floor() as i64).clamp(4, 12) as usize;
     format!("{x:.decimals$}")
 }
 
@@ -387,11 +416,11 @@ fn noise_aware(
             }
         };
     }
-    let sigma = noise.sigma();
-    let threshold = sigma.map(|s| (cfg.min_delta.max(cfg.z * s), s));
+    let mult = z_multiplier(cfg.z, noise.df());
+    let threshold = noise.sigma().map(|s| (cfg.min_delta.max(mult * s), s));
     let label = |thr: f64, s: f64| {
-        if cfg.z * s >= cfg.min_delta {
-            format!("{}σ={}", cfg.z, num(thr))
+        if mult * s >= cfg.min_delta {
+            format!("{}σ={}", short(mult), num(thr))
         } else {
             format!("min_delta={}", num(thr))
         }

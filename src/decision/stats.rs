@@ -270,6 +270,40 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
     student_t_sf(-t, df)
 }
 
+/// The quantile function of Student's t: the `t` with P(T ≤ t) = `p`, for 0 < p < 1 (±∞ at
+/// 0 and 1, NaN outside). Bisection on the CDF: slow next to Newton, but it cannot diverge,
+/// and the policy calls it once per decision.
+pub fn student_t_inv_cdf(p: f64, df: f64) -> f64 {
+    if p.is_nan() || !(0.0..=1.0).contains(&p) || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (-1.0, 1.0);
+    while student_t_cdf(lo, df) > p {
+        lo *= 2.0;
+    }
+    while student_t_cdf(hi, df) < p {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid == lo || mid == hi {
+            break;
+        }
+        if student_t_cdf(mid, df) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The p-value of a t statistic under an alternative.
 pub fn t_p_value(t: f64, df: f64, alternative: Alternative) -> f64 {
     match alternative {
