@@ -368,3 +368,61 @@ fn the_config_table() {
 "
     );
 }
+
+#[derive(clap::Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    init: InitArgs,
+}
+
+#[test]
+fn init_flags_parse() {
+    use clap::{CommandFactory, Parser};
+    Cli::command().debug_assert();
+    let cli = Cli::try_parse_from([
+        "init",
+        "--budget",
+        "1h30m",
+        "--metric",
+        "val_bpb",
+        "--minimize",
+        "--editable",
+        "a.py",
+        "--editable",
+        "b.py",
+        "--read-only",
+        "p.py",
+        "--scope",
+        "optimizer",
+        "--max-iterations",
+        "50",
+        "--tag",
+        "nov23",
+        "--results",
+        "r.tsv",
+        "--command",
+        "python a.py",
+        "-y",
+        "--force",
+    ])
+    .unwrap();
+    let a = cli.init;
+    assert_eq!(a.budget, Some(Duration::from_secs(5400)));
+    assert_eq!(a.metric.as_deref(), Some("val_bpb"));
+    assert!(a.minimize && !a.maximize && a.yes && a.force);
+    assert_eq!(a.editable, paths(&["a.py", "b.py"]));
+    assert_eq!(a.read_only, paths(&["p.py"]));
+    assert_eq!(a.scope, Some(config::Scope::Optimizer));
+    assert_eq!(a.max_iterations, Some(50));
+    let e = Cli::try_parse_from(["init", "--minimize", "--maximize"]).unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let e = Cli::try_parse_from(["init", "--budget", "0"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("is zero; write it like 300, 20s, 5m or 1h30m"),
+        "{e}"
+    );
+    assert!(Cli::try_parse_from(["init", "--scope", "everything"]).is_err());
+    assert!(Cli::try_parse_from(["init", "--max-iterations", "0"]).is_err());
+}

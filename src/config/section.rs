@@ -177,6 +177,8 @@ impl<'a> Section<'a> {
         let parsed = match item.as_value() {
             Some(Value::String(s)) => duration::parse(s.value()),
             Some(Value::Integer(n)) => duration::from_int(*n.value()),
+            // `budget = 1.5` means seconds, like the integer form.
+            Some(Value::Float(f)) => duration::parse(&f.value().to_string()),
             _ => return Err(self.wrong(key, at, expected, item)),
         };
         parsed.map(|d| Some((d, at.clone()))).map_err(|e| {
