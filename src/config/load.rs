@@ -74,9 +74,39 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         name: "",
         header: None,
     };
-    top.check_keys(TOP_KEYS)?;
+    top.check_keys(TOP_KEYS).map_err(table_key_hint)?;
     let repo = repo_root(path);
     build(&top, &repo)
+}
+
+/// A table's key written at the top level (`direction = …` above `[metric]`) gets the
+/// dotted spelling as its suggestion, which is valid TOML right where it stands.
+fn table_key_hint(e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::UnknownKey {
+            at,
+            key,
+            table: "",
+            suggestion: None,
+            valid,
+        } => {
+            let owner = [
+                ("metric", METRIC_KEYS),
+                ("agent", AGENT_KEYS),
+                ("decision", DECISION_KEYS),
+            ]
+            .into_iter()
+            .find(|(_, keys)| keys.contains(&key.as_str()));
+            ConfigError::UnknownKey {
+                at,
+                suggestion: owner.map(|(t, _)| format!("{t}.{key}")),
+                key,
+                table: "",
+                valid,
+            }
+        }
+        e => e,
+    }
 }
 
 /// The directory holding the config; `autoresearch.toml` alone means the current one.
