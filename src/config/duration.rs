@@ -180,6 +180,21 @@ mod tests {
         assert_eq!(format(Duration::from_millis(1500)), "1s500ms");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_millis_format_and_read_back(ms in 1u64..10_000_000_000) {
+            let d = Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse(&format(d)), Ok(d));
+        }
+
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(text in "\\PC{0,20}") {
+            if let Ok(d) = parse(&text) {
+                proptest::prop_assert!(d > Duration::ZERO);
+            }
+        }
+    }
+
     #[test]
     fn format_reads_back() {
         for ms in [

@@ -2,185 +2,14 @@
 //! file:line:column and the fix. Reads the config and checks that files exist; it never
 //! writes, and it never invents a budget or a metric.
 
-use super::duration::{self, DurationError};
-use super::{
-    AgentBackend, AgentConfig, Config, DEPENDENCY_FILES, DecisionConfig, DecisionMode, MetricSpec,
-    Scope,
-};
+use super::error::{ConfigError, Location, invalid_at};
+use super::repo::{default_command, dependency_files, is_dependency_file};
+use super::section::{Cx, Section};
+use super::{AgentBackend, AgentConfig, Config, DecisionConfig, DecisionMode, MetricSpec, Scope};
 use crate::experiment::Direction;
 use regex::Regex;
-use std::fmt;
-use std::ops::Range;
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
-use toml_edit::{ImDocument, Item, TableLike, Value};
-
-/// Where in a config file something is: the file, and line:column when known (1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line_col: Option<(usize, usize)>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some((line, col)) = self.line_col {
-            write!(f, ":{line}:{col}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Location {
-    /// Line and column (in characters) of byte `offset` in `text`.
-    fn at(file: &Path, text: &str, offset: usize) -> Location {
-        let offset = offset.min(text.len());
-        let before = &text[..text.floor_char_boundary_compat(offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-        Location {
-            file: file.to_path_buf(),
-            line_col: Some((line, col)),
-        }
-    }
-
-    fn file_only(file: &Path) -> Location {
-        Location {
-            file: file.to_path_buf(),
-            line_col: None,
-        }
-    }
-}
-
-/// `str::floor_char_boundary` is unstable; a byte offset from toml is always on a boundary,
-/// but an error span may point one past a multi-byte character.
-trait FloorBoundary {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize;
-}
-
-impl FloorBoundary for str {
-    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
-        while i > 0 && !self.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    }
-}
-
-/// Everything that can be wrong with a config. Display is one line: where, what, the fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "cannot read {}: {source}; run `autoresearch init` to create it, or pass the right path",
-        path.display()
-    )]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{at}: invalid TOML: {message}; fix the syntax there")]
-    Syntax { at: Location, message: String },
-    #[error("{at}: unknown key `{key}`{}; {}", in_table(table), suggest(suggestion.as_deref(), valid))]
-    UnknownKey {
-        at: Location,
-        key: String,
-        /// The table it sits in, empty for the top level.
-        table: String,
-        suggestion: Option<String>,
-        valid: &'static [&'static str],
-    },
-    #[error("{at}: `{key}` must be {expected}, not {found}")]
-    WrongType {
-        at: Location,
-        key: String,
-        expected: &'static str,
-        found: &'static str,
-    },
-    #[error("{at}: `{key}` {problem}; {fix}")]
-    Invalid {
-        at: Location,
-        key: String,
-        problem: String,
-        fix: String,
-    },
-    #[error("{at}: `{key}` is required: {help}")]
-    Missing {
-        at: Location,
-        key: &'static str,
-        help: &'static str,
-    },
-    #[error(
-        "{at}: `timeout` ({}) must be greater than `budget` ({}); raise it, or remove it for the default 2 x budget + 60s ({})",
-        duration::format(*timeout), duration::format(*budget), duration::format(super::default_timeout(*budget))
-    )]
-    TimeoutNotGreater {
-        at: Location,
-        timeout: Duration,
-        budget: Duration,
-    },
-    #[error(
-        "{at}: `metric.regex` does not compile ({message}); fix the pattern, e.g. regex = 'val_bpb=([0-9.]+)'"
-    )]
-    BadRegex { at: Location, message: String },
-    #[error(
-        "{at}: `metric.regex` has no capture group for the number; wrap it in parentheses, e.g. 'val_bpb=([0-9.]+)', or name it (?P<value>...)"
-    )]
-    RegexNoGroup { at: Location },
-    #[error(
-        "{at}: {what} `{}` does not exist in {}; create it or fix the path (paths are relative to the config's directory)",
-        file.display(), repo.display()
-    )]
-    FileMissing {
-        at: Location,
-        what: &'static str,
-        file: PathBuf,
-        repo: PathBuf,
-    },
-    #[error(
-        "{at}: `{}` is editable but {}; an editable file cannot be read-only, remove it from one list",
-        file.display(),
-        if *dependency { "it is a dependency file, always read-only" } else { "also listed in `read_only`" }
-    )]
-    Overlap {
-        at: Location,
-        file: PathBuf,
-        dependency: bool,
-    },
-}
-
-fn in_table(table: &str) -> String {
-    if table.is_empty() {
-        String::new()
-    } else {
-        format!(" in [{table}]")
-    }
-}
-
-fn suggest(suggestion: Option<&str>, valid: &[&str]) -> String {
-    match suggestion {
-        Some(s) => format!("did you mean `{s}`?"),
-        None => format!("valid keys: {}", valid.join(", ")),
-    }
-}
-
-/// The closest valid key, when it is close enough to be a likely typo.
-fn nearest(key: &str, valid: &[&str]) -> Option<String> {
-    let norm = key.to_ascii_lowercase().replace('-', "_");
-    valid
-        .iter()
-        .map(|v| {
-            (
-                strsim::jaro_winkler(&norm, v),
-                strsim::damerau_levenshtein(&norm, v),
-                v,
-            )
-        })
-        .filter(|(jw, dl, v)| *jw >= 0.85 || *dl <= (v.len() / 3).max(1))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, _, v)| v.to_string())
-}
+use std::path::{Path, PathBuf};
+use toml_edit::ImDocument;
 
 const TOP_KEYS: &[&str] = &[
     "editable",
@@ -245,9 +74,39 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         name: "",
         header: None,
     };
-    top.check_keys(TOP_KEYS)?;
+    top.check_keys(TOP_KEYS).map_err(table_key_hint)?;
     let repo = repo_root(path);
     build(&top, &repo)
+}
+
+/// A table's key written at the top level (`direction = …` above `[metric]`) gets the
+/// dotted spelling as its suggestion, which is valid TOML right where it stands.
+fn table_key_hint(e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::UnknownKey {
+            at,
+            key,
+            table: "",
+            suggestion: None,
+            valid,
+        } => {
+            let owner = [
+                ("metric", METRIC_KEYS),
+                ("agent", AGENT_KEYS),
+                ("decision", DECISION_KEYS),
+            ]
+            .into_iter()
+            .find(|(_, keys)| keys.contains(&key.as_str()));
+            ConfigError::UnknownKey {
+                at,
+                suggestion: owner.map(|(t, _)| format!("{t}.{key}")),
+                key,
+                table: "",
+                valid,
+            }
+        }
+        e => e,
+    }
 }
 
 /// The directory holding the config; `autoresearch.toml` alone means the current one.
@@ -325,7 +184,12 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
                 }
             }
         }
-        None if repo.join("prepare.py").is_file() => read_only.push("prepare.py".into()),
+        // The default never contradicts an explicit `editable`.
+        None if repo.join("prepare.py").is_file()
+            && !editable.iter().any(|(f, _)| f == Path::new("prepare.py")) =>
+        {
+            read_only.push("prepare.py".into())
+        }
         None => {}
     }
     for dep in dependency_files(repo) {
@@ -632,15 +496,6 @@ fn read_decision(top: &Section) -> Result<DecisionConfig, ConfigError> {
     Ok(d)
 }
 
-fn invalid_at(at: Location, key: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
-    ConfigError::Invalid {
-        at,
-        key: key.to_string(),
-        problem: problem.into(),
-        fix: fix.to_string(),
-    }
-}
-
 /// `minimize`/`maximize` and the spellings people use for them.
 pub fn parse_direction(s: &str) -> Option<Direction> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -680,335 +535,4 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
         return Err(format!("`{tag}` is not a valid branch name"));
     }
     Ok(())
-}
-
-/// True for files that pin the Python environment (always read-only).
-pub fn is_dependency_file(path: &Path) -> bool {
-    let Some(name) = path.to_str() else {
-        return false;
-    };
-    DEPENDENCY_FILES.contains(&name)
-        || (name.starts_with("requirements") && name.ends_with(".txt") && !name.contains('/'))
-}
-
-/// The dependency files present in `repo`'s root, in a fixed order: the known names, then
-/// `requirements*.txt` sorted.
-pub fn dependency_files(repo: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = DEPENDENCY_FILES
-        .iter()
-        .filter(|f| repo.join(f).is_file())
-        .map(PathBuf::from)
-        .collect();
-    let mut extra: Vec<PathBuf> = std::fs::read_dir(repo)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .map(PathBuf::from)
-        .filter(|p| is_dependency_file(p) && !found.contains(p) && repo.join(p).is_file())
-        .collect();
-    extra.sort();
-    found.extend(extra);
-    found
-}
-
-/// True when `program` is an executable file on PATH.
-pub fn on_path(program: &str) -> bool {
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    std::env::split_paths(&path).any(|dir| {
-        let candidate = dir.join(program);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        }
-        #[cfg(not(unix))]
-        {
-            candidate.is_file()
-        }
-    })
-}
-
-/// The training command when none is configured, using this machine's PATH.
-pub fn default_command(repo: &Path, editable: &[PathBuf]) -> String {
-    default_command_with(repo, editable, &on_path)
-}
-
-/// `uv run <script>` when the repo has a pyproject.toml and uv is installed (karpathy's
-/// setup), else `python <script>`, or `python3` where that is the only Python.
-pub fn default_command_with(
-    repo: &Path,
-    editable: &[PathBuf],
-    on_path: &dyn Fn(&str) -> bool,
-) -> String {
-    let train = PathBuf::from("train.py");
-    let script = if editable.contains(&train) || editable.is_empty() {
-        &train
-    } else {
-        &editable[0]
-    };
-    let script = script.display();
-    if repo.join("pyproject.toml").is_file() && on_path("uv") {
-        format!("uv run {script}")
-    } else if !on_path("python") && on_path("python3") {
-        format!("python3 {script}")
-    } else {
-        format!("python {script}")
-    }
-}
-
-/// The config text and file, for turning byte spans into locations.
-struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Cx<'_> {
-    fn loc(&self, span: Option<Range<usize>>) -> Location {
-        match span {
-            Some(s) => Location::at(self.file, self.text, s.start),
-            None => Location::file_only(self.file),
-        }
-    }
-}
-
-/// One table of the document with typed, located accessors.
-struct Section<'a> {
-    cx: &'a Cx<'a>,
-    table: &'a dyn TableLike,
-    /// `""` for the top level, else the table name (used as a key prefix in messages).
-    name: &'static str,
-    /// Where the table starts, for errors about keys it lacks.
-    header: Option<Range<usize>>,
-}
-
-impl<'a> Section<'a> {
-    fn here(&self) -> Location {
-        self.cx.loc(self.header.clone())
-    }
-
-    fn full_key(&self, key: &str) -> String {
-        if self.name.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.name)
-        }
-    }
-
-    fn check_keys(&self, valid: &'static [&'static str]) -> Result<(), ConfigError> {
-        let mut unknown: Vec<(usize, &str, Location)> = self
-            .table
-            .iter()
-            .filter(|(k, _)| !valid.contains(k))
-            .map(|(k, item)| {
-                let span = self
-                    .table
-                    .key(k)
-                    .and_then(|key| key.span())
-                    .or_else(|| item.span());
-                let order = span.as_ref().map_or(usize::MAX, |s| s.start);
-                (order, k, self.cx.loc(span))
-            })
-            .collect();
-        unknown.sort_by_key(|u| u.0);
-        match unknown.into_iter().next() {
-            Some((_, key, at)) => Err(ConfigError::UnknownKey {
-                at,
-                key: key.to_string(),
-                table: self.name.to_string(),
-                suggestion: nearest(key, valid),
-                valid,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The item for `key` and where its value is (falling back to the key, then the table).
-    fn get(&self, key: &str) -> Option<(&'a Item, Location)> {
-        let (k, item) = self.table.get_key_value(key)?;
-        let span = item.span().or_else(|| k.span()).or(self.header.clone());
-        Some((item, self.cx.loc(span)))
-    }
-
-    fn wrong(&self, key: &str, at: Location, expected: &'static str, item: &Item) -> ConfigError {
-        ConfigError::WrongType {
-            at,
-            key: self.full_key(key),
-            expected,
-            found: article(item.type_name()),
-        }
-    }
-
-    fn invalid(&self, key: &str, problem: &str, fix: &str) -> ConfigError {
-        let at = self.get(key).map_or_else(|| self.here(), |(_, at)| at);
-        invalid_at(at, &self.full_key(key), problem, fix)
-    }
-
-    fn table(
-        &self,
-        key: &'static str,
-        valid: &'static [&'static str],
-    ) -> Result<Option<Section<'a>>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        let Some(table) = item.as_table_like() else {
-            return Err(self.wrong(key, at, "a table", item));
-        };
-        let header = item
-            .span()
-            .or_else(|| self.table.key(key).and_then(|k| k.span()));
-        let section = Section {
-            cx: self.cx,
-            table,
-            name: key,
-            header,
-        };
-        section.check_keys(valid)?;
-        Ok(Some(section))
-    }
-
-    fn string(&self, key: &str) -> Result<Option<(String, Location)>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        match item.as_str() {
-            Some(s) => Ok(Some((s.to_string(), at))),
-            None => Err(self.wrong(key, at, "a string", item)),
-        }
-    }
-
-    fn int(&self, key: &str) -> Result<Option<(i64, Location)>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        match item.as_integer() {
-            Some(n) => Ok(Some((n, at))),
-            None => Err(self.wrong(key, at, "an integer", item)),
-        }
-    }
-
-    fn uint(&self, key: &str) -> Result<Option<u32>, ConfigError> {
-        match self.int(key)? {
-            Some((n, at)) => u32::try_from(n).map(Some).map_err(|_| {
-                invalid_at(
-                    at,
-                    &self.full_key(key),
-                    format!("is {n}"),
-                    "use 0 or a positive integer",
-                )
-            }),
-            None => Ok(None),
-        }
-    }
-
-    /// A float; integers are accepted too (`z = 2`).
-    fn float(&self, key: &str) -> Result<Option<(f64, Location)>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        match (item.as_float(), item.as_integer()) {
-            (Some(f), _) => Ok(Some((f, at))),
-            (None, Some(n)) => Ok(Some((n as f64, at))),
-            _ => Err(self.wrong(key, at, "a number", item)),
-        }
-    }
-
-    /// A duration: a string like `"5m"` or integer seconds.
-    fn duration(
-        &self,
-        key: &str,
-        expected: &'static str,
-    ) -> Result<Option<(Duration, Location)>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        let parsed = match item.as_value() {
-            Some(Value::String(s)) => duration::parse(s.value()),
-            Some(Value::Integer(n)) => duration::from_int(*n.value()),
-            _ => return Err(self.wrong(key, at, expected, item)),
-        };
-        parsed.map(|d| Some((d, at.clone()))).map_err(|e| {
-            let fix = match e {
-                DurationError::Zero | DurationError::Negative(_) => {
-                    "a run needs a positive time, e.g. \"5m\""
-                }
-                _ => "write it like \"300\", \"20s\", \"5m\" or \"1h30m\"",
-            };
-            invalid_at(at, &self.full_key(key), e.to_string(), fix)
-        })
-    }
-
-    /// A relative path inside the repository.
-    fn path(&self, key: &str) -> Result<Option<(PathBuf, Location)>, ConfigError> {
-        match self.string(key)? {
-            Some((s, at)) => Ok(Some((self.check_relative(key, &s, at.clone())?, at))),
-            None => Ok(None),
-        }
-    }
-
-    fn check_relative(&self, key: &str, s: &str, at: Location) -> Result<PathBuf, ConfigError> {
-        let p = PathBuf::from(s);
-        let inside = !s.is_empty()
-            && p.components()
-                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !inside {
-            return Err(invalid_at(
-                at,
-                &self.full_key(key),
-                format!("has `{s}`, which is not a path inside the repository"),
-                "use a path relative to the config's directory, e.g. \"train.py\"",
-            ));
-        }
-        // `./train.py` and `train.py` are the same file; keep one spelling.
-        Ok(p.components().filter(|c| *c != Component::CurDir).collect())
-    }
-
-    /// A list of relative paths, each with its own location.
-    fn path_list(&self, key: &str) -> Result<Option<Vec<(PathBuf, Location)>>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
-            return Ok(None);
-        };
-        let expected = "a list of paths like [\"train.py\"]";
-        let Some(array) = item.as_array() else {
-            return Err(self.wrong(key, at, expected, item));
-        };
-        let mut out = Vec::new();
-        for v in array.iter() {
-            let vat = self.cx.loc(v.span().or(item.span()));
-            let Some(s) = v.as_str() else {
-                return Err(ConfigError::WrongType {
-                    at: vat,
-                    key: self.full_key(key),
-                    expected,
-                    found: article(v.type_name()),
-                });
-            };
-            let p = self.check_relative(key, s, vat.clone())?;
-            if !out.iter().any(|(q, _)| *q == p) {
-                out.push((p, vat));
-            }
-        }
-        Ok(Some(out))
-    }
-}
-
-fn article(type_name: &'static str) -> &'static str {
-    match type_name {
-        "string" => "a string",
-        "integer" => "an integer",
-        "float" => "a float",
-        "boolean" => "a boolean",
-        "array" => "a list",
-        "table" | "inline table" => "a table",
-        "array of tables" => "an array of tables",
-        "offset datetime" | "local datetime" | "local date" | "local time" | "datetime" => {
-            "a date/time"
-        }
-        other => other,
-    }
 }

@@ -1,16 +1,21 @@
 //! `autoresearch.toml`: the schema, loading with file:line errors, and validation. Owns
 //! what the tool may assume (nothing about the budget or the metric) and what it must ask.
 
+mod detect;
 pub mod duration;
+mod error;
 pub mod init;
 mod load;
 mod render;
+mod repo;
+mod section;
 
-pub use load::{
-    ConfigError, Location, check_tag, default_command, default_command_with, dependency_files,
-    is_dependency_file, load, load_str, on_path, parse_direction, parse_scope, repo_root,
-};
+pub use error::{ConfigError, Location};
+pub use load::{check_tag, load, load_str, parse_direction, parse_scope, repo_root};
 pub use render::{config_table, to_toml};
+pub use repo::{
+    default_command, default_command_with, dependency_files, is_dependency_file, on_path,
+};
 
 use crate::experiment::Direction;
 use regex::Regex;

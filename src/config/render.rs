@@ -46,7 +46,7 @@ pub fn to_toml(cfg: &Config) -> String {
     let own: Vec<PathBuf> = cfg
         .read_only
         .iter()
-        .filter(|p| !super::load::is_dependency_file(p))
+        .filter(|p| !super::is_dependency_file(p))
         .cloned()
         .collect();
     let _ = writeln!(w, "read_only = {}", list(&own));
@@ -61,7 +61,13 @@ pub fn to_toml(cfg: &Config) -> String {
         w,
         "# Hard limit after which a run is killed (default 2 x budget + 60s)."
     );
-    let _ = writeln!(w, "timeout = {}", q(&duration::format(cfg.timeout)));
+    // The default follows the budget, so it stays implicit: editing the budget later must
+    // not leave a stale timeout behind.
+    if cfg.timeout == super::default_timeout(cfg.budget) {
+        let _ = writeln!(w, "# timeout = {}", q(&duration::format(cfg.timeout)));
+    } else {
+        let _ = writeln!(w, "timeout = {}", q(&duration::format(cfg.timeout)));
+    }
     let _ = writeln!(
         w,
         "# Stop after this many experiments (leave out for no limit)."
