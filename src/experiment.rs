@@ -134,6 +134,11 @@ impl Category {
     }
 }
 
+/// Metrics-map keys for repeated measurements: how many runs the metric is the mean of,
+/// and their standard deviation (results.tsv notes `n=3, ±0.0021`).
+pub const RUNS_KEY: &str = "autoresearch_runs";
+pub const SD_KEY: &str = "autoresearch_sd";
+
 /// One experiment as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentRecord {
@@ -165,4 +170,16 @@ pub struct ExperimentRecord {
     pub duration_s: Option<f64>,
     /// sha256 over the editable files' contents, to refuse duplicates.
     pub state_hash: String,
+}
+
+impl ExperimentRecord {
+    /// `n=3, ±0.0021` when the metric is the mean of several runs.
+    pub fn repeats_note(&self) -> Option<String> {
+        let n = *self.metrics.get(RUNS_KEY)?;
+        if n < 2.0 {
+            return None;
+        }
+        let sd = self.metrics.get(SD_KEY).copied().unwrap_or(0.0);
+        Some(format!("n={n:.0}, ±{}", crate::decision::policy::format_sd(sd)))
+    }
 }

@@ -78,7 +78,7 @@ fn minimal_config_gets_the_documented_defaults() {
     assert_eq!(cfg.report_every, 10);
     assert_eq!(cfg.agent.backend, AgentBackend::Search);
     assert_eq!(cfg.agent.patience, 3);
-    assert_eq!(cfg.decision.mode, DecisionMode::Greedy);
+    assert_eq!(cfg.decision.mode, DecisionMode::NoiseAware);
     assert_eq!(cfg.decision.baseline_runs, 3);
     assert_eq!(cfg.decision.z, 2.0);
     assert_eq!(cfg.decision.confirm_runs, 2);

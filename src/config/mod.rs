@@ -163,7 +163,7 @@ impl DecisionMode {
 }
 
 /// The decision mode used when `[decision] mode` is not set: the one place to change it.
-pub const DEFAULT_DECISION_MODE: DecisionMode = DecisionMode::Greedy;
+pub const DEFAULT_DECISION_MODE: DecisionMode = DecisionMode::NoiseAware;
 
 impl Default for DecisionMode {
     fn default() -> Self {
@@ -179,7 +179,7 @@ impl Default for DecisionConfig {
             min_delta: 0.0,
             z: 2.0,
             confirm_runs: 2,
-            recheck_every: 0,
+            recheck_every: 10,
         }
     }
 }

@@ -252,6 +252,11 @@ fn short(x: f64) -> String {
 }
 
 /// Formats a number with at least 4 decimals and at least 2 significant digits.
+/// A number at the precision its size warrants (used for σ and gains in evidence).
+pub fn format_sd(x: f64) -> String {
+    num(x)
+}
+
 fn num(x: f64) -> String {
     let a = x.abs();
     if a == 0.0 || !a.is_finite() {

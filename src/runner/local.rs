@@ -2,7 +2,12 @@
 
 use super::{Cancel, Executor, Job, RunOutcome, RunnerError};
 
+#[derive(Default)]
 pub struct LocalExecutor;
+
+pub fn processes_with_env(_key: &str, _value: &str) -> Vec<i32> {
+    Vec::new()
+}
 
 impl Executor for LocalExecutor {
     fn run(&self, _: &Job, _: &Cancel, _: &mut dyn FnMut(&str)) -> Result<RunOutcome, RunnerError> {

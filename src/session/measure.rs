@@ -5,7 +5,10 @@
 use super::{Event, Outcome, Session, SessionError, now, rel};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::metric::{self, Metrics};
+use crate::decision::policy::{self, NoiseModel, Verdict};
 use crate::runner::{Exit, Job, RunOutcome};
+use crate::store::Measurement;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +19,7 @@ pub const SESSION_ENV: &str = "AUTORESEARCH_SESSION_ID";
 /// Metrics-map key recording a batch scale that differs from the platform's default.
 pub const BATCH_SCALE_KEY: &str = "autoresearch_batch_scale";
 
-/// The seed of single-run experiments (greedy mode): fixed, as karpathy's script fixes it.
-pub const DEFAULT_SEED: u64 = 42;
+pub use crate::experiment::{RUNS_KEY, SD_KEY};
 
 /// One run's result.
 pub(crate) struct RunResult {
@@ -184,7 +186,55 @@ impl Session<'_> {
         Ok(restored)
     }
 
-    /// Runs the unmodified code and records it as the baseline.
+    /// Runs one measurement of `rec`'s code (the `k`-th of this record) and journals it.
+    fn measure(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        scale: f64,
+        k: usize,
+    ) -> Result<RunResult, SessionError> {
+        let label = if k == 0 {
+            format!("{:04}", rec.id)
+        } else {
+            format!("{:04}-{}", rec.id, k + 1)
+        };
+        let r = self.run_once(rec, seed, scale, &label)?;
+        if !r.interrupted() {
+            self.journal.add_measurement(&Measurement {
+                experiment_id: rec.id,
+                seed,
+                value: r.value.as_ref().ok().copied(),
+                log_path: Some(rel(self.repo.root(), &r.outcome.log_path)),
+            })?;
+        }
+        Ok(r)
+    }
+
+    /// The run-to-run noise: every group of repeated measurements of one code version.
+    pub(crate) fn noise(&self) -> Result<NoiseModel, SessionError> {
+        let mut groups: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for m in self.journal.measurements(self.row.id)? {
+            if let Some(v) = m.value {
+                groups.entry(m.experiment_id).or_default().push(v);
+            }
+        }
+        Ok(NoiseModel::from_groups(groups.values().map(Vec::as_slice)))
+    }
+
+    /// The (seed, value) runs of one experiment.
+    fn runs_of(&self, experiment_id: i64) -> Result<Vec<(u64, f64)>, SessionError> {
+        Ok(self
+            .journal
+            .measurements(self.row.id)?
+            .into_iter()
+            .filter(|m| m.experiment_id == experiment_id)
+            .filter_map(|m| Some((m.seed, m.value?)))
+            .collect())
+    }
+
+    /// Runs the unmodified code (several seeds in noise-aware mode, to measure the noise)
+    /// and records it as the baseline.
     pub(crate) fn run_baseline(&mut self) -> Result<(), SessionError> {
         let files = self.repo.read_files(&self.config.editable);
         let mut rec = self.new_record(0, "baseline", Category::Baseline);
@@ -193,117 +243,211 @@ impl Session<'_> {
         rec.proposer = "baseline".into();
         rec.state_hash = crate::agent::state_hash(&files);
         rec.id = self.journal.insert(self.row.id, &rec)?;
-        let label = format!("{:04}", rec.id);
-        let r = self.run_once(&rec, DEFAULT_SEED, self.batch_scale, &label)?;
-        if r.interrupted() {
-            self.finalize(&mut rec, &r, Status::Interrupted, "interrupted by the user".into())?;
-            return Ok(());
-        }
-        match &r.value {
-            Ok(_) => {
-                let why = "the unmodified code".to_string();
-                self.finalize(&mut rec, &r, Status::Keep, why)?;
-                Ok(())
+        let mut values = Vec::new();
+        let mut last = None;
+        for (k, seed) in policy::baseline_plan(&self.config.decision).into_iter().enumerate() {
+            if !values.is_empty() && !policy::baseline_needs_more(&self.config.decision, &values) {
+                break;
             }
-            Err(reason) => {
-                let reason = reason.clone();
-                self.finalize(&mut rec, &r, Status::Crash, reason.clone())?;
-                Err(SessionError::BaselineFailed {
+            let r = self.measure(&rec, seed, self.batch_scale, k)?;
+            if r.interrupted() {
+                self.finalize(&mut rec, &r, &values, Status::Interrupted, "interrupted by the user".into())?;
+                return Ok(());
+            }
+            if let Err(reason) = &r.value {
+                let reason = if values.is_empty() {
+                    reason.clone()
+                } else {
+                    format!("run {} of the baseline (seed {seed}): {reason}", k + 1)
+                };
+                self.finalize(&mut rec, &r, &values, Status::Crash, reason.clone())?;
+                return Err(SessionError::BaselineFailed {
                     reason,
                     log: rec.log_path.clone().unwrap_or_default(),
-                })
+                });
             }
+            values.push(r.value.as_ref().copied().unwrap_or(f64::NAN));
+            last = Some(r);
         }
+        let r = last.expect("the baseline plan has at least one seed");
+        let why = match policy::repeats_suffix(&values) {
+            Some(s) => format!("the unmodified code ({s})"),
+            None => "the unmodified code".to_string(),
+        };
+        self.finalize(&mut rec, &r, &values, Status::Keep, why)?;
+        Ok(())
     }
 
-    /// Runs a committed experiment, decides, records, and moves the branch.
+    /// Runs a committed experiment as often as the policy asks, decides, records, and
+    /// moves the branch.
     pub(crate) fn measure_and_decide(
         &mut self,
         mut rec: ExperimentRecord,
     ) -> Result<Outcome, SessionError> {
         let mut scale = self.batch_scale;
+        let dir = self.config.metric.direction;
+        let best_id = self.best().map(|b| b.id);
+        let best_runs = match best_id {
+            Some(id) => self.runs_of(id)?,
+            None => Vec::new(),
+        };
+        let noise = self.noise()?;
+        let mut runs: Vec<(u64, f64)> = Vec::new();
         loop {
-            let label = if rec.attempt > 1 {
-                format!("{:04}-{}", rec.id, rec.attempt)
-            } else {
-                format!("{:04}", rec.id)
+            let verdict = policy::decide(&self.config.decision, dir, &noise, &best_runs, &runs);
+            let seed = match verdict {
+                Verdict::Measure { ref seeds, .. } if !seeds.is_empty() => seeds[0],
+                Verdict::Measure { .. } => unreachable!("decide asks for at least one seed"),
+                Verdict::Keep { evidence } | Verdict::Discard { evidence } if runs.is_empty() => {
+                    unreachable!("decided without a run: {evidence}")
+                }
+                v => return self.conclude(rec, &runs, v, scale),
             };
-            let r = self.run_once(&rec, DEFAULT_SEED, scale, &label)?;
+            let r = self.measure(&rec, seed, scale, runs.len())?;
             if r.interrupted() {
-                self.finalize(&mut rec, &r, Status::Interrupted, "interrupted by the user".into())?;
+                let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+                self.finalize(&mut rec, &r, &values, Status::Interrupted, "interrupted by the user".into())?;
                 self.reset_to_best()?;
                 return Ok(Outcome::Interrupted);
             }
-            if r.oom() && rec.attempt == 1 {
-                // The spec's remedy: one retry with half the batch.
-                let reason = format!(
-                    "{}; retrying once with batch scale ×0.5",
-                    r.value.as_ref().err().cloned().unwrap_or_default()
-                );
-                self.finalize(&mut rec, &r, Status::Crash, reason)?;
-                scale *= 0.5;
-                let mut retry = rec.clone();
-                retry.id = 0;
-                retry.attempt = 2;
-                retry.status = Status::Running;
-                retry.description = format!("{} (OOM retry: batch scale ×0.5)", rec.description);
-                retry.reason.clear();
-                retry.started_at = now();
-                retry.finished_at = None;
-                retry.metric = None;
-                retry.metrics.clear();
-                retry.id = self.journal.insert(self.row.id, &retry)?;
-                // The tree still holds the experiment's commit: the retry runs it again.
-                rec = retry;
-                continue;
+            match r.value {
+                Ok(v) => {
+                    runs.push((seed, v));
+                    self.last_run = Some(r);
+                }
+                Err(ref why) if r.oom() && rec.attempt == 1 && runs.is_empty() => {
+                    // The spec's remedy: one retry with half the batch.
+                    let reason = format!("{why}; retrying once with batch scale ×0.5");
+                    self.finalize(&mut rec, &r, &[], Status::Crash, reason)?;
+                    scale *= 0.5;
+                    let mut retry = rec.clone();
+                    retry.attempt = 2;
+                    retry.status = Status::Running;
+                    retry.description = format!("{} (OOM retry: batch scale ×0.5)", rec.description);
+                    retry.reason.clear();
+                    retry.started_at = now();
+                    retry.finished_at = None;
+                    retry.metric = None;
+                    retry.metrics.clear();
+                    retry.id = self.journal.insert(self.row.id, &retry)?;
+                    // The tree still holds the experiment's commit: the retry runs it again.
+                    rec = retry;
+                }
+                Err(ref why) => {
+                    let reason = if runs.is_empty() {
+                        why.clone()
+                    } else {
+                        format!("run {} (seed {seed}) crashed after {} good run(s): {why}", runs.len() + 1, runs.len())
+                    };
+                    let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+                    self.finalize(&mut rec, &r, &values, Status::Crash, reason)?;
+                    self.reset_to_best()?;
+                    self.after_decision(&rec, None)?;
+                    return Ok(Outcome::Ran);
+                }
             }
-            let (status, reason) = match &r.value {
-                Err(reason) => (Status::Crash, reason.clone()),
-                Ok(v) => self.decide(*v),
-            };
-            if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
-                rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
-            }
-            let prev_best = self.best().and_then(|b| b.metric);
-            self.finalize(&mut rec, &r, status, reason)?;
-            if status == Status::Keep {
-                self.batch_scale = scale;
-            } else {
-                self.reset_to_best()?;
-            }
-            let gain = match (rec.metric, prev_best) {
-                (Some(v), Some(b)) => Some(self.config.metric.direction.gain(v, b)),
-                _ => None,
-            };
-            let e = Event::Decision {
-                record: rec.clone(),
-                best: self.best().and_then(|b| b.metric),
-                baseline: self.baseline().and_then(|b| b.metric),
-                gain,
-            };
-            self.send(e);
-            self.maybe_report()?;
-            return Ok(Outcome::Ran);
         }
     }
 
-    /// Greedy rule (karpathy's): keep only a strictly better value; a tie keeps the simpler,
-    /// older code.
-    fn decide(&self, value: f64) -> (Status, String) {
-        let dir = self.config.metric.direction;
-        let Some(best) = self.best().and_then(|b| b.metric) else {
-            return (Status::Keep, "no best yet".into());
+    /// Records a keep or discard verdict and moves the branch.
+    fn conclude(
+        &mut self,
+        mut rec: ExperimentRecord,
+        runs: &[(u64, f64)],
+        verdict: Verdict,
+        scale: f64,
+    ) -> Result<Outcome, SessionError> {
+        let status = verdict.status().unwrap_or(Status::Discard);
+        let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let prev_best = self.best().and_then(|b| b.metric);
+        let evidence = match prev_best {
+            Some(b) => {
+                let delta = mean - b;
+                let pct = if b != 0.0 { 100.0 * delta / b.abs() } else { 0.0 };
+                format!("{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}", verdict.evidence())
+            }
+            None => verdict.evidence().to_string(),
         };
-        let delta = value - best;
-        let pct = if best != 0.0 { 100.0 * delta / best.abs() } else { 0.0 };
-        let evidence = format!("{best:.6} → {value:.6} (Δ {delta:+.6}, {pct:+.2}%)");
-        if dir.better(value, best) {
-            (Status::Keep, evidence)
-        } else if value == best {
-            (Status::Discard, format!("{evidence}; a tie keeps the simpler code"))
-        } else {
-            (Status::Discard, evidence)
+        if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
+            rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
         }
+        let r = self.last_run.take().expect("a decided experiment has a run");
+        self.finalize(&mut rec, &r, &values, status, evidence)?;
+        if status == Status::Keep {
+            self.batch_scale = scale;
+        } else {
+            self.reset_to_best()?;
+        }
+        self.after_decision(&rec, prev_best)?;
+        Ok(Outcome::Ran)
+    }
+
+    /// Emits the decision, re-measures the best now and then, reports progress.
+    fn after_decision(
+        &mut self,
+        rec: &ExperimentRecord,
+        prev_best: Option<f64>,
+    ) -> Result<(), SessionError> {
+        let gain = match (rec.metric, prev_best) {
+            (Some(v), Some(b)) if rec.status != Status::Crash => {
+                Some(self.config.metric.direction.gain(v, b))
+            }
+            _ => None,
+        };
+        let e = Event::Decision {
+            record: rec.clone(),
+            best: self.best().and_then(|b| b.metric),
+            baseline: self.baseline().and_then(|b| b.metric),
+            gain,
+        };
+        self.send(e);
+        self.since_recheck += 1;
+        self.maybe_recheck()?;
+        self.maybe_report()
+    }
+
+    /// Re-measures the best to catch drift (a shared or throttled GPU), unless the script
+    /// is deterministic.
+    fn maybe_recheck(&mut self) -> Result<(), SessionError> {
+        if !policy::needs_recheck(&self.config.decision, self.since_recheck) || self.cancel.requested() {
+            return Ok(());
+        }
+        self.since_recheck = 0;
+        if self.noise()?.is_deterministic() {
+            return Ok(());
+        }
+        let Some(best) = self.best().cloned() else {
+            return Ok(());
+        };
+        let before = self.runs_of(best.id)?;
+        let seed = policy::recheck_seeds(&before)[0];
+        let r = self.measure(&best, seed, self.batch_scale, before.len())?;
+        let old = best.metric.unwrap_or(f64::NAN);
+        match r.value {
+            Ok(v) => {
+                let mut all: Vec<f64> = before.iter().map(|m| m.1).collect();
+                all.push(v);
+                let mut updated = best.clone();
+                updated.metric = Some(all.iter().sum::<f64>() / all.len() as f64);
+                updated.metrics.insert(RUNS_KEY.into(), all.len() as f64);
+                if let Some(sd) = crate::decision::stats::std_dev(&all) {
+                    updated.metrics.insert(SD_KEY.into(), sd);
+                }
+                self.journal.update(&updated)?;
+                if let Some(h) = self.history.iter_mut().find(|h| h.id == best.id) {
+                    *h = updated;
+                }
+                self.write_results()?;
+                let noise = self.noise()?.summary();
+                self.warn(format!(
+                    "rechecked the best (seed {seed}): {v:.6} against its mean {old:.6} (drift {:+.6}); noise now {noise}",
+                    v - old
+                ));
+            }
+            Err(why) => self.warn(format!("rechecking the best failed: {why}")),
+        }
+        Ok(())
     }
 
     /// Finalises a record in the journal and results.tsv, then moves the branch.
@@ -311,12 +455,23 @@ impl Session<'_> {
         &mut self,
         rec: &mut ExperimentRecord,
         r: &RunResult,
+        values: &[f64],
         status: Status,
         reason: String,
     ) -> Result<(), SessionError> {
         rec.status = status;
-        rec.metric = r.value.as_ref().ok().copied().or(r.metrics.primary);
         rec.metrics.extend(r.metrics.values.iter().map(|(k, v)| (k.clone(), *v)));
+        rec.metric = if values.is_empty() {
+            r.value.as_ref().ok().copied().or(r.metrics.primary)
+        } else {
+            Some(values.iter().sum::<f64>() / values.len() as f64)
+        };
+        if values.len() > 1 {
+            rec.metrics.insert(RUNS_KEY.into(), values.len() as f64);
+            if let Some(sd) = crate::decision::stats::std_dev(values) {
+                rec.metrics.insert(SD_KEY.into(), sd);
+            }
+        }
         rec.memory_gb = r.memory_gb;
         rec.reason = if r.restored.is_empty() {
             reason

@@ -11,7 +11,7 @@ mod start;
 
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
-pub use measure::{DEFAULT_SEED, SESSION_ENV};
+pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV};
 pub use start::Setup;
 
 use crate::agent::{AgentError, Context, Proposer, state_hash};
@@ -141,6 +141,10 @@ pub struct Session<'a> {
     batch_scale: f64,
     read_only_hashes: BTreeMap<PathBuf, String>,
     scratchpad: Option<String>,
+    /// The last good run of the experiment being measured (its log and metrics are kept).
+    last_run: Option<measure::RunResult>,
+    /// Experiments decided since the best was last re-measured.
+    since_recheck: u64,
     started: Instant,
     _lock: SessionLock,
 }

@@ -113,6 +113,8 @@ impl<'a> Session<'a> {
             batch_scale: default_scale,
             read_only_hashes,
             scratchpad,
+            last_run: None,
+            since_recheck: 0,
             started: Instant::now(),
             _lock: lock,
         };

@@ -16,13 +16,17 @@ pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
         let metric = if crashed { None } else { r.metric };
         let memory = if crashed { None } else { r.memory_gb };
         let commit: String = r.commit.chars().take(7).collect();
+        let description = match r.repeats_note() {
+            Some(note) => format!("{} ({note})", r.description),
+            None => r.description.clone(),
+        };
         out.push_str(&format!(
             "{}\t{:.6}\t{:.1}\t{}\t{}\n",
             if commit.is_empty() { "-".into() } else { commit },
             metric.unwrap_or(0.0),
             memory.unwrap_or(0.0),
             r.status.as_str(),
-            clean(&r.description)
+            clean(&description)
         ));
     }
     out
