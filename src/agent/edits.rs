@@ -103,6 +103,14 @@ fn keyed<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(rest.trim().trim_matches('*').trim())
 }
 
+/// The value of the last `KEY:` line in `text` (e.g. a CLI agent's final DESCRIPTION).
+pub fn field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .find_map(|l| keyed(l, key).filter(|v| !v.is_empty()))
+        .map(str::to_string)
+}
+
 /// A line that names a file: no inner whitespace once backticks, `./`, bold and a
 /// trailing colon are removed.
 fn path_line(line: &str) -> Option<String> {
