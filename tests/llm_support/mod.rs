@@ -332,11 +332,7 @@ impl World {
             iteration: self.iteration,
             files: &self.files,
             history: &self.history,
-            best: self
-                .history
-                .iter()
-                .filter(|r| r.status == Status::Keep)
-                .last(),
+            best: self.history.iter().rfind(|r| r.status == Status::Keep),
             baseline: self.history.first(),
             seen: &self.seen,
             last_crash_tail: self.crash.as_deref(),

@@ -197,7 +197,12 @@ impl Proposer for LlmProposer {
                 Provider::OpenAi => format!("openai:{}", c.model),
             },
             Backend::Command(a) => {
-                let prog = a.command.split_whitespace().next().unwrap_or("agent");
+                // The program's file name, past any leading `VAR=value` assignments.
+                let prog = a
+                    .command
+                    .split_whitespace()
+                    .find(|w| w.split_once('=').is_none_or(|(k, _)| k.contains('/')))
+                    .map_or("agent", |w| w.rsplit('/').next().unwrap_or(w));
                 format!("command:{prog}")
             }
         }

@@ -402,12 +402,12 @@ fn discipline_text(ctx: &Context<'_>) -> String {
         .count();
     match runs.last() {
         Some(r) if r.status == Status::Keep => format!(
-            "The last experiment ({}) improved the result: explore nearby — push the same \
+            "\nThe last experiment ({}) improved the result: explore nearby — push the same \
              idea further or adjust a neighbouring setting.",
             r.iteration
         ),
         _ if failures >= patience as usize => format!(
-            "The last {failures} experiments all failed to improve: try a significantly \
+            "\nThe last {failures} experiments all failed to improve: try a significantly \
              different direction (another category, another idea), not a variation of them."
         ),
         _ => String::new(),
