@@ -192,3 +192,30 @@ fn missing_file_needs_whole_file() {
     let out = apply(&files(), &[whole], &ed).unwrap();
     assert_eq!(out[Path::new("new.py")], "x = 1\n");
 }
+
+#[test]
+fn crlf_file_keeps_its_line_endings_under_a_tolerant_match() {
+    let f = BTreeMap::from([(
+        PathBuf::from("train.py"),
+        "def f():\r\n    x = 1  \r\n    return x\r\n".to_string(),
+    )]);
+    let e = vec![replace(
+        "train.py",
+        "x = 1\nreturn x\n",
+        "x = 2\nreturn x\n",
+    )];
+    let out = apply(&f, &e, &["train.py".into()]).unwrap();
+    assert_eq!(
+        out[Path::new("train.py")],
+        "def f():\r\n    x = 2\r\n    return x\r\n"
+    );
+}
+
+#[test]
+fn field_takes_the_last_keyed_line() {
+    let out = "DESCRIPTION: draft\nworking...\n**DESCRIPTION:** final one\n";
+    assert_eq!(
+        autoresearch::agent::edits::field(out, "DESCRIPTION").as_deref(),
+        Some("final one")
+    );
+}

@@ -39,7 +39,7 @@ fn invalid(r: Result<autoresearch::agent::Proposal, AgentError>) -> String {
 #[test]
 fn anthropic_good_proposal_sends_the_real_wire_format() {
     let server = Server::start(vec![ok(anthropic_answer(GOOD_ANSWER))]);
-    let (_repo, w, mut p) = anthropic(&server);
+    let (repo, w, mut p) = anthropic(&server);
     let prop = p.propose(&w.ctx()).unwrap();
     assert_eq!(p.name(), "anthropic:claude-sonnet-4-5");
     assert_eq!(prop.description, "raise LR 0.04 -> 0.08");
@@ -97,6 +97,21 @@ fn anthropic_good_proposal_sends_the_real_wire_format() {
     assert!(!r.body.contains(KEY));
     assert!(!format!("{p:?}").contains(KEY));
     assert!(!p.last_prompt().unwrap().contains(KEY));
+    assert_key_not_on_disk(repo.path());
+}
+
+/// Walks the repo (.git included) and fails if any file holds the key.
+fn assert_key_not_on_disk(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            assert_key_not_on_disk(&p);
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            let found = bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes());
+            assert!(!found, "the API key reached {}", p.display());
+        }
+    }
 }
 
 #[test]

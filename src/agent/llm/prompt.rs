@@ -213,8 +213,9 @@ pub fn fence(source: &str, text: &str) -> String {
 }
 
 fn defuse(text: &str) -> String {
-    let re = regex::Regex::new("(?i)untrusted-data").expect("static regex");
-    re.replace_all(text, "untrusted_data").into_owned()
+    static TAG: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new("(?i)untrusted-data").expect("static regex"));
+    TAG.replace_all(text, "untrusted_data").into_owned()
 }
 
 /// The last `budget` bytes of `text`, starting on a line boundary where possible.
