@@ -107,6 +107,28 @@ pub struct AgentConfig {
     pub patience: u32,
     /// Seed for the built-in search's choices.
     pub seed: u64,
+    /// A folder whose `system.md`, `task.md`, … replace the embedded prompt templates.
+    pub templates: Option<PathBuf>,
+    /// Research phases, e.g. `"1-10: hyperparameters only"`, `"11-: anything"`
+    /// (see `agent::llm::prompt::Phase`). Empty: phases declared in program.md, if any.
+    pub phases: Vec<String>,
+    /// HTTP attempts per call, retries included (None: 5).
+    pub max_attempts: Option<u32>,
+    /// First retry delay, doubled per attempt with jitter (None: 2 s).
+    pub retry_base: Option<Duration>,
+    /// Longest single wait between attempts, `retry-after` included (None: 60 s).
+    pub retry_max_wait: Option<Duration>,
+    /// Prices for cost estimates (None: the known model family's defaults, else 0).
+    pub prices: Option<ModelPrices>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ModelPrices {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
 }
 
 /// Default failures in a row before the proposer changes direction.
@@ -124,6 +146,12 @@ impl Default for AgentConfig {
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,
+            templates: None,
+            phases: Vec::new(),
+            max_attempts: None,
+            retry_base: None,
+            retry_max_wait: None,
+            prices: None,
         }
     }
 }

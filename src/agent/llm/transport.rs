@@ -1,0 +1,230 @@
+//! The HTTP transport for LLM APIs: one JSON POST with a timeout, retried with exponential
+//! backoff and jitter on 429, 5xx and connection errors (honouring `retry-after`). It never
+//! logs, and it never puts a request header (the API key) into an error.
+
+use crate::config::AgentConfig;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+/// Default per-request timeout: long answers from big models take minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often and how long to retry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_wait: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(c: &AgentConfig) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: c.max_attempts.unwrap_or(5).max(1),
+            base: c.retry_base.unwrap_or(Duration::from_secs(2)),
+            max_wait: c.retry_max_wait.unwrap_or(Duration::from_secs(60)),
+        }
+    }
+
+    /// The wait after failed attempt number `failed` (1-based). `jitter` in [0, 1) spreads
+    /// clients apart; a server's `retry-after` wins over the backoff, up to `max_wait`.
+    pub fn delay(&self, failed: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+        let d = match retry_after {
+            Some(r) => r,
+            None => {
+                let exp = self
+                    .base
+                    .saturating_mul(1u32 << (failed.saturating_sub(1)).min(16));
+                exp.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+            }
+        };
+        d.min(self.max_wait)
+    }
+}
+
+/// A number in [0, 1) from the process's random hasher keys: enough for jitter.
+fn jitter() -> f64 {
+    let h = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `retry-after` as seconds (the form the LLM providers send); HTTP dates are ignored.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let s: f64 = v.trim().parse().ok()?;
+    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)))
+}
+
+/// Why a call failed after its retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The server answered with a non-success status (the body, for its message).
+    Status { code: u16, body: String },
+    /// No answer: connection refused, reset, timed out.
+    Transport(String),
+    /// The URL cannot be used at all.
+    BadUrl(String),
+}
+
+/// A header value that must never be shown.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+pub struct Http {
+    agent: ureq::Agent,
+    timeout: Duration,
+    pub policy: RetryPolicy,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Http {
+    pub fn new(timeout: Duration, policy: RetryPolicy) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // Statuses are data here: the retry and error logic reads them.
+            .http_status_as_error(false)
+            .user_agent(concat!("autoresearch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Http {
+            agent,
+            timeout,
+            policy,
+        }
+    }
+
+    /// POSTs `body` as JSON and returns the success body, retrying what may pass.
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        body: &str,
+    ) -> Result<String, CallError> {
+        let mut failed = 0;
+        loop {
+            let (err, retry_after) = match self.once(url, headers, secret_headers, body) {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+            let retryable = match &err {
+                CallError::Status { code, .. } => *code == 429 || (500..600).contains(code),
+                CallError::Transport(_) => true,
+                CallError::BadUrl(_) => false,
+            };
+            failed += 1;
+            if !retryable || failed >= self.policy.max_attempts {
+                return Err(err);
+            }
+            std::thread::sleep(self.policy.delay(failed, retry_after, jitter()));
+        }
+    }
+
+    fn once(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        body: &str,
+    ) -> Result<String, (CallError, Option<Duration>)> {
+        let mut req = self
+            .agent
+            .post(url)
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        for (k, v) in secret_headers {
+            req = req.header(*k, v.0.as_str());
+        }
+        let mut resp = match req.send(body) {
+            Ok(r) => r,
+            Err(e) => return Err((self.transport_error(url, e), None)),
+        };
+        let code = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| (self.transport_error(url, e), None))?;
+        if (200..300).contains(&code) {
+            Ok(text)
+        } else {
+            Err((CallError::Status { code, body: text }, retry_after))
+        }
+    }
+
+    fn transport_error(&self, url: &str, e: ureq::Error) -> CallError {
+        match e {
+            ureq::Error::BadUri(u) => CallError::BadUrl(format!("invalid URL {u:?}")),
+            ureq::Error::Timeout(_) => CallError::Transport(format!(
+                "no answer from {url} within {:.1}s",
+                self.timeout.as_secs_f64()
+            )),
+            ureq::Error::HostNotFound => CallError::Transport(format!("host of {url} not found")),
+            other => CallError::Transport(format!("request to {url} failed: {other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_retry_after_wins_up_to_the_cap() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_secs(1),
+            max_wait: Duration::from_secs(60),
+        };
+        assert_eq!(p.delay(1, None, 0.5), Duration::from_secs(1));
+        assert_eq!(p.delay(3, None, 0.5), Duration::from_secs(4));
+        assert_eq!(p.delay(3, None, 0.0), Duration::from_secs(2));
+        assert_eq!(p.delay(30, None, 0.5), Duration::from_secs(60));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7)), 0.9),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(600)), 0.0),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_seconds() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn jitter_is_in_range() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+}

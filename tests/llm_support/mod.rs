@@ -1,0 +1,342 @@
+//! Shared by the llm_* tests: a real HTTP/1.1 server on 127.0.0.1 that answers from a
+//! script and records every request, a temp git repo, and a Context over owned data.
+#![allow(dead_code)]
+
+use autoresearch::agent::Context;
+use autoresearch::config::{AgentBackend, AgentConfig, Config, DecisionConfig, MetricSpec, Scope};
+use autoresearch::experiment::{Category, Direction, ExperimentRecord, Status};
+use autoresearch::platform::{Accelerator, Platform};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const KEY: &str = "sk-test-SECRET-0123456789";
+
+pub const TRAIN: &str =
+    "import torch\n\nLR = 0.04\nBATCH = 64\n\ndef step(x):\n    y = x * LR\n    return y\n";
+
+/// One scripted reply.
+pub enum Reply {
+    Json(u16, String, Vec<(&'static str, String)>),
+    /// Read the request, then never answer (until the client hangs up).
+    Hang,
+}
+
+pub fn ok(body: String) -> Reply {
+    Reply::Json(200, body, Vec::new())
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("request body is JSON")
+    }
+}
+
+pub struct Server {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves each reply to one connection, in order, then stops listening.
+    pub fn start(replies: Vec<Reply>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let handle = std::thread::spawn(move || {
+            for reply in replies {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                // A safety net so a test can never hang on a client that vanished.
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                serve(stream, reply, &log);
+            }
+        });
+        Server {
+            url,
+            requests,
+            handle: Some(handle),
+        }
+    }
+
+    /// Every request received, after the server has served its whole script.
+    pub fn finish(mut self) -> Vec<Request> {
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn received(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, reply: Reply, log: &Mutex<Vec<Request>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    log.lock().unwrap().push(Request {
+        method,
+        path,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    });
+    match reply {
+        Reply::Hang => {
+            // Wait for the client to give up and close the connection.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        }
+        Reply::Json(status, body, extra) => {
+            let mut w = stream;
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in extra {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(body.as_bytes());
+            let _ = w.flush();
+        }
+    }
+}
+
+/// An Anthropic Messages API answer carrying `text`.
+pub fn anthropic_answer(text: &str) -> String {
+    serde_json::json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": 1200,
+            "output_tokens": 150,
+            "cache_creation_input_tokens": 3000,
+            "cache_read_input_tokens": 0
+        }
+    })
+    .to_string()
+}
+
+/// An OpenAI Chat Completions answer carrying `text`.
+pub fn openai_answer(text: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-123",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "qwen2.5-coder",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 900, "completion_tokens": 80, "total_tokens": 980}
+    })
+    .to_string()
+}
+
+pub const GOOD_ANSWER: &str = "I will raise the learning rate.\n\nDESCRIPTION: raise LR 0.04 -> 0.08\nCATEGORY: hyperparameters\nSCRATCHPAD:\nLR sweep: 0.04 baseline, trying 0.08\nEND SCRATCHPAD\n\ntrain.py\n```python\n<<<<<<< SEARCH\nLR = 0.04\n=======\nLR = 0.08\n>>>>>>> REPLACE\n```\n";
+
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A committed repo: train.py (editable), prepare.py (read-only), program.md, .gitignore.
+pub fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("train.py"), TRAIN).unwrap();
+    std::fs::write(p.join("prepare.py"), "DATA = 'tiny'\nSEQ_LEN = 256\n").unwrap();
+    std::fs::write(
+        p.join("program.md"),
+        "# Program\nMake val_bpb go down. Prefer small models.\nPhase 1-2: hyperparameters only\nPhase 3-: anything\n",
+    )
+    .unwrap();
+    std::fs::write(p.join(".gitignore"), "*.log\n").unwrap();
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["config", "user.email", "t@example.com"]);
+    git(p, &["config", "user.name", "t"]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-qm", "init"]);
+    dir
+}
+
+pub fn agent(backend: AgentBackend, base_url: &str) -> AgentConfig {
+    AgentConfig {
+        backend,
+        model: None,
+        base_url: Some(base_url.to_string()),
+        timeout: Some(Duration::from_secs(10)),
+        patience: 3,
+        max_attempts: Some(3),
+        retry_base: Some(Duration::from_millis(1)),
+        retry_max_wait: Some(Duration::from_millis(10)),
+        ..AgentConfig::default()
+    }
+}
+
+pub fn config(agent: AgentConfig) -> Config {
+    Config {
+        source: None,
+        editable: vec![PathBuf::from("train.py")],
+        read_only: vec![PathBuf::from("prepare.py")],
+        command: "python train.py".into(),
+        budget: Duration::from_secs(300),
+        timeout: Duration::from_secs(660),
+        metric: MetricSpec {
+            name: "val_bpb".into(),
+            direction: Direction::Minimize,
+            regex: None,
+            memory_key: "peak_vram_mb".into(),
+        },
+        max_iterations: None,
+        scope: Scope::All,
+        tag: "test".into(),
+        results: PathBuf::from("results.tsv"),
+        program: PathBuf::from("program.md"),
+        report_every: 5,
+        agent,
+        decision: DecisionConfig::default(),
+    }
+}
+
+pub fn record(
+    iteration: u64,
+    status: Status,
+    metric: Option<f64>,
+    description: &str,
+) -> ExperimentRecord {
+    ExperimentRecord {
+        id: iteration as i64 + 1,
+        iteration,
+        attempt: 1,
+        parent: "abc".into(),
+        commit: format!("c{iteration}"),
+        status,
+        metric,
+        metrics: BTreeMap::new(),
+        memory_gb: None,
+        description: description.into(),
+        category: if iteration == 0 {
+            Category::Baseline
+        } else {
+            Category::Hyperparameters
+        },
+        proposer: "test".into(),
+        reason: String::new(),
+        log_path: None,
+        started_at: "2025-01-01T00:00:00Z".into(),
+        finished_at: None,
+        duration_s: None,
+        state_hash: String::new(),
+    }
+}
+
+/// Owned data a Context borrows.
+pub struct World {
+    pub repo: PathBuf,
+    pub config: Config,
+    pub platform: Platform,
+    pub files: BTreeMap<PathBuf, String>,
+    pub history: Vec<ExperimentRecord>,
+    pub seen: HashSet<String>,
+    pub crash: Option<String>,
+    pub scratchpad: Option<String>,
+    pub iteration: u64,
+}
+
+impl World {
+    pub fn new(repo: &Path, config: Config) -> World {
+        World {
+            repo: repo.to_path_buf(),
+            config,
+            platform: Platform::with(Accelerator::Cpu, vec![], 2),
+            files: BTreeMap::from([(PathBuf::from("train.py"), TRAIN.to_string())]),
+            history: vec![record(0, Status::Keep, Some(1.0), "baseline")],
+            seen: HashSet::new(),
+            crash: None,
+            scratchpad: None,
+            iteration: 1,
+        }
+    }
+
+    pub fn ctx(&self) -> Context<'_> {
+        Context {
+            repo: &self.repo,
+            config: &self.config,
+            platform: &self.platform,
+            iteration: self.iteration,
+            files: &self.files,
+            history: &self.history,
+            best: self.history.iter().rfind(|r| r.status == Status::Keep),
+            baseline: self.history.first(),
+            seen: &self.seen,
+            last_crash_tail: self.crash.as_deref(),
+            scratchpad: self.scratchpad.as_deref(),
+        }
+    }
+}
