@@ -1,1 +1,136 @@
-//! Reports: progress.md, the summary, the chart (placeholder).
+//! Reports: progress.md, the end-of-session summary and the progress chart. Renderers are
+//! pure (records in, strings or bytes out); they never touch git, files or the terminal.
+
+pub mod analysis;
+pub mod chart;
+mod glyphs;
+pub mod next_steps;
+pub mod progress;
+pub mod summary;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use crate::experiment::Direction;
+use std::time::Duration;
+
+pub use chart::{ChartError, ChartPoint, ChartSeries, render_png, render_svg};
+pub use next_steps::derive_next_steps;
+pub use progress::render_progress;
+pub use summary::render_summary;
+
+/// What the reports say about the session as a whole (the records say the rest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    /// The research branch, e.g. `autoresearch/mar5`.
+    pub branch: String,
+    /// One line, e.g. `CUDA (NVIDIA H100 80GB)`.
+    pub platform: String,
+    /// The primary metric's name, e.g. `val_bpb`.
+    pub metric_name: String,
+    pub direction: Direction,
+    /// The training budget per run.
+    pub budget: Duration,
+    /// None when the session runs until stopped.
+    pub max_iterations: Option<u64>,
+    /// When the session started, as the caller wants it shown (RFC 3339 is fine).
+    pub started_at: String,
+    /// None while the session is still running.
+    pub ended_at: Option<String>,
+    /// Proposals handled so far (the baseline not counted).
+    pub iterations_done: u64,
+    /// Wall time since the session started.
+    pub elapsed: Duration,
+    /// Run-to-run noise of the baseline: (standard deviation, number of runs).
+    pub noise: Option<(f64, usize)>,
+}
+
+/// Metrics are shown with six decimals, as karpathy's results.tsv writes them.
+pub(crate) fn fmt_metric(v: f64) -> String {
+    format!("{v:.6}")
+}
+
+/// A signed change with its percentage of `reference`, e.g. `-0.012800 (-1.28%)`.
+pub(crate) fn fmt_change(value: f64, reference: f64) -> String {
+    let delta = value - reference;
+    if reference == 0.0 {
+        return format!("{delta:+.6}");
+    }
+    format!("{delta:+.6} ({:+.2}%)", delta / reference.abs() * 100.0)
+}
+
+/// `1h 04m 12s`, `3m 05s`, `42s`: compact and stable for snapshots.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The first seven characters of a commit, or `—` when there is none (rejected runs).
+pub(crate) fn short_commit(commit: &str) -> String {
+    if commit.is_empty() {
+        "—".to_string()
+    } else {
+        commit.chars().take(7).collect()
+    }
+}
+
+/// Makes text safe for one markdown table cell: one line, no unescaped pipes.
+pub(crate) fn cell(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.replace('|', "\\|")
+}
+
+/// Shortens `text` to at most `max` characters, ending with `…` when cut.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out = out.trim_end().to_string();
+    out.push('…');
+    out
+}
+
+pub(crate) fn direction_words(d: Direction) -> &'static str {
+    match d {
+        Direction::Minimize => "lower is better",
+        Direction::Maximize => "higher is better",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_compact() {
+        assert_eq!(fmt_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(fmt_duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(fmt_duration(Duration::from_secs(3852)), "1h 04m 12s");
+    }
+
+    #[test]
+    fn shorten_cuts_with_ellipsis() {
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten("abcdefgh", 5), "abcd…");
+        assert_eq!(shorten("a\nb", 5), "a b");
+    }
+
+    #[test]
+    fn change_has_sign_and_percent() {
+        assert_eq!(fmt_change(0.99, 1.0), "-0.010000 (-1.00%)");
+        assert_eq!(fmt_change(1.0, 0.0), "+1.000000");
+    }
+
+    #[test]
+    fn cells_escape_pipes() {
+        assert_eq!(cell("a | b\nc"), "a \\| b c");
+    }
+}
