@@ -180,6 +180,9 @@ impl ExperimentRecord {
             return None;
         }
         let sd = self.metrics.get(SD_KEY).copied().unwrap_or(0.0);
-        Some(format!("n={n:.0}, ±{}", crate::decision::policy::format_sd(sd)))
+        Some(format!(
+            "n={n:.0}, ±{}",
+            crate::decision::policy::format_sd(sd)
+        ))
     }
 }

@@ -85,7 +85,10 @@ fn feed(m: &mut Metrics, line: &str, spec: &MetricSpec) {
     }
     if let Some(re) = &spec.regex {
         if let Some(c) = re.captures(line) {
-            let v = c.name("value").or_else(|| c.get(1)).and_then(|g| number(g.as_str()));
+            let v = c
+                .name("value")
+                .or_else(|| c.get(1))
+                .and_then(|g| number(g.as_str()));
             if v.is_some() {
                 m.primary = v;
             }
@@ -173,7 +176,10 @@ mod tests {
         assert_eq!(m.params_m(), Some(50.3));
         let gb = m.memory_gb(&spec(None)).unwrap();
         assert!((gb - 44.004).abs() < 0.01, "{gb}");
-        assert!(!m.values.contains_key("loss"), "progress lines are not summary lines");
+        assert!(
+            !m.values.contains_key("loss"),
+            "progress lines are not summary lines"
+        );
     }
 
     #[test]
@@ -191,12 +197,19 @@ mod tests {
         let log = "Traceback (most recent call last):\nNameError: name 'x' is not defined\n\n";
         let m = parse_reader(log.as_bytes(), &spec(None)).unwrap();
         assert_eq!(m.primary, None);
-        assert_eq!(m.last_line.as_deref(), Some("NameError: name 'x' is not defined"));
+        assert_eq!(
+            m.last_line.as_deref(),
+            Some("NameError: name 'x' is not defined")
+        );
     }
 
     #[test]
     fn regex_with_group_or_named_value() {
-        let m = parse_reader("eval | bpb=0.81 |\n".as_bytes(), &spec(Some(r"bpb=([0-9.]+)"))).unwrap();
+        let m = parse_reader(
+            "eval | bpb=0.81 |\n".as_bytes(),
+            &spec(Some(r"bpb=([0-9.]+)")),
+        )
+        .unwrap();
         assert_eq!(m.primary, Some(0.81));
         let m = parse_reader(
             "acc 91.5%\n".as_bytes(),

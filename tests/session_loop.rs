@@ -28,10 +28,17 @@ fn keeps_improvements_discards_regressions_and_leaves_the_branch_at_the_best() {
     assert_eq!(rows.len(), 5, "baseline + 4 experiments");
     assert_eq!(rows[0][2], "2.0", "memory_gb from peak_vram_mb");
     // The branch points at the best commit, with a clean tree.
-    assert_eq!(git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]), "autoresearch/t");
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "autoresearch/t"
+    );
     let head = git(dir.path(), &["rev-parse", "--short=7", "HEAD"]);
     assert_eq!(head, rows[2][0]);
-    assert!(std::fs::read_to_string(dir.path().join("train.py")).unwrap().starts_with("LR = 0.4"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("train.py"))
+            .unwrap()
+            .starts_with("LR = 0.4")
+    );
     assert_eq!(dirty(dir.path()), "");
     assert_eq!(
         git(dir.path(), &["log", "-1", "--format=%s"]),
@@ -59,8 +66,16 @@ fn crashes_are_recorded_with_a_reason_and_reset() {
     let rows = results(dir.path());
     assert_eq!(rows[1][1..4], ["0.000000", "0.0", "crash"]);
     let j = journal(dir.path());
-    assert!(j[1].3.contains("exit 1") && j[1].3.contains("boom: LR too high"), "{:?}", j[1]);
-    assert!(std::fs::read_to_string(dir.path().join("train.py")).unwrap().starts_with("LR = 0.1"));
+    assert!(
+        j[1].3.contains("exit 1") && j[1].3.contains("boom: LR too high"),
+        "{:?}",
+        j[1]
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("train.py"))
+            .unwrap()
+            .starts_with("LR = 0.1")
+    );
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -77,7 +92,11 @@ fn nan_and_missing_metric_are_crashes() {
     assert_eq!(j[1].1, "crash");
     assert!(j[1].3.contains("val_bpb is NaN"), "{:?}", j[1]);
     assert_eq!(j[2].1, "crash");
-    assert!(j[2].3.contains("no `val_bpb:` line") && j[2].3.contains("forgot the summary"), "{:?}", j[2]);
+    assert!(
+        j[2].3.contains("no `val_bpb:` line") && j[2].3.contains("forgot the summary"),
+        "{:?}",
+        j[2]
+    );
 }
 
 #[test]
@@ -91,7 +110,11 @@ fn a_hanging_run_is_killed_at_the_timeout_with_its_grandchildren() {
     let j = journal(dir.path());
     assert_eq!(j[1].1, "crash");
     assert!(j[1].3.contains("timeout"), "{:?}", j[1]);
-    assert!(survivors(dir.path()).is_empty(), "processes survived: {:?}", survivors(dir.path()));
+    assert!(
+        survivors(dir.path()).is_empty(),
+        "processes survived: {:?}",
+        survivors(dir.path())
+    );
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -99,7 +122,10 @@ fn a_hanging_run_is_killed_at_the_timeout_with_its_grandchildren() {
 fn flooding_output_is_capped_and_the_metric_still_read() {
     // ~50 MB of output, then the summary.
     let body = "line = 'x' * 1023 + '\\n'\nfor _ in range(50 * 1024):\n    sys.stdout.write(line)\nprint(f'val_bpb: {1.0 + LR:.6f}')";
-    let dir = repo(&[("train.py", &train_py(body)), ("autoresearch.toml", &config(""))]);
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
     let out = run(dir.path(), &["-n", "1"]);
     assert!(out.status.success(), "{}", text(&out));
     let rows = results(dir.path());
@@ -112,13 +138,19 @@ fn flooding_output_is_capped_and_the_metric_still_read() {
 #[test]
 fn a_failing_baseline_stops_with_exit_4_and_names_the_log() {
     let dir = repo(&[
-        ("train.py", &train_py("raise SystemExit('no data: run prepare.py first')")),
+        (
+            "train.py",
+            &train_py("raise SystemExit('no data: run prepare.py first')"),
+        ),
         ("autoresearch.toml", &config("")),
     ]);
     let out = run(dir.path(), &["-n", "3"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("baseline run failed") && err.contains("run.log"), "{err}");
+    assert!(
+        err.contains("baseline run failed") && err.contains("run.log"),
+        "{err}"
+    );
     assert_eq!(results(dir.path())[0][3], "crash");
     assert_eq!(dirty(dir.path()), "");
 }
@@ -133,18 +165,28 @@ fn resuming_continues_the_session_without_duplicating_records() {
     assert!(first.status.success(), "{}", text(&first));
     let second = run(dir.path(), &["-n", "2", "--json"]);
     assert!(second.status.success(), "{}", text(&second));
-    let started = String::from_utf8_lossy(&second.stdout).lines().next().unwrap().to_string();
+    let started = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     let v: serde_json::Value = serde_json::from_str(&started).unwrap();
     assert_eq!(v["event"], "session_started");
     assert_eq!(v["resumed"], true);
     let rows = results(dir.path());
     let descs: Vec<&str> = rows.iter().map(|r| r[4].as_str()).collect();
-    assert_eq!(descs, ["baseline", "LR 0.1 → 0.2", "LR 0.2 → 0.4", "LR 0.4 → 0.8"]);
+    assert_eq!(
+        descs,
+        ["baseline", "LR 0.1 → 0.2", "LR 0.2 → 0.4", "LR 0.4 → 0.8"]
+    );
 }
 
 #[test]
 fn refuses_a_dirty_tree_and_an_existing_branch() {
-    let dir = repo(&[("train.py", &train_py(QUADRATIC)), ("autoresearch.toml", &config(""))]);
+    let dir = repo(&[
+        ("train.py", &train_py(QUADRATIC)),
+        ("autoresearch.toml", &config("")),
+    ]);
     std::fs::write(dir.path().join("train.py"), "LR = 0.3\n").unwrap();
     let out = run(dir.path(), &["-n", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -154,14 +196,20 @@ fn refuses_a_dirty_tree_and_an_existing_branch() {
     let out = run(dir.path(), &["-n", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("branch autoresearch/t already exists") && err.contains("--tag"), "{err}");
+    assert!(
+        err.contains("branch autoresearch/t already exists") && err.contains("--tag"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ctrl_c_stops_cleanly_and_records_the_run_as_interrupted() {
     use std::io::{BufRead, BufReader};
     let body = "if LR > 0.15:\n    print('waiting', flush=True)\n    time.sleep(1000)\nprint(f'val_bpb: {1.0 + LR:.6f}')";
-    let dir = repo(&[("train.py", &train_py(body)), ("autoresearch.toml", &config(""))]);
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
     let mut child = bin()
         .args(["run", "--yes", "--json", "--grace", "1", "--repo"])
         .arg(dir.path())
@@ -187,8 +235,16 @@ fn ctrl_c_stops_cleanly_and_records_the_run_as_interrupted() {
     assert_eq!(status.code(), Some(130));
     let j = journal(dir.path());
     assert_eq!(j.last().unwrap().1, "interrupted");
-    assert_eq!(results(dir.path()).len(), 1, "interrupted runs are not results");
+    assert_eq!(
+        results(dir.path()).len(),
+        1,
+        "interrupted runs are not results"
+    );
     assert_eq!(dirty(dir.path()), "");
-    assert!(std::fs::read_to_string(dir.path().join("train.py")).unwrap().starts_with("LR = 0.1"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("train.py"))
+            .unwrap()
+            .starts_with("LR = 0.1")
+    );
     assert!(survivors(dir.path()).is_empty());
 }

@@ -12,10 +12,22 @@ use std::process::Command;
 /// The example, embedded so the demo works from an installed binary too.
 const FILES: &[(&str, &str)] = &[
     ("train.py", include_str!("../../examples/tinylm/train.py")),
-    ("prepare.py", include_str!("../../examples/tinylm/prepare.py")),
-    ("program.md", include_str!("../../examples/tinylm/program.md")),
-    ("requirements.txt", include_str!("../../examples/tinylm/requirements.txt")),
-    ("autoresearch.toml", include_str!("../../examples/tinylm/autoresearch.toml")),
+    (
+        "prepare.py",
+        include_str!("../../examples/tinylm/prepare.py"),
+    ),
+    (
+        "program.md",
+        include_str!("../../examples/tinylm/program.md"),
+    ),
+    (
+        "requirements.txt",
+        include_str!("../../examples/tinylm/requirements.txt"),
+    ),
+    (
+        "autoresearch.toml",
+        include_str!("../../examples/tinylm/autoresearch.toml"),
+    ),
     ("README.md", include_str!("../../examples/tinylm/README.md")),
 ];
 
@@ -66,17 +78,27 @@ fn step(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!(
             "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     Ok(())
 }
 
 /// A Python with numpy: the given one, or a cached environment made once.
-pub(crate) fn ensure_python(given: Option<&Path>, say: &mut dyn FnMut(&str)) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_python(
+    given: Option<&Path>,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         if !has_numpy(p) {
-            bail!("{} cannot import numpy; install it (`{} -m pip install numpy`) or omit --python", p.display(), p.display());
+            bail!(
+                "{} cannot import numpy; install it (`{} -m pip install numpy`) or omit --python",
+                p.display(),
+                p.display()
+            );
         }
         return Ok(p.to_path_buf());
     }
@@ -85,15 +107,28 @@ pub(crate) fn ensure_python(given: Option<&Path>, say: &mut dyn FnMut(&str)) -> 
     if has_numpy(&python) {
         return Ok(python);
     }
-    say(&format!("Preparing a Python environment with numpy in {} (once)…", venv.display()));
+    say(&format!(
+        "Preparing a Python environment with numpy in {} (once)…",
+        venv.display()
+    ));
     if on_path("uv") {
-        step(Command::new("uv").args(["venv", "-q"]).arg(&venv), "uv venv")?;
         step(
-            Command::new("uv").args(["pip", "install", "-q", "--python"]).arg(&python).arg("numpy"),
+            Command::new("uv").args(["venv", "-q"]).arg(&venv),
+            "uv venv",
+        )?;
+        step(
+            Command::new("uv")
+                .args(["pip", "install", "-q", "--python"])
+                .arg(&python)
+                .arg("numpy"),
             "uv pip install numpy",
         )?;
     } else {
-        let base = if on_path("python3") { "python3" } else { "python" };
+        let base = if on_path("python3") {
+            "python3"
+        } else {
+            "python"
+        };
         step(Command::new(base).args(["-m", "venv"]).arg(&venv), "python3 -m venv")
             .context("Python 3 with the venv module is needed for the demo (Debian: apt-get install python3-venv)")?;
         step(
@@ -103,7 +138,10 @@ pub(crate) fn ensure_python(given: Option<&Path>, say: &mut dyn FnMut(&str)) -> 
         .context("the demo needs numpy from PyPI")?;
     }
     if !has_numpy(&python) {
-        bail!("numpy is still not importable from {}; delete that folder and retry", python.display());
+        bail!(
+            "numpy is still not importable from {}; delete that folder and retry",
+            python.display()
+        );
     }
     Ok(python)
 }
@@ -112,7 +150,10 @@ pub(crate) fn ensure_python(given: Option<&Path>, say: &mut dyn FnMut(&str)) -> 
 pub(crate) fn write_example(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} is not empty; pass --dir with a new folder", dir.display());
+        bail!(
+            "{} is not empty; pass --dir with a new folder",
+            dir.display()
+        );
     }
     for (name, text) in FILES {
         std::fs::write(dir.join(name), text)?;
@@ -131,7 +172,15 @@ pub(crate) fn write_example(dir: &Path) -> anyhow::Result<()> {
     };
     git(&["init", "-q", "-b", "main"])?;
     git(&["add", "-A"])?;
-    git(&["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", "tinylm example"])?;
+    git(&[
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "-q",
+        "--no-verify",
+        "-m",
+        "tinylm example",
+    ])?;
     Ok(())
 }
 
@@ -152,7 +201,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
         "python prepare.py",
     )?;
     let mut cfg = config::load(&dir.join(config::CONFIG_FILE))?;
-    cfg.command = format!("'{}' train.py", python.display().to_string().replace('\'', r"'\''"));
+    cfg.command = format!(
+        "'{}' train.py",
+        python.display().to_string().replace('\'', r"'\''")
+    );
     cfg.budget = args.budget;
     cfg.timeout = default_timeout(args.budget);
     cfg.max_iterations = None;

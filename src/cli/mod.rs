@@ -29,7 +29,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "autoresearch", version, about = "Runs an autonomous ML research loop on a git repository, unattended.")]
+#[command(
+    name = "autoresearch",
+    version,
+    about = "Runs an autonomous ML research loop on a git repository, unattended."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -91,11 +95,13 @@ fn code_for(e: &anyhow::Error) -> i32 {
         }
         if let Some(s) = cause.downcast_ref::<SessionError>() {
             return match s {
-                SessionError::Git(_) | SessionError::ResultsTracked(_) | SessionError::BranchMissing { .. } => {
-                    exit::REPOSITORY
-                }
+                SessionError::Git(_)
+                | SessionError::ResultsTracked(_)
+                | SessionError::BranchMissing { .. } => exit::REPOSITORY,
                 SessionError::BaselineFailed { .. } => exit::BASELINE,
-                SessionError::Proposer(_) | SessionError::TooManyFailedProposals(..) => exit::PROPOSER,
+                SessionError::Proposer(_) | SessionError::TooManyFailedProposals(..) => {
+                    exit::PROPOSER
+                }
                 SessionError::Lock(_) => exit::LOCKED,
                 _ => exit::FAILURE,
             };

@@ -145,7 +145,7 @@ pub(crate) fn run_session(
     install_signals(&cancel)?;
     let platform = Platform::detect();
     let proposer = proposer_for(&cfg)?;
-    let executor = LocalExecutor::default();
+    let executor = LocalExecutor::new();
     let mut emit = |e: &crate::session::Event| reporter.event(e);
     let mut session = Session::start(Setup {
         repo,

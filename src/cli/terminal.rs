@@ -76,7 +76,8 @@ impl Reporter {
                 elapsed_s, numbers, ..
             } => {
                 if self.tty && !self.quiet {
-                    let nums: Vec<String> = numbers.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                    let nums: Vec<String> =
+                        numbers.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
                     let frac = (elapsed_s / self.budget_s.max(1e-9)).clamp(0.0, 1.0);
                     let filled = (frac * 20.0).round() as usize;
                     print!(
@@ -90,7 +91,6 @@ impl Reporter {
                     let _ = std::io::stdout().flush();
                     self.live = true;
                 }
-                return;
             }
             Event::SessionStarted {
                 tag,
@@ -151,8 +151,14 @@ impl Reporter {
                     } else {
                         String::new()
                     };
-                    let what = if *iteration == 0 { "baseline" } else { "running" };
-                    self.line(&self.paint(DIM, &format!("  {what}{again}, seed {seed}, log {log}")));
+                    let what = if *iteration == 0 {
+                        "baseline"
+                    } else {
+                        "running"
+                    };
+                    self.line(
+                        &self.paint(DIM, &format!("  {what}{again}, seed {seed}, log {log}")),
+                    );
                 }
             }
             Event::RunFinished { .. } => {}
@@ -176,7 +182,9 @@ impl Reporter {
                     (Status::Crash, _) => record.reason.clone(),
                     (_, Some(g)) => {
                         let signed = if self.minimize { -g } else { *g };
-                        let pct = baseline.filter(|b| *b != 0.0).map(|b| 100.0 * signed / b.abs());
+                        let pct = baseline
+                            .filter(|b| *b != 0.0)
+                            .map(|b| 100.0 * signed / b.abs());
                         match pct {
                             Some(p) => format!("{signed:+.6} ({p:+.2}% of baseline)"),
                             None => format!("{signed:+.6}"),
@@ -204,7 +212,12 @@ impl Reporter {
             } => {
                 let mut msg = format!("done: {reason}; {experiments} experiments");
                 if let (Some(b), Some(base)) = (best, baseline) {
-                    let commit: String = best_commit.clone().unwrap_or_default().chars().take(7).collect();
+                    let commit: String = best_commit
+                        .clone()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(7)
+                        .collect();
                     msg.push_str(&format!(
                         "; {} baseline {base:.6} → best {b:.6} at {commit}",
                         self.metric

@@ -5,6 +5,12 @@ use super::{Cancel, Executor, Job, RunOutcome, RunnerError};
 #[derive(Default)]
 pub struct LocalExecutor;
 
+impl LocalExecutor {
+    pub fn new() -> Self {
+        LocalExecutor
+    }
+}
+
 pub fn processes_with_env(_key: &str, _value: &str) -> Vec<i32> {
     Vec::new()
 }

@@ -20,8 +20,12 @@ pub enum Event {
         experiments: usize,
     },
     /// Something the user should know that does not stop the session.
-    Warning { message: String },
-    ProposalStarted { iteration: u64 },
+    Warning {
+        message: String,
+    },
+    ProposalStarted {
+        iteration: u64,
+    },
     Proposal {
         iteration: u64,
         description: String,
@@ -60,14 +64,17 @@ pub enum Event {
     },
     /// A finished experiment with its decision and the evidence.
     Decision {
-        record: ExperimentRecord,
+        record: Box<ExperimentRecord>,
         best: Option<f64>,
         baseline: Option<f64>,
         /// Signed improvement over the previous best (positive is better).
         gain: Option<f64>,
     },
     /// A progress report (markdown), also written to `.autoresearch/progress.md`.
-    Report { markdown: String, path: String },
+    Report {
+        markdown: String,
+        path: String,
+    },
     SessionEnded {
         reason: String,
         best: Option<f64>,

@@ -9,7 +9,9 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another autoresearch session{pid} is running on this repository; wait for it to finish or stop it (Ctrl-C) first")]
+    #[error(
+        "another autoresearch session{pid} is running on this repository; wait for it to finish or stop it (Ctrl-C) first"
+    )]
     Held { pid: String },
     #[error("cannot create the lock file {path}: {source}")]
     Io {
@@ -72,7 +74,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = SessionLock::acquire(dir.path()).unwrap();
         let e = SessionLock::acquire(dir.path()).err().unwrap().to_string();
-        assert!(e.contains("another autoresearch session") && e.contains("pid"), "{e}");
+        assert!(
+            e.contains("another autoresearch session") && e.contains("pid"),
+            "{e}"
+        );
         drop(first);
         assert!(SessionLock::acquire(dir.path()).is_ok());
     }

@@ -3,9 +3,9 @@
 //! the records that follow it.
 
 use super::{Event, Outcome, Session, SessionError, now, rel};
+use crate::decision::policy::{self, NoiseModel, Verdict};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::metric::{self, Metrics};
-use crate::decision::policy::{self, NoiseModel, Verdict};
 use crate::runner::{Exit, Job, RunOutcome};
 use crate::store::Measurement;
 use std::collections::BTreeMap;
@@ -38,13 +38,13 @@ impl RunResult {
     }
     fn oom(&self) -> bool {
         self.value.is_err()
-            && (self.metrics.oom
-                || matches!(self.outcome.exit, Exit::Code(137) | Exit::Signal(9)))
+            && (self.metrics.oom || matches!(self.outcome.exit, Exit::Code(137) | Exit::Signal(9)))
     }
 }
 
 fn signal_name(n: i32) -> String {
-    nix::sys::signal::Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
+    nix::sys::signal::Signal::try_from(n)
+        .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
 }
 
 /// Why a finished run does not count, or its metric.
@@ -64,7 +64,14 @@ pub(crate) fn classify(
         }
         Exit::Interrupted => return Err("interrupted".into()),
         Exit::Signal(9) | Exit::Code(137) => {
-            return Err(format!("killed by SIGKILL{}", if m.oom { " (out of memory)" } else { " (out of memory?)" }));
+            return Err(format!(
+                "killed by SIGKILL{}",
+                if m.oom {
+                    " (out of memory)"
+                } else {
+                    " (out of memory?)"
+                }
+            ));
         }
         Exit::Signal(n) => return Err(format!("killed by {}{oom}", signal_name(n))),
         Exit::Code(0) => {}
@@ -141,10 +148,17 @@ impl Session<'_> {
             }
         })?;
         let metrics = metric::parse_file(&log_path, &self.config.metric).unwrap_or_default();
-        let value = classify(&outcome, &metrics, &self.config.metric.name, self.config.timeout);
-        let memory_gb = metrics
-            .memory_gb(&self.config.metric)
-            .or_else(|| outcome.peak_rss_bytes.map(|b| b as f64 / (1u64 << 30) as f64));
+        let value = classify(
+            &outcome,
+            &metrics,
+            &self.config.metric.name,
+            self.config.timeout,
+        );
+        let memory_gb = metrics.memory_gb(&self.config.metric).or_else(|| {
+            outcome
+                .peak_rss_bytes
+                .map(|b| b as f64 / (1u64 << 30) as f64)
+        });
         self.send(Event::RunFinished {
             iteration,
             attempt: rec.attempt,
@@ -245,13 +259,22 @@ impl Session<'_> {
         rec.id = self.journal.insert(self.row.id, &rec)?;
         let mut values = Vec::new();
         let mut last = None;
-        for (k, seed) in policy::baseline_plan(&self.config.decision).into_iter().enumerate() {
+        for (k, seed) in policy::baseline_plan(&self.config.decision)
+            .into_iter()
+            .enumerate()
+        {
             if !values.is_empty() && !policy::baseline_needs_more(&self.config.decision, &values) {
                 break;
             }
             let r = self.measure(&rec, seed, self.batch_scale, k)?;
             if r.interrupted() {
-                self.finalize(&mut rec, &r, &values, Status::Interrupted, "interrupted by the user".into())?;
+                self.finalize(
+                    &mut rec,
+                    &r,
+                    &values,
+                    Status::Interrupted,
+                    "interrupted by the user".into(),
+                )?;
                 return Ok(());
             }
             if let Err(reason) = &r.value {
@@ -306,7 +329,13 @@ impl Session<'_> {
             let r = self.measure(&rec, seed, scale, runs.len())?;
             if r.interrupted() {
                 let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
-                self.finalize(&mut rec, &r, &values, Status::Interrupted, "interrupted by the user".into())?;
+                self.finalize(
+                    &mut rec,
+                    &r,
+                    &values,
+                    Status::Interrupted,
+                    "interrupted by the user".into(),
+                )?;
                 self.reset_to_best()?;
                 return Ok(Outcome::Interrupted);
             }
@@ -323,7 +352,8 @@ impl Session<'_> {
                     let mut retry = rec.clone();
                     retry.attempt = 2;
                     retry.status = Status::Running;
-                    retry.description = format!("{} (OOM retry: batch scale ×0.5)", rec.description);
+                    retry.description =
+                        format!("{} (OOM retry: batch scale ×0.5)", rec.description);
                     retry.reason.clear();
                     retry.started_at = now();
                     retry.finished_at = None;
@@ -337,7 +367,11 @@ impl Session<'_> {
                     let reason = if runs.is_empty() {
                         why.clone()
                     } else {
-                        format!("run {} (seed {seed}) crashed after {} good run(s): {why}", runs.len() + 1, runs.len())
+                        format!(
+                            "run {} (seed {seed}) crashed after {} good run(s): {why}",
+                            runs.len() + 1,
+                            runs.len()
+                        )
                     };
                     let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
                     self.finalize(&mut rec, &r, &values, Status::Crash, reason)?;
@@ -364,15 +398,25 @@ impl Session<'_> {
         let evidence = match prev_best {
             Some(b) => {
                 let delta = mean - b;
-                let pct = if b != 0.0 { 100.0 * delta / b.abs() } else { 0.0 };
-                format!("{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}", verdict.evidence())
+                let pct = if b != 0.0 {
+                    100.0 * delta / b.abs()
+                } else {
+                    0.0
+                };
+                format!(
+                    "{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}",
+                    verdict.evidence()
+                )
             }
             None => verdict.evidence().to_string(),
         };
         if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
             rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
         }
-        let r = self.last_run.take().expect("a decided experiment has a run");
+        let r = self
+            .last_run
+            .take()
+            .expect("a decided experiment has a run");
         self.finalize(&mut rec, &r, &values, status, evidence)?;
         if status == Status::Keep {
             self.batch_scale = scale;
@@ -396,7 +440,7 @@ impl Session<'_> {
             _ => None,
         };
         let e = Event::Decision {
-            record: rec.clone(),
+            record: Box::new(rec.clone()),
             best: self.best().and_then(|b| b.metric),
             baseline: self.baseline().and_then(|b| b.metric),
             gain,
@@ -410,7 +454,9 @@ impl Session<'_> {
     /// Re-measures the best to catch drift (a shared or throttled GPU), unless the script
     /// is deterministic.
     fn maybe_recheck(&mut self) -> Result<(), SessionError> {
-        if !policy::needs_recheck(&self.config.decision, self.since_recheck) || self.cancel.requested() {
+        if !policy::needs_recheck(&self.config.decision, self.since_recheck)
+            || self.cancel.requested()
+        {
             return Ok(());
         }
         self.since_recheck = 0;
@@ -460,7 +506,8 @@ impl Session<'_> {
         reason: String,
     ) -> Result<(), SessionError> {
         rec.status = status;
-        rec.metrics.extend(r.metrics.values.iter().map(|(k, v)| (k.clone(), *v)));
+        rec.metrics
+            .extend(r.metrics.values.iter().map(|(k, v)| (k.clone(), *v)));
         rec.metric = if values.is_empty() {
             r.value.as_ref().ok().copied().or(r.metrics.primary)
         } else {
@@ -505,12 +552,15 @@ impl Session<'_> {
 
     /// Writes `.autoresearch/progress.md` and emits it.
     pub fn report(&mut self) -> Result<(), SessionError> {
-        let markdown = super::progress::render(
+        let info = super::progress::session_info(
             &self.config,
             &self.row,
             &self.history,
             self.started.elapsed(),
+            &self.noise()?,
+            None,
         );
+        let markdown = crate::report::render_progress(&info, &self.history);
         let path = self.state_dir().join("progress.md");
         std::fs::write(&path, &markdown).map_err(|source| SessionError::Io {
             path: path.clone(),

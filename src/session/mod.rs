@@ -6,7 +6,7 @@
 pub mod events;
 mod lock;
 mod measure;
-mod progress;
+pub mod progress;
 mod start;
 
 pub use events::Event;
@@ -73,15 +73,21 @@ pub enum SessionError {
     Runner(#[from] RunnerError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("the baseline run failed: {reason}; fix the training script (log: {log}) and run again")]
+    #[error(
+        "the baseline run failed: {reason}; fix the training script (log: {log}) and run again"
+    )]
     BaselineFailed { reason: String, log: String },
     #[error("the proposer stopped the session: {0}")]
     Proposer(String),
     #[error("{0} proposals in a row were unusable (last: {1}); check the [agent] settings")]
     TooManyFailedProposals(u32, String),
-    #[error("results file {0} is tracked by git; untrack it (`git rm --cached {0}`) or set `results` to another file")]
+    #[error(
+        "results file {0} is tracked by git; untrack it (`git rm --cached {0}`) or set `results` to another file"
+    )]
     ResultsTracked(String),
-    #[error("the journal knows session `{tag}` but branch {branch} is gone; start a new session with another --tag")]
+    #[error(
+        "the journal knows session `{tag}` but branch {branch} is gone; start a new session with another --tag"
+    )]
     BranchMissing { tag: String, branch: String },
     #[error("cannot write {path}: {source}")]
     Io {
@@ -278,7 +284,12 @@ impl<'a> Session<'a> {
                 Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
                 Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
                     let why = e.to_string();
-                    self.record_rejection(iteration, "(no usable proposal)", Category::Other, &why)?;
+                    self.record_rejection(
+                        iteration,
+                        "(no usable proposal)",
+                        Category::Other,
+                        &why,
+                    )?;
                     failed_proposals += 1;
                     if failed_proposals >= self.opts.max_failed_proposals {
                         return Err(SessionError::TooManyFailedProposals(failed_proposals, why));
@@ -302,7 +313,11 @@ impl<'a> Session<'a> {
         if self.config.max_iterations.is_some_and(|n| done >= n) {
             return Some(EndReason::MaxIterations);
         }
-        if self.opts.run_for.is_some_and(|d| self.started.elapsed() >= d) {
+        if self
+            .opts
+            .run_for
+            .is_some_and(|d| self.started.elapsed() >= d)
+        {
             return Some(EndReason::Deadline);
         }
         if let (Some(target), Some(best)) = (self.opts.target, self.best().and_then(|b| b.metric)) {
@@ -316,9 +331,14 @@ impl<'a> Session<'a> {
 
     /// The last 40 lines of the most recent crash's log.
     fn last_crash_tail(&self) -> Option<String> {
-        let crash = self.history.iter().rev().find(|r| r.status == Status::Crash)?;
+        let crash = self
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.status == Status::Crash)?;
         let text = std::fs::read(crash.log_path.as_ref()?).ok()?;
-        let text = String::from_utf8_lossy(&text[text.len().saturating_sub(16 * 1024)..]).into_owned();
+        let text =
+            String::from_utf8_lossy(&text[text.len().saturating_sub(16 * 1024)..]).into_owned();
         let lines: Vec<&str> = text.lines().collect();
         Some(lines[lines.len().saturating_sub(40)..].join("\n"))
     }
@@ -344,7 +364,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn new_record(&self, iteration: u64, description: &str, category: Category) -> ExperimentRecord {
+    fn new_record(
+        &self,
+        iteration: u64,
+        description: &str,
+        category: Category,
+    ) -> ExperimentRecord {
         ExperimentRecord {
             id: 0,
             iteration,
@@ -482,7 +507,11 @@ pub(crate) enum Outcome {
 
 /// Descriptions go into commit subjects and TSV cells: one line, bounded.
 fn one_line(s: &str) -> String {
-    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let mut out: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
     if out.is_empty() {
         out = "(no description)".into();

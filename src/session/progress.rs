@@ -1,23 +1,42 @@
-//! The progress report a running session writes every N experiments.
+//! The facts the reports need about a live session (`report::SessionInfo`), built from the
+//! session's config, its journal row and its history.
 
 use crate::config::Config;
-use crate::experiment::{ExperimentRecord, Status};
+use crate::decision::policy::NoiseModel;
+use crate::experiment::ExperimentRecord;
+use crate::platform::Platform;
+use crate::report::SessionInfo;
 use crate::store::SessionRow;
 use std::time::Duration;
 
-/// Markdown progress report (placeholder until the report renderer lands).
-pub(crate) fn render(
+/// `SessionInfo` for a session's reports. `elapsed` is the wall time of this invocation
+/// when running, or since the session's start for a finished one.
+pub fn session_info(
     config: &Config,
     row: &SessionRow,
     history: &[ExperimentRecord],
     elapsed: Duration,
-) -> String {
-    let best = history.iter().rev().find(|r| r.status == Status::Keep);
-    format!(
-        "# Progress: {}\n\nbest: {:?}\nexperiments: {}\nelapsed: {}s\n",
-        row.branch,
-        best.and_then(|b| b.metric),
-        history.len(),
-        elapsed.as_secs()
-    ) + &config.metric.name
+    noise: &NoiseModel,
+    ended_at: Option<String>,
+) -> SessionInfo {
+    let platform = serde_json::from_str::<Platform>(&row.platform)
+        .map_or_else(|_| "unknown".to_string(), |p| p.describe());
+    SessionInfo {
+        branch: row.branch.clone(),
+        platform,
+        metric_name: config.metric.name.clone(),
+        direction: config.metric.direction,
+        budget: config.budget,
+        max_iterations: config.max_iterations,
+        started_at: row.started_at.clone(),
+        ended_at,
+        iterations_done: history.iter().map(|r| r.iteration).max().unwrap_or(0),
+        elapsed,
+        noise: noise.sigma().map(|s| {
+            (
+                s,
+                usize::try_from(noise.measurements()).unwrap_or(usize::MAX),
+            )
+        }),
+    }
 }

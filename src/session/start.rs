@@ -46,7 +46,10 @@ impl<'a> Session<'a> {
         repo.check_no_operation_in_progress()?;
         let results = s.config.results.to_string_lossy().into_owned();
         repo.exclude(&[&format!("/{results}"), &format!("/{STATE_DIR}/")])?;
-        if repo.git(&["ls-files", "--error-unmatch", "--", &results]).is_ok() {
+        if repo
+            .git(&["ls-files", "--error-unmatch", "--", &results])
+            .is_ok()
+        {
             return Err(SessionError::ResultsTracked(results));
         }
         let state_dir = repo.root().join(STATE_DIR);

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("journal {path}: {source}; if the file is damaged, move it aside and start a new session with another --tag")]
+    #[error(
+        "journal {path}: {source}; if the file is damaged, move it aside and start a new session with another --tag"
+    )]
     Sqlite {
         path: PathBuf,
         #[source]

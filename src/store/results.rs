@@ -10,7 +10,10 @@ use std::path::Path;
 
 /// The text of results.tsv for these experiments (rows for keep/discard/crash only).
 pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
-    let mut out = format!("commit\t{}\tmemory_gb\tstatus\tdescription\n", clean(metric_name));
+    let mut out = format!(
+        "commit\t{}\tmemory_gb\tstatus\tdescription\n",
+        clean(metric_name)
+    );
     for r in records.iter().filter(|r| r.status.in_results_tsv()) {
         let crashed = r.status == crate::experiment::Status::Crash;
         let metric = if crashed { None } else { r.metric };
@@ -22,7 +25,11 @@ pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
         };
         out.push_str(&format!(
             "{}\t{:.6}\t{:.1}\t{}\t{}\n",
-            if commit.is_empty() { "-".into() } else { commit },
+            if commit.is_empty() {
+                "-".into()
+            } else {
+                commit
+            },
             metric.unwrap_or(0.0),
             memory.unwrap_or(0.0),
             r.status.as_str(),
@@ -35,7 +42,13 @@ pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
 /// Tabs and newlines would break the columns.
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c })
+        .map(|c| {
+            if c == '\t' || c == '\n' || c == '\r' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -45,8 +58,14 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), StoreError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -61,7 +80,11 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), StoreError> {
 }
 
 /// Regenerates results.tsv from the journal's records.
-pub fn write(path: &Path, metric_name: &str, records: &[ExperimentRecord]) -> Result<(), StoreError> {
+pub fn write(
+    path: &Path,
+    metric_name: &str,
+    records: &[ExperimentRecord],
+) -> Result<(), StoreError> {
     write_atomic(path, &render(metric_name, records))
 }
 
@@ -99,8 +122,18 @@ mod tests {
             "val_bpb",
             &[
                 rec("a1b2c3d4e5", Status::Keep, Some(0.9979), "baseline"),
-                rec("b2c3d4e", Status::Discard, Some(1.005), "switch to GeLU\tactivation"),
-                rec("c3d4e5f", Status::Crash, Some(f64::NAN), "double the width (OOM)"),
+                rec(
+                    "b2c3d4e",
+                    Status::Discard,
+                    Some(1.005),
+                    "switch to GeLU\tactivation",
+                ),
+                rec(
+                    "c3d4e5f",
+                    Status::Crash,
+                    Some(f64::NAN),
+                    "double the width (OOM)",
+                ),
                 rec("", Status::Rejected, None, "touched prepare.py"),
             ],
         );
@@ -122,6 +155,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
         let bad = dir.path().join("missing-dir").join("results.tsv");
         let e = write(&bad, "m", &[]).unwrap_err().to_string();
-        assert!(e.contains("cannot write") && e.contains("disk space"), "{e}");
+        assert!(
+            e.contains("cannot write") && e.contains("disk space"),
+            "{e}"
+        );
     }
 }

@@ -10,17 +10,29 @@ use std::process::{Command, Output};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("{path} is not inside a git repository; run `git init && git add -A && git commit -m init` first")]
+    #[error(
+        "{path} is not inside a git repository; run `git init && git add -A && git commit -m init` first"
+    )]
     NotARepo { path: PathBuf },
-    #[error("the repository has no commits yet; commit train.py, prepare.py and program.md first (`git add -A && git commit -m init`)")]
+    #[error(
+        "the repository has no commits yet; commit train.py, prepare.py and program.md first (`git add -A && git commit -m init`)"
+    )]
     NoCommits,
-    #[error("HEAD is detached; check out the branch the session should start from (`git switch main`)")]
+    #[error(
+        "HEAD is detached; check out the branch the session should start from (`git switch main`)"
+    )]
     Detached,
-    #[error("a {0} is in progress; finish or abort it (`git {0} --abort`) before starting a session")]
+    #[error(
+        "a {0} is in progress; finish or abort it (`git {0} --abort`) before starting a session"
+    )]
     InProgress(&'static str),
-    #[error("the work tree has uncommitted changes in {files}; commit or stash them first (`git stash`)")]
+    #[error(
+        "the work tree has uncommitted changes in {files}; commit or stash them first (`git stash`)"
+    )]
     Dirty { files: String },
-    #[error("branch {0} already exists; resume it with `autoresearch run --tag {1}`, or pick a new tag with `--tag`")]
+    #[error(
+        "branch {0} already exists; resume it with `autoresearch run --tag {1}`, or pick a new tag with `--tag`"
+    )]
     BranchExists(String, String),
     #[error("cannot run git: {0}; is git installed and on PATH?")]
     Spawn(#[source] std::io::Error),
@@ -114,7 +126,11 @@ impl Repo {
     pub fn git_path(&self, name: &str) -> Result<PathBuf, GitError> {
         let p = self.git(&["rev-parse", "--git-path", name])?;
         let p = PathBuf::from(p);
-        Ok(if p.is_absolute() { p } else { self.root.join(p) })
+        Ok(if p.is_absolute() {
+            p
+        } else {
+            self.root.join(p)
+        })
     }
 
     /// Refuses while a rebase, merge, cherry-pick, revert or bisect is half done.
@@ -202,15 +218,21 @@ impl Repo {
 
     /// Is a user identity configured? If not, experiment commits use a fallback one.
     fn has_identity(&self) -> bool {
-        self.git(&["config", "user.email"]).is_ok_and(|s| !s.is_empty())
-            && self.git(&["config", "user.name"]).is_ok_and(|s| !s.is_empty())
+        self.git(&["config", "user.email"])
+            .is_ok_and(|s| !s.is_empty())
+            && self
+                .git(&["config", "user.name"])
+                .is_ok_and(|s| !s.is_empty())
     }
 
     /// Commits exactly `paths` with `message`: no hooks, no signing, and an identity even
     /// when the user has none. Returns the new commit's sha.
     pub fn commit_paths(&self, paths: &[PathBuf], message: &str) -> Result<String, GitError> {
         let mut add = vec!["add", "--"];
-        let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         add.extend(names.iter().map(String::as_str));
         self.git(&add)?;
         let mut c = self.command(&[
@@ -314,11 +336,16 @@ mod tests {
         repo.create_and_checkout("autoresearch/t", &base).unwrap();
         std::fs::write(dir.path().join("train.py"), "LR = 0.2\n").unwrap();
         assert_eq!(repo.dirty_files().unwrap(), vec!["train.py".to_string()]);
-        let c = repo.commit_paths(&[PathBuf::from("train.py")], "exp: LR 0.1 → 0.2").unwrap();
+        let c = repo
+            .commit_paths(&[PathBuf::from("train.py")], "exp: LR 0.1 → 0.2")
+            .unwrap();
         assert_ne!(c, base);
         assert!(repo.dirty_files().unwrap().is_empty());
         repo.reset_hard(&base).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("train.py")).unwrap(), "LR = 0.1\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("train.py")).unwrap(),
+            "LR = 0.1\n"
+        );
         assert!(repo.branch_exists("autoresearch/t").unwrap());
         assert!(!repo.branch_exists("autoresearch/u").unwrap());
     }
@@ -336,8 +363,15 @@ mod tests {
     fn not_a_repo_and_no_commits_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let e = Repo::open(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("not inside a git repository") && e.contains("git init"), "{e}");
-        Command::new("git").args(["init", "-q"]).current_dir(dir.path()).status().unwrap();
+        assert!(
+            e.contains("not inside a git repository") && e.contains("git init"),
+            "{e}"
+        );
+        Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
         let repo = Repo::open(dir.path()).unwrap();
         assert!(matches!(repo.current_branch(), Err(GitError::NoCommits)));
     }

@@ -59,7 +59,8 @@ pub const PREPARE: &str = "TIME_BUDGET = 300\n";
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autoresearch"));
-    c.env_remove("ANTHROPIC_API_KEY").env_remove("OPENAI_API_KEY");
+    c.env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY");
     c.env("AUTORESEARCH_PLATFORM", "cpu");
     c
 }
@@ -99,12 +100,16 @@ pub fn results(dir: &Path) -> Vec<Vec<String>> {
 pub fn journal(dir: &Path) -> Vec<(i64, String, Option<f64>, String, String)> {
     let conn = rusqlite::Connection::open(dir.join(".autoresearch/journal.sqlite")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT iteration, status, metric, reason, commit_sha FROM experiments ORDER BY id")
+        .prepare(
+            "SELECT iteration, status, metric, reason, commit_sha FROM experiments ORDER BY id",
+        )
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 /// Tracked changes in the work tree (must be empty after every session).
