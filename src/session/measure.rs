@@ -8,7 +8,6 @@ use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::metric::{self, Metrics};
 use crate::runner::{Exit, Job, RunOutcome};
 use crate::store::Measurement;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -227,13 +226,7 @@ impl Session<'_> {
 
     /// The run-to-run noise: every group of repeated measurements of one code version.
     pub(crate) fn noise(&self) -> Result<NoiseModel, SessionError> {
-        let mut groups: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        for m in self.journal.measurements(self.row.id)? {
-            if let Some(v) = m.value {
-                groups.entry(m.experiment_id).or_default().push(v);
-            }
-        }
-        Ok(NoiseModel::from_groups(groups.values().map(Vec::as_slice)))
+        Ok(super::progress::noise_from(&self.journal, self.row.id)?)
     }
 
     /// The (seed, value) runs of one experiment.

@@ -40,3 +40,18 @@ pub fn session_info(
         }),
     }
 }
+
+/// The run-to-run noise of a session: every group of repeated measurements of one code
+/// version in the journal.
+pub fn noise_from(
+    journal: &crate::store::Journal,
+    session_id: i64,
+) -> Result<NoiseModel, crate::store::StoreError> {
+    let mut groups: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for m in journal.measurements(session_id)? {
+        if let Some(v) = m.value {
+            groups.entry(m.experiment_id).or_default().push(v);
+        }
+    }
+    Ok(NoiseModel::from_groups(groups.values().map(Vec::as_slice)))
+}
