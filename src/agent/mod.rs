@@ -85,6 +85,37 @@ pub trait Proposer: Send {
     /// Short name recorded in the journal (e.g. `search`, `anthropic:claude-…`).
     fn name(&self) -> String;
     fn propose(&mut self, ctx: &Context<'_>) -> Result<Proposal, AgentError>;
+
+    /// Asks for a repair of a trivial crash (a typo, a missing import), given the crashed
+    /// files in `ctx.files` and the traceback. `None`: this proposer cannot repair.
+    fn repair(
+        &mut self,
+        _ctx: &Context<'_>,
+        _traceback: &str,
+    ) -> Option<Result<Proposal, AgentError>> {
+        None
+    }
+
+    /// The last prompt sent, for saving beside the run (never contains a key).
+    fn last_prompt(&self) -> Option<String> {
+        None
+    }
+
+    /// A one-line note for the user at start (e.g. that costs cannot be estimated).
+    fn note(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The proposer `config` asks for: the built-in search, or an LLM backend.
+pub fn from_config(config: &crate::config::AgentConfig) -> Result<Box<dyn Proposer>, AgentError> {
+    use crate::config::AgentBackend;
+    Ok(match config.backend {
+        AgentBackend::Search => Box::new(search::SearchProposer::new(config.seed, config.patience)),
+        AgentBackend::Anthropic | AgentBackend::OpenAi | AgentBackend::Command => {
+            Box::new(llm::LlmProposer::from_config(config)?)
+        }
+    })
 }
 
 /// Hash of a set of file contents: identifies an experiment's code state.

@@ -4,7 +4,7 @@
 use super::exit;
 use super::terminal::Reporter;
 use crate::agent::Proposer;
-use crate::config::{self, AgentBackend, Config};
+use crate::config::{self, Config};
 use crate::platform::Platform;
 use crate::runner::Cancel;
 use crate::runner::local::LocalExecutor;
@@ -65,15 +65,8 @@ pub(crate) fn load_config(repo: &Path, path: Option<&Path>) -> anyhow::Result<Co
 
 /// The proposer the config asks for.
 pub(crate) fn proposer_for(config: &Config) -> anyhow::Result<Box<dyn Proposer>> {
-    match config.agent.backend {
-        AgentBackend::Search => Ok(Box::new(crate::agent::search::SearchProposer::new(
-            config.agent.seed,
-            config.agent.patience,
-        ))),
-        ref other => bail!(
-            "[agent] backend {other:?} is not available in this build; use backend = \"search\""
-        ),
-    }
+    crate::agent::from_config(&config.agent)
+        .map_err(|e| anyhow::Error::new(crate::session::SessionError::Proposer(e.to_string())))
 }
 
 /// Installs SIGINT/SIGTERM handling: the first asks for a clean stop, the second for an

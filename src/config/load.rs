@@ -38,6 +38,16 @@ const AGENT_KEYS: &[&str] = &[
     "max_cost_usd",
     "patience",
     "seed",
+    "repair_attempts",
+    "templates",
+    "phases",
+    "max_attempts",
+    "retry_base",
+    "retry_max_wait",
+    "price_input",
+    "price_output",
+    "price_cache_read",
+    "price_cache_write",
 ];
 const DECISION_KEYS: &[&str] = &[
     "mode",
@@ -432,6 +442,49 @@ fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
     if let Some((s, at)) = a.int("seed")? {
         agent.seed = u64::try_from(s)
             .map_err(|_| invalid_at(at, "agent.seed", format!("is {s}"), "use 0 or more"))?;
+    }
+    if let Some(n) = a.uint("repair_attempts")? {
+        agent.repair_attempts = n;
+    }
+    agent.templates = a.path("templates")?.map(|(p, _)| p);
+    if let Some(list) = a.path_list("phases")? {
+        agent.phases = list
+            .iter()
+            .map(|p| p.0.to_string_lossy().into_owned())
+            .collect();
+    }
+    if let Some(n) = a.uint("max_attempts")? {
+        agent.max_attempts = Some(n.max(1));
+    }
+    agent.retry_base = a
+        .duration("retry_base", "a duration like \"2s\"")?
+        .map(|(d, _)| d);
+    agent.retry_max_wait = a
+        .duration("retry_max_wait", "a duration like \"60s\"")?
+        .map(|(d, _)| d);
+    let mut prices = crate::config::ModelPrices::default();
+    let mut any_price = false;
+    for (key, slot) in [
+        ("price_input", &mut prices.input),
+        ("price_output", &mut prices.output),
+        ("price_cache_read", &mut prices.cache_read),
+        ("price_cache_write", &mut prices.cache_write),
+    ] {
+        if let Some((v, at)) = a.float(key)? {
+            if v < 0.0 || !v.is_finite() {
+                return Err(invalid_at(
+                    at,
+                    "agent.price_*",
+                    format!("{key} is {v}"),
+                    "use USD per million tokens, e.g. price_input = 3.0",
+                ));
+            }
+            *slot = v;
+            any_price = true;
+        }
+    }
+    if any_price {
+        agent.prices = Some(prices);
     }
     if agent.backend == AgentBackend::Command && agent.command.is_none() {
         return Err(ConfigError::Missing {

@@ -107,6 +107,8 @@ pub struct AgentConfig {
     pub patience: u32,
     /// Seed for the built-in search's choices.
     pub seed: u64,
+    /// Repairs an LLM may attempt for a trivial crash (a typo, a missing import).
+    pub repair_attempts: u32,
     /// A folder whose `system.md`, `task.md`, … replace the embedded prompt templates.
     pub templates: Option<PathBuf>,
     /// Research phases, e.g. `"1-10: hyperparameters only"`, `"11-: anything"`
@@ -146,6 +148,7 @@ impl Default for AgentConfig {
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,
+            repair_attempts: 1,
             templates: None,
             phases: Vec::new(),
             max_attempts: None,

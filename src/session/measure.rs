@@ -368,9 +368,19 @@ impl Session<'_> {
                     };
                     let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
                     self.finalize(&mut rec, &r, &values, Status::Crash, reason)?;
-                    self.reset_to_best()?;
+                    let repair = if runs.is_empty() {
+                        self.try_repair(&rec, &r.outcome.log_path)?
+                    } else {
+                        None
+                    };
+                    if repair.is_none() {
+                        self.reset_to_best()?;
+                    }
                     self.after_decision(&rec, None)?;
-                    return Ok(Outcome::Ran);
+                    return match repair {
+                        Some(repaired) => repaired.run(self),
+                        None => Ok(Outcome::Ran),
+                    };
                 }
             }
         }
@@ -527,7 +537,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn reset_to_best(&mut self) -> Result<(), SessionError> {
+    pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
         let best = self.best_commit();
         self.repo.reset_hard(&best)?;
         Ok(())
@@ -562,5 +572,67 @@ impl Session<'_> {
         let path = rel(self.repo.root(), &path);
         self.send(Event::Report { markdown, path });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trivial_crashes_are_told_from_real_failures() {
+        use super::super::repair::trivial_crash;
+        let typo = "Traceback (most recent call last):\n  File \"train.py\", line 3, in <module>\n    lr = LRR * 2\nNameError: name 'LRR' is not defined\n";
+        assert!(trivial_crash(typo));
+        assert!(trivial_crash(
+            "  File \"train.py\", line 9\n    x = (\n        ^\nSyntaxError: '(' was never closed"
+        ));
+        let oom = "Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory.";
+        assert!(!trivial_crash(oom));
+        assert!(!trivial_crash(
+            "Traceback (most recent call last):\nValueError: loss is nan"
+        ));
+        assert!(!trivial_crash(
+            "NameError mentioned in a log line without a traceback"
+        ));
+    }
+
+    #[test]
+    fn classify_names_each_failure() {
+        let out = |exit| RunOutcome {
+            exit,
+            duration: Duration::from_secs(1),
+            peak_rss_bytes: None,
+            log_path: PathBuf::from("run.log"),
+            output_bytes: 0,
+            stragglers_killed: 0,
+        };
+        let m = Metrics::default();
+        let t = Duration::from_secs(70);
+        assert!(
+            classify(&out(Exit::TimedOut), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("after 70s")
+        );
+        assert!(
+            classify(&out(Exit::Signal(11)), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("SIGSEGV")
+        );
+        assert!(
+            classify(&out(Exit::Code(137)), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("out of memory")
+        );
+        let mut m2 = Metrics {
+            primary: Some(f64::INFINITY),
+            ..Metrics::default()
+        };
+        assert_eq!(
+            classify(&out(Exit::Code(0)), &m2, "val_bpb", t).unwrap_err(),
+            "val_bpb is inf"
+        );
+        m2.primary = Some(0.9);
+        assert_eq!(classify(&out(Exit::Code(0)), &m2, "val_bpb", t), Ok(0.9));
     }
 }

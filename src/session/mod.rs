@@ -7,6 +7,7 @@ pub mod events;
 mod lock;
 mod measure;
 pub mod progress;
+mod repair;
 mod start;
 
 pub use events::Event;
@@ -112,6 +113,8 @@ pub enum EndReason {
     Interrupted,
     /// The proposer has nothing left to try.
     Exhausted(String),
+    /// `[agent] max_cost_usd` reached.
+    CostLimit,
 }
 
 impl EndReason {
@@ -123,6 +126,7 @@ impl EndReason {
             EndReason::Target => "the target value was reached".into(),
             EndReason::Interrupted => "interrupted".into(),
             EndReason::Exhausted(why) => format!("the proposer has nothing left to try ({why})"),
+            EndReason::CostLimit => "[agent] max_cost_usd reached".into(),
         }
     }
 }
@@ -289,6 +293,7 @@ impl<'a> Session<'a> {
                         "(no usable proposal)",
                         Category::Other,
                         &why,
+                        BTreeMap::new(),
                     )?;
                     failed_proposals += 1;
                     if failed_proposals >= self.opts.max_failed_proposals {
@@ -336,11 +341,8 @@ impl<'a> Session<'a> {
             .iter()
             .rev()
             .find(|r| r.status == Status::Crash)?;
-        let text = std::fs::read(crash.log_path.as_ref()?).ok()?;
-        let text =
-            String::from_utf8_lossy(&text[text.len().saturating_sub(16 * 1024)..]).into_owned();
-        let lines: Vec<&str> = text.lines().collect();
-        Some(lines[lines.len().saturating_sub(40)..].join("\n"))
+        let path = self.repo.root().join(crash.log_path.as_ref()?);
+        Some(repair::log_tail(&path, 40))
     }
 
     fn record_rejection(
@@ -349,8 +351,10 @@ impl<'a> Session<'a> {
         description: &str,
         category: Category,
         reason: &str,
+        extra: BTreeMap<String, f64>,
     ) -> Result<(), SessionError> {
         let mut rec = self.new_record(iteration, description, category);
+        rec.metrics = extra;
         rec.status = Status::Rejected;
         rec.reason = reason.to_string();
         rec.finished_at = Some(now());
@@ -417,7 +421,9 @@ impl<'a> Session<'a> {
             .collect();
         if !forbidden.is_empty() {
             let why = format!("edits non-editable files: {}", forbidden.join(", "));
-            self.record_rejection(iteration, &description, p.category, &why)?;
+            let mut usage = BTreeMap::new();
+            record_usage(&mut usage, &p.usage);
+            self.record_rejection(iteration, &description, p.category, &why, usage)?;
             return Ok(Outcome::Rejected(why));
         }
         let mut files = self.repo.read_files(&self.config.editable);
@@ -425,12 +431,41 @@ impl<'a> Session<'a> {
         for c in &p.changes {
             files.insert(c.path.clone(), c.contents.clone());
         }
+        let mut usage = BTreeMap::new();
+        record_usage(&mut usage, &p.usage);
+        let draft = Draft {
+            iteration,
+            attempt: 1,
+            description: &description,
+            category: p.category,
+        };
+        match self.commit_state(draft, &files, &before, usage)? {
+            Ok(rec) => self.measure_and_decide(rec),
+            Err(why) => Ok(Outcome::Rejected(why)),
+        }
+    }
+
+    /// Commits `files` (the editable files' new contents) as an experiment, or records a
+    /// rejection when they change nothing or repeat a state already run.
+    pub(crate) fn commit_state(
+        &mut self,
+        draft: Draft<'_>,
+        files: &BTreeMap<PathBuf, String>,
+        before: &BTreeMap<PathBuf, String>,
+        extra: BTreeMap<String, f64>,
+    ) -> Result<Result<ExperimentRecord, String>, SessionError> {
+        let Draft {
+            iteration,
+            attempt,
+            description,
+            category,
+        } = draft;
         if files == before {
             let why = "the proposal changes nothing".to_string();
-            self.record_rejection(iteration, &description, p.category, &why)?;
-            return Ok(Outcome::Rejected(why));
+            self.record_rejection(iteration, description, category, &why, extra)?;
+            return Ok(Err(why));
         }
-        let hash = state_hash(&files);
+        let hash = state_hash(files);
         if let Some(dup) = self
             .history
             .iter()
@@ -440,13 +475,16 @@ impl<'a> Session<'a> {
                 "the resulting files equal experiment {} ({}), already run",
                 dup.iteration, dup.description
             );
-            self.record_rejection(iteration, &description, p.category, &why)?;
-            return Ok(Outcome::Rejected(why));
+            self.record_rejection(iteration, description, category, &why, extra)?;
+            return Ok(Err(why));
         }
-        let mut rec = self.new_record(iteration, &description, p.category);
+        let mut rec = self.new_record(iteration, description, category);
+        rec.attempt = attempt;
         rec.state_hash = hash;
+        rec.metrics = extra;
         // Written as running before anything changes, so a kill loses nothing.
         rec.id = self.journal.insert(self.row.id, &rec)?;
+        self.save_prompt(rec.id);
         let changed: BTreeMap<PathBuf, String> = files
             .iter()
             .filter(|(k, v)| before.get(*k) != Some(*v))
@@ -458,7 +496,25 @@ impl<'a> Session<'a> {
             .repo
             .commit_paths(&paths, &format!("exp: {description}"))?;
         self.journal.update(&rec)?;
-        self.measure_and_decide(rec)
+        Ok(Ok(rec))
+    }
+
+    /// Saves the proposer's last prompt beside the experiment's runs, for debugging.
+    fn save_prompt(&self, id: i64) {
+        if let Some(prompt) = self.proposer.last_prompt() {
+            let dir = self.state_dir().join("runs").join(format!("{id:04}"));
+            if std::fs::create_dir_all(&dir).is_ok() {
+                let _ = std::fs::write(dir.join("prompt.md"), prompt);
+            }
+        }
+    }
+
+    /// Total estimated LLM cost of this session so far.
+    pub fn cost_usd(&self) -> f64 {
+        self.history
+            .iter()
+            .filter_map(|r| r.metrics.get(COST_KEY))
+            .sum()
     }
 
     fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {
@@ -498,6 +554,30 @@ pub fn baseline_of(history: &[ExperimentRecord]) -> Option<&ExperimentRecord> {
         .find(|r| r.iteration == 0 && r.status == Status::Keep)
 }
 
+/// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
+pub const COST_KEY: &str = "autoresearch_cost_usd";
+pub const TOKENS_IN_KEY: &str = "autoresearch_tokens_in";
+pub const TOKENS_OUT_KEY: &str = "autoresearch_tokens_out";
+
+pub(crate) fn record_usage(into: &mut BTreeMap<String, f64>, u: &crate::agent::Usage) {
+    if u.input_tokens + u.output_tokens > 0 || u.cost_usd > 0.0 {
+        into.insert(COST_KEY.into(), u.cost_usd);
+        into.insert(
+            TOKENS_IN_KEY.into(),
+            (u.input_tokens + u.cache_read_tokens + u.cache_write_tokens) as f64,
+        );
+        into.insert(TOKENS_OUT_KEY.into(), u.output_tokens as f64);
+    }
+}
+
+/// What an experiment is, before it has a commit.
+pub(crate) struct Draft<'d> {
+    pub iteration: u64,
+    pub attempt: u32,
+    pub description: &'d str,
+    pub category: Category,
+}
+
 /// What one proposal came to.
 pub(crate) enum Outcome {
     Ran,
@@ -506,7 +586,7 @@ pub(crate) enum Outcome {
 }
 
 /// Descriptions go into commit subjects and TSV cells: one line, bounded.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let line = s
         .lines()
         .find(|l| !l.trim().is_empty())

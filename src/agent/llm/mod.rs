@@ -213,6 +213,22 @@ impl Proposer for LlmProposer {
         let p = self.templates.propose(ctx, style);
         self.run(ctx, p)
     }
+
+    fn repair(
+        &mut self,
+        ctx: &Context<'_>,
+        traceback: &str,
+    ) -> Option<Result<Proposal, AgentError>> {
+        Some(LlmProposer::repair(self, ctx, traceback))
+    }
+
+    fn last_prompt(&self) -> Option<String> {
+        LlmProposer::last_prompt(self).map(str::to_string)
+    }
+
+    fn note(&self) -> Option<String> {
+        self.cost_note()
+    }
 }
 
 /// One HTTP proposal: ask, parse, apply; on unmatched blocks ask once more for them only.

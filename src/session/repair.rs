@@ -1,0 +1,159 @@
+//! Repairing a trivial crash: judging from the traceback whether a crash is a slip (a
+//! typo, a missing import) rather than a bad idea, and asking the proposer once for a fix,
+//! committed as the next attempt of the same experiment.
+
+use super::{Outcome, Session, SessionError};
+use crate::experiment::{ExperimentRecord, Status};
+use std::collections::BTreeMap;
+
+/// A committed repair waiting to be measured, or a repair that was rejected (recorded).
+pub(crate) enum Repaired {
+    Run(Box<ExperimentRecord>),
+    Rejected,
+}
+
+impl Repaired {
+    pub(crate) fn run(self, session: &mut Session<'_>) -> Result<Outcome, SessionError> {
+        match self {
+            Repaired::Run(rec) => session.measure_and_decide(*rec),
+            Repaired::Rejected => Ok(Outcome::Ran),
+        }
+    }
+}
+
+/// Exceptions that mean a slip in the code, not a bad idea: worth one repair.
+const TRIVIAL_ERRORS: &[&str] = &[
+    "SyntaxError",
+    "IndentationError",
+    "TabError",
+    "NameError",
+    "UnboundLocalError",
+    "ImportError",
+    "ModuleNotFoundError",
+    "AttributeError",
+    "TypeError",
+];
+
+/// Whether a crash's log ends in a Python traceback of a trivial kind.
+pub(crate) fn trivial_crash(tail: &str) -> bool {
+    if !tail.contains("Traceback") && !tail.contains("SyntaxError") {
+        return false;
+    }
+    tail.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .is_some_and(|last| {
+            TRIVIAL_ERRORS
+                .iter()
+                .any(|e| last.starts_with(e) || last.contains(&format!(".{e}")))
+        })
+}
+
+/// The last `n` lines of a log (reading at most its last 64 KiB).
+pub(crate) fn log_tail(path: &std::path::Path, n: usize) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let start = bytes.len().saturating_sub(64 * 1024);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Session<'_> {
+    /// Asks the proposer to repair a trivial crash (a typo, a missing import, judged from
+    /// the traceback) and commits the repair as the next attempt of the same experiment.
+    /// `None`: no repair (not trivial, attempts used up, the proposer cannot or did not).
+    pub(crate) fn try_repair(
+        &mut self,
+        crashed: &ExperimentRecord,
+        log: &std::path::Path,
+    ) -> Result<Option<Repaired>, SessionError> {
+        if crashed.attempt > self.config.agent.repair_attempts {
+            return Ok(None);
+        }
+        let tail = log_tail(log, 60);
+        if !trivial_crash(&tail) {
+            return Ok(None);
+        }
+        let crashed_files = self.repo.read_files(&self.config.editable);
+        let seen: std::collections::HashSet<String> = self
+            .history
+            .iter()
+            .filter(|h| h.status != Status::Rejected)
+            .map(|h| h.state_hash.clone())
+            .collect();
+        let answer = {
+            let ctx = crate::agent::Context {
+                repo: self.repo.root(),
+                config: &self.config,
+                platform: &self.platform,
+                iteration: crashed.iteration,
+                files: &crashed_files,
+                history: &self.history,
+                best: super::best_of(&self.history),
+                baseline: super::baseline_of(&self.history),
+                seen: &seen,
+                last_crash_tail: Some(&tail),
+                scratchpad: self.scratchpad.as_deref(),
+            };
+            self.proposer.repair(&ctx, &tail)
+        };
+        let p = match answer {
+            None => return Ok(None),
+            Some(Err(e)) => {
+                self.warn(format!(
+                    "no repair for experiment {}: {e}",
+                    crashed.iteration
+                ));
+                return Ok(None);
+            }
+            Some(Ok(p)) => p,
+        };
+        if p.changes
+            .iter()
+            .any(|c| !self.config.editable.contains(&c.path))
+        {
+            self.warn(format!(
+                "the repair for experiment {} edits non-editable files; not applied",
+                crashed.iteration
+            ));
+            return Ok(None);
+        }
+        let mut files = crashed_files;
+        for c in &p.changes {
+            files.insert(c.path.clone(), c.contents.clone());
+        }
+        self.reset_to_best()?;
+        let before = self.repo.read_files(&self.config.editable);
+        let description = format!(
+            "{} (repaired: {})",
+            crashed.description,
+            super::one_line(&p.description)
+        );
+        let mut usage = BTreeMap::new();
+        super::record_usage(&mut usage, &p.usage);
+        self.warn(format!(
+            "experiment {} crashed on a trivial error; trying the proposer's repair (attempt {})",
+            crashed.iteration,
+            crashed.attempt + 1
+        ));
+        Ok(Some(
+            match self.commit_state(
+                super::Draft {
+                    iteration: crashed.iteration,
+                    attempt: crashed.attempt + 1,
+                    description: &description,
+                    category: crashed.category,
+                },
+                &files,
+                &before,
+                usage,
+            )? {
+                Ok(rec) => Repaired::Run(Box::new(rec)),
+                Err(_) => Repaired::Rejected,
+            },
+        ))
+    }
+}
