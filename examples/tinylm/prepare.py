@@ -18,7 +18,10 @@ import sys
 import sysconfig
 import tempfile
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:
+    sys.exit("prepare.py: numpy is not installed for this Python; run: pip install -r requirements.txt")
 
 # ---------------------------------------------------------------------------
 # Constants (fixed: do not change)
