@@ -118,7 +118,10 @@ impl Platform {
                 if a.compile { "1" } else { "0" }.into(),
             ),
             ("AUTORESEARCH_DTYPE".into(), a.dtype.clone()),
-            ("AUTORESEARCH_BATCH_SCALE".into(), format!("{}", a.batch_scale)),
+            (
+                "AUTORESEARCH_BATCH_SCALE".into(),
+                format!("{}", a.batch_scale),
+            ),
             (
                 "AUTORESEARCH_TIME_BUDGET".into(),
                 format!("{}", budget.as_secs_f64()),
