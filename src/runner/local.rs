@@ -1,26 +1,442 @@
-//! Local process executor (placeholder until the runner work lands).
+//! `LocalExecutor`: runs a job as `sh -c` in its own process group on this machine,
+//! streams its output to a capped log, enforces the timeout and cancellation, and makes
+//! sure nothing of the run survives it. Never interprets the output and never waits on a
+//! process that is not provably the run's.
 
-use super::{Cancel, Executor, Job, RunOutcome, RunnerError};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-#[derive(Default)]
-pub struct LocalExecutor;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use super::logsink::{LineSplitter, LogSink};
+use super::procs;
+use super::{Cancel, Executor, Exit, Job, RunOutcome, RunnerError};
+
+pub use super::procs::{kill_processes_with_env, processes_with_env};
+
+/// Set to a value unique to each run in the environment of its script; every descendant
+/// inherits it, which is how escaped grandchildren are found.
+pub const RUN_TOKEN_ENV: &str = "AUTORESEARCH_RUN_TOKEN";
+
+/// How long cleanup waits for the output pipes to close after the last known process of
+/// the run is dead. Only an unfindable descendant (one that scrubbed its environment and
+/// left the group) can keep them open that long.
+const READER_PATIENCE: Duration = Duration::from_secs(5);
+/// How long cleanup keeps killing and reaping the run's processes.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Runs jobs as local processes.
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    /// How often the child, the cancel flag and the timeout are checked.
+    poll: Duration,
+    /// How often the memory of the process tree is sampled.
+    sample_every: Duration,
+}
+
+impl Default for LocalExecutor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl LocalExecutor {
     pub fn new() -> Self {
-        LocalExecutor
+        LocalExecutor {
+            poll: Duration::from_millis(50),
+            sample_every: Duration::from_millis(200),
+        }
     }
 }
 
-pub fn processes_with_env(_key: &str, _value: &str) -> Vec<i32> {
-    Vec::new()
+/// What the reader threads tell the supervising thread.
+enum Msg {
+    Line(String),
+    LogFailed(io::Error),
+}
+
+/// Why we are stopping the run.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    TimedOut,
+    Interrupted,
 }
 
 impl Executor for LocalExecutor {
-    fn run(&self, _: &Job, _: &Cancel, _: &mut dyn FnMut(&str)) -> Result<RunOutcome, RunnerError> {
-        unimplemented!()
+    fn run(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<RunOutcome, RunnerError> {
+        procs::become_subreaper();
+        let token = new_token();
+        let log_error = |source| RunnerError::Log {
+            path: job.log_path.clone(),
+            source,
+        };
+        let sink = LogSink::create(&job.log_path, job.max_log_bytes).map_err(log_error)?;
+        let sink = Arc::new(Mutex::new(sink));
+
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&job.command)
+            .current_dir(&job.cwd)
+            .envs(job.env.iter().map(|(k, v)| (k, v)))
+            .env(RUN_TOKEN_ENV, &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so one signal reaches the script and everything it starts,
+            // and a Ctrl-C at the terminal does not reach it behind our back.
+            .process_group(0);
+        set_parent_death_signal(&mut cmd);
+        let start = Instant::now();
+        let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
+            command: job.command.clone(),
+            source,
+        })?;
+
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(spawn_reader("stdout", out, sink.clone(), tx.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(spawn_reader("stderr", err, sink.clone(), tx.clone()));
+        }
+        drop(tx);
+
+        let mut watch = Watch {
+            job,
+            cancel,
+            pgid: child.id() as i32,
+            needle: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
+            rx,
+            rx_open: true,
+            stop: None,
+            term_sent: None,
+            killed: false,
+            log_error: None,
+            peak_rss: None,
+            seen: HashMap::new(),
+            poll: self.poll,
+            sample_every: self.sample_every,
+        };
+        let waited = watch.supervise(&mut child, start, on_line);
+        let duration = start.elapsed();
+        let stragglers_killed = watch.clean_up(on_line);
+        let output_bytes = finish_log(&sink, &readers, watch.rx_open).map_err(log_error)?;
+        if let Some(source) = watch.log_error.take() {
+            return Err(log_error(source));
+        }
+        let status = waited.map_err(RunnerError::Wait)?;
+        let exit = match watch.stop {
+            Some(Stop::TimedOut) => Exit::TimedOut,
+            Some(Stop::Interrupted) => Exit::Interrupted,
+            None => exit_of(status),
+        };
+        Ok(RunOutcome {
+            exit,
+            duration,
+            peak_rss_bytes: watch.peak_rss,
+            log_path: job.log_path.clone(),
+            output_bytes,
+            stragglers_killed,
+        })
     }
 }
 
-pub fn kill_processes_with_env(_key: &str, _value: &str) -> usize {
-    0
+/// The supervising side of one run, on the caller's thread.
+struct Watch<'a> {
+    job: &'a Job,
+    cancel: &'a Cancel,
+    pgid: i32,
+    /// `AUTORESEARCH_RUN_TOKEN=<token>`, as it appears in `/proc/<pid>/environ`.
+    needle: Vec<u8>,
+    rx: Receiver<Msg>,
+    /// False once both readers have ended.
+    rx_open: bool,
+    stop: Option<Stop>,
+    term_sent: Option<Instant>,
+    killed: bool,
+    log_error: Option<io::Error>,
+    peak_rss: Option<u64>,
+    /// Every process of the run seen while sampling (pid → start time), to reap later.
+    seen: HashMap<i32, u64>,
+    poll: Duration,
+    sample_every: Duration,
 }
+
+impl Watch<'_> {
+    /// Forwards output and enforces timeout and cancellation until the main child ends.
+    fn supervise(
+        &mut self,
+        child: &mut Child,
+        start: Instant,
+        on_line: &mut dyn FnMut(&str),
+    ) -> io::Result<ExitStatus> {
+        let deadline = start.checked_add(self.job.timeout);
+        let mut next_sample = start;
+        loop {
+            // Sampled first, so that even a run shorter than one poll gets a figure.
+            if Instant::now() >= next_sample {
+                self.sample();
+                next_sample = Instant::now() + self.sample_every;
+            }
+            self.pump(Instant::now() + self.poll, on_line);
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => {}
+                Err(e) => {
+                    self.kill_now();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            if self.log_error.is_some() || self.cancel.level() >= 2 {
+                // Nowhere to write the output, or asked to stop at once.
+                self.stop.get_or_insert(Stop::Interrupted);
+                self.kill_now();
+            } else if self.cancel.level() == 1 {
+                self.terminate(Stop::Interrupted);
+            } else if deadline.is_some_and(|d| now >= d) {
+                self.terminate(Stop::TimedOut);
+            }
+            if let Some(sent) = self.term_sent {
+                if now >= sent + self.job.grace {
+                    self.kill_now();
+                }
+            }
+        }
+    }
+
+    /// SIGTERM to the group (once), starting the grace period.
+    fn terminate(&mut self, why: Stop) {
+        if self.term_sent.is_some() || self.killed {
+            return;
+        }
+        // The last chance to see the run at its largest.
+        self.sample();
+        self.stop.get_or_insert(why);
+        self.term_sent = Some(Instant::now());
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
+    }
+
+    /// SIGKILL to the group (once).
+    fn kill_now(&mut self) {
+        if self.killed {
+            return;
+        }
+        self.sample();
+        self.killed = true;
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+    }
+
+    /// Records the run's summed resident memory and remembers its processes.
+    fn sample(&mut self) {
+        let procs = procs::run_processes(self.pgid, &self.needle);
+        for p in &procs {
+            self.seen.insert(p.pid, p.start);
+        }
+        let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+        if let Some(rss) = procs::total_rss(&pids) {
+            self.peak_rss = Some(self.peak_rss.map_or(rss, |peak| peak.max(rss)));
+        }
+    }
+
+    /// Hands lines to `on_line` until `until`; returns early only on time.
+    fn pump(&mut self, until: Instant, on_line: &mut dyn FnMut(&str)) {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if !self.rx_open {
+                // Both pipes are closed but the child still runs: nothing to forward.
+                std::thread::sleep(left);
+                return;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(msg) => self.handle(msg, on_line),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => self.rx_open = false,
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg, on_line: &mut dyn FnMut(&str)) {
+        match msg {
+            Msg::Line(line) => on_line(&line),
+            Msg::LogFailed(e) => {
+                self.log_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// After the main child ended: kills every process of the run that is still alive,
+    /// reaps those that are ours, and drains what is left of the output. Returns how
+    /// many processes had to be killed one by one.
+    fn clean_up(&mut self, on_line: &mut dyn FnMut(&str)) -> usize {
+        let deadline = Instant::now() + CLEANUP_PATIENCE;
+        let mut killed: HashMap<i32, u64> = HashMap::new();
+        // Repeated because a dying process may still fork, or still look alive for a moment.
+        loop {
+            let alive = procs::run_processes(self.pgid, &self.needle);
+            if alive.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            for p in &alive {
+                if kill(Pid::from_raw(p.pid), Signal::SIGKILL).is_ok() {
+                    killed.insert(p.pid, p.start);
+                }
+            }
+            let ours: Vec<(i32, u64)> = alive.iter().map(|p| (p.pid, p.start)).collect();
+            procs::reap(&ours, Duration::from_millis(20));
+        }
+        // Whatever the scans could not see (a non-Linux system) still gets the group kill.
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+
+        let mut to_reap: Vec<(i32, u64)> = killed
+            .iter()
+            .chain(self.seen.iter())
+            .map(|(&pid, &start)| (pid, start))
+            .collect();
+        to_reap.extend(
+            procs::zombie_children_in_group(self.pgid)
+                .into_iter()
+                .map(|p| (p.pid, p.start)),
+        );
+        // The main child is std's to reap, and it already has.
+        to_reap.retain(|&(pid, _)| pid != self.pgid);
+        procs::reap(&to_reap, CLEANUP_PATIENCE);
+
+        // With every writer dead the pipes close and the readers end.
+        let until = Instant::now() + READER_PATIENCE;
+        while self.rx_open && Instant::now() < until {
+            match self
+                .rx
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                Ok(msg) => self.handle(msg, on_line),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.rx_open = false,
+            }
+        }
+        killed.len()
+    }
+}
+
+/// Appends the dropped-output marker and the tail, and returns the byte count. If a reader
+/// is still stuck on a pipe held open by an unfindable process, it is left behind with the
+/// sink closed, so it can never write to the log again.
+fn finish_log(
+    sink: &Arc<Mutex<LogSink>>,
+    readers: &[JoinHandle<()>],
+    readers_done: bool,
+) -> io::Result<u64> {
+    let mut sink = lock(sink);
+    if !readers_done && readers.iter().any(|r| !r.is_finished()) {
+        sink.close();
+    }
+    sink.finish()?;
+    Ok(sink.total())
+}
+
+fn lock(sink: &Mutex<LogSink>) -> MutexGuard<'_, LogSink> {
+    // A panicking reader cannot leave the sink half-updated in a way that matters more
+    // than losing the log, so poisoning is ignored.
+    sink.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drains one pipe into the shared log and the line channel. Runs on its own thread so a
+/// full stderr pipe can never block the script while we read stdout, and vice versa.
+fn spawn_reader(
+    name: &str,
+    mut pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<LogSink>>,
+    tx: SyncSender<Msg>,
+) -> JoinHandle<()> {
+    let body = move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut lines = LineSplitter::default();
+        // A failed send means the supervisor stopped listening; keep draining anyway.
+        let mut emit = |line: String| {
+            let _ = tx.send(Msg::Line(line));
+        };
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let chunk = &buf[..n];
+            if let Err(e) = lock(&sink).write(chunk) {
+                let _ = tx.send(Msg::LogFailed(e));
+            }
+            lines.feed(chunk, &mut emit);
+        }
+        lines.flush(&mut emit);
+    };
+    std::thread::Builder::new()
+        .name(format!("runner-{name}"))
+        .spawn(body)
+        .expect("the OS refused to start a thread for reading the run's output")
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(sig)) => Exit::Signal(sig),
+        // wait() only reports exits and deaths, but be total.
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+/// A token no other run (in this or any other process) shares.
+fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// Asks the kernel to SIGKILL the script if the thread that spawned it dies (the `run`
+/// call blocks that thread for the whole run), so a crashed orchestrator does not leave
+/// training running. Grandchildren are covered by `kill_processes_with_env` on resume.
+#[cfg(target_os = "linux")]
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the hook only makes async-signal-safe system calls"
+)]
+fn set_parent_death_signal(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the hook runs in the forked child before exec, where only
+    // async-signal-safe operations are allowed. prctl and getppid are plain system calls
+    // (no allocation, no locks), and an io::Error built from an errno does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // If we died between fork and prctl, the signal will never come: give up.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_parent_death_signal(_cmd: &mut Command) {}

@@ -3,6 +3,8 @@
 //! about the result.
 
 pub mod local;
+mod logsink;
+pub mod procs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
