@@ -132,7 +132,10 @@ fn flooding_output_is_capped_and_the_metric_still_read() {
     assert_eq!(rows[0][1], "1.100000");
     let log = dir.path().join(".autoresearch/runs/0001/run.log");
     let size = std::fs::metadata(&log).unwrap().len();
-    assert!(size < 50 * 1024 * 1024, "log not capped: {size} bytes");
+    assert!(size < 17 * 1024 * 1024, "log not capped: {size} bytes");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("bytes of output dropped here"), "the cap says so in the log");
+    assert!(log.trim_end().ends_with("val_bpb: 1.100000"), "the tail is kept");
 }
 
 #[test]

@@ -58,7 +58,7 @@ impl Default for Options {
             run_for: None,
             target: None,
             grace: Duration::from_secs(10),
-            max_log_bytes: 64 * 1024 * 1024,
+            max_log_bytes: 16 * 1024 * 1024,
             max_failed_proposals: 20,
         }
     }

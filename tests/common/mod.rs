@@ -27,9 +27,10 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A committed repo holding `files`.
+/// A committed repo holding `files` (and a karpathy-shaped prepare.py unless given).
 pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prepare.py"), PREPARE).unwrap();
     for (name, text) in files {
         let p = dir.path().join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -44,7 +45,7 @@ pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
 /// autoresearch.toml for fixture scripts: tiny budget, python3.
 pub fn config(extra: &str) -> String {
     format!(
-        "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"python3 train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\n{extra}\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n"
+        "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"python3 train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\n{extra}\n[decision]\nmode = \"greedy\"\n\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n"
     )
 }
 
