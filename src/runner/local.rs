@@ -104,6 +104,9 @@ impl Executor for LocalExecutor {
             command: job.command.clone(),
             source,
         })?;
+        // Whatever unwinds from here on (a panicking `on_line`, no thread for a reader)
+        // must not leave the run behind.
+        let guard = KillGroupOnDrop(Some(child.id() as i32));
 
         let (tx, rx) = mpsc::sync_channel(1024);
         let mut readers = Vec::new();
@@ -131,8 +134,6 @@ impl Executor for LocalExecutor {
             poll: self.poll,
             sample_every: self.sample_every,
         };
-        // If `on_line` panics, the unwind must not leave the run behind.
-        let guard = KillGroupOnDrop(Some(watch.pgid));
         let waited = watch.supervise(&mut child, start, on_line);
         let duration = start.elapsed();
         let stragglers_killed = watch.clean_up(on_line);
