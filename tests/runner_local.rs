@@ -42,6 +42,20 @@ fn run(job: &Job, cancel: &Cancel) -> (RunOutcome, Vec<String>) {
     (outcome, lines)
 }
 
+/// The pid is neither alive nor a zombie left for us to reap. (Pid reuse within a test
+/// is not a practical concern.)
+fn assert_gone(pid: &str) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    assert!(stat.is_err(), "process {pid} is still there: {stat:?}");
+}
+
+/// The pid printed on a line starting with `prefix` ("bg 1234").
+fn pid_after(lines: &[String], prefix: &str) -> String {
+    let line = lines.iter().find(|l| l.starts_with(prefix));
+    let line = line.unwrap_or_else(|| panic!("no line starting with {prefix:?}: {lines:?}"));
+    line[prefix.len()..].split(' ').next().unwrap().to_string()
+}
+
 fn assert_none_alive(tag: &str) {
     let alive = processes_with_env(TAG, tag);
     assert!(alive.is_empty(), "processes of the run survived: {alive:?}");
@@ -52,7 +66,18 @@ fn prints_lines_and_a_metric_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let t = tag("metric");
     let job = job(dir.path(), "sh metric.sh", &t);
-    let (out, lines) = run(&job, &Cancel::new());
+    let me = std::thread::current().id();
+    let mut lines = Vec::new();
+    let out = LocalExecutor::new()
+        .run(&job, &Cancel::new(), &mut |l| {
+            assert_eq!(
+                std::thread::current().id(),
+                me,
+                "on_line off the caller's thread"
+            );
+            lines.push(l.to_string());
+        })
+        .unwrap();
     assert_eq!(out.exit, Exit::Code(0));
     assert!(out.exit.success());
     let log = std::fs::read_to_string(&job.log_path).unwrap();
@@ -139,10 +164,10 @@ fn hang_is_timed_out_and_nothing_survives() {
     job.grace = Duration::from_millis(500);
     let (out, lines) = run(&job, &Cancel::new());
     assert_eq!(out.exit, Exit::TimedOut);
-    assert!(lines.iter().any(|l| l.starts_with("bg ")), "{lines:?}");
     assert!(out.duration >= job.timeout);
     assert!(out.duration < Duration::from_secs(30), "{:?}", out.duration);
     assert_none_alive(&t);
+    assert_gone(&pid_after(&lines, "bg "));
 }
 
 #[test]
@@ -172,7 +197,6 @@ fn escaped_and_background_grandchildren_are_killed() {
     let (out, lines) = run(&job(dir.path(), "python3 tree.py", &t), &Cancel::new());
     assert_eq!(out.exit, Exit::Code(0));
     // Both grandchildren were started, and the daemon really left the run's group.
-    assert!(lines.iter().any(|l| l.starts_with("bg ")), "{lines:?}");
     let daemon = lines.iter().find(|l| l.starts_with("daemon ")).unwrap();
     let words: Vec<&str> = daemon.split(' ').collect();
     assert_ne!(
@@ -181,6 +205,9 @@ fn escaped_and_background_grandchildren_are_killed() {
     );
     assert!(out.stragglers_killed >= 2, "{}", out.stragglers_killed);
     assert_none_alive(&t);
+    // Both were adopted by this (subreaper) process, killed and reaped: no zombies.
+    assert_gone(&pid_after(&lines, "bg "));
+    assert_gone(&pid_after(&lines, "daemon "));
 }
 
 #[test]
@@ -253,8 +280,8 @@ fn cancel_from_on_line_interrupts_and_nothing_survives() {
         })
         .unwrap();
     assert_eq!(out.exit, Exit::Interrupted);
-    assert!(lines.iter().any(|l| l.starts_with("bg ")));
     assert_none_alive(&t);
+    assert_gone(&pid_after(&lines, "bg "));
 }
 
 #[test]
@@ -363,7 +390,7 @@ fn processes_with_env_finds_and_kills_tagged_processes() {
     let pid = child.0.id() as i32;
     // spawn() returns once the exec has begun, but the kernel publishes the new
     // environment a moment later: wait for it by asking the function under test (bounded).
-    let found = (0..100_000)
+    let found = (0..5_000)
         .map(|_| processes_with_env(TAG, &t))
         .find(|p| !p.is_empty());
     assert_eq!(found, Some(vec![pid]));
@@ -371,4 +398,25 @@ fn processes_with_env_finds_and_kills_tagged_processes() {
     assert_eq!(kill_processes_with_env(TAG, &t), 1);
     assert_eq!(child.0.wait().unwrap().signal(), Some(9));
     assert!(processes_with_env(TAG, &t).is_empty());
+}
+
+#[test]
+fn a_panicking_on_line_does_not_leave_the_run_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tag("panic");
+    let job = job(dir.path(), "echo ready; exec sleep 1000", &t);
+    let result = std::panic::catch_unwind(|| {
+        LocalExecutor::new().run(&job, &Cancel::new(), &mut |l| {
+            if l == "ready" {
+                panic!("display failed");
+            }
+        })
+    });
+    assert!(result.is_err());
+    // The group was SIGKILLed during the unwind; wait for the kernel to finish it off
+    // by polling the scan (bounded), since nothing reaps it for us here.
+    let survivors = (0..5_000)
+        .map(|_| processes_with_env(TAG, &t))
+        .find(|p| p.is_empty());
+    assert_eq!(survivors, Some(vec![]));
 }

@@ -104,6 +104,9 @@ impl Executor for LocalExecutor {
             command: job.command.clone(),
             source,
         })?;
+        // Whatever unwinds from here on (a panicking `on_line`, no thread for a reader)
+        // must not leave the run behind.
+        let guard = KillGroupOnDrop(Some(child.id() as i32));
 
         let (tx, rx) = mpsc::sync_channel(1024);
         let mut readers = Vec::new();
@@ -134,6 +137,7 @@ impl Executor for LocalExecutor {
         let waited = watch.supervise(&mut child, start, on_line);
         let duration = start.elapsed();
         let stragglers_killed = watch.clean_up(on_line);
+        guard.disarm();
         let output_bytes = finish_log(&sink, &readers, watch.rx_open).map_err(log_error)?;
         if let Some(source) = watch.log_error.take() {
             return Err(log_error(source));
@@ -212,10 +216,11 @@ impl Watch<'_> {
             } else if deadline.is_some_and(|d| now >= d) {
                 self.terminate(Stop::TimedOut);
             }
-            if let Some(sent) = self.term_sent {
-                if now >= sent + self.job.grace {
-                    self.kill_now();
-                }
+            let grace_over = self
+                .term_sent
+                .is_some_and(|sent| sent.checked_add(self.job.grace).is_none_or(|t| now >= t));
+            if grace_over {
+                self.kill_now();
             }
         }
     }
@@ -333,6 +338,23 @@ impl Watch<'_> {
             }
         }
         killed.len()
+    }
+}
+
+/// SIGKILLs a process group when dropped while armed: the last resort on unwinding.
+struct KillGroupOnDrop(Option<i32>);
+
+impl KillGroupOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
     }
 }
 
