@@ -4,7 +4,7 @@
 mod report_common;
 
 use autoresearch::experiment::{Direction, Status};
-use autoresearch::report::{derive_next_steps, render_progress, render_summary};
+use autoresearch::report::{SessionInfo, derive_next_steps, render_progress, render_summary};
 use autoresearch::store::import::parse_results;
 use report_common::{info, maximize_night, minimize_night};
 
@@ -47,10 +47,10 @@ fn summary_maximize_snapshot() {
 fn summary_of_an_imported_file_snapshot() {
     let text = include_str!("fixtures/report/extra_columns_crlf.tsv");
     let imported = parse_results(text);
-    let mut i = info(Direction::Minimize, &imported.metric_name);
-    i.iterations_done = imported.rows.len() as u64 - 1;
-    i.noise = None;
-    let md = render_summary(&i, &imported.to_records(), None, None);
+    let records = imported.to_records();
+    let i = SessionInfo::for_records(&imported.metric_name, Direction::Minimize, &records);
+    assert_eq!(i.iterations_done, 4);
+    let md = render_summary(&i, &records, None, None);
     insta::assert_snapshot!(md);
 }
 

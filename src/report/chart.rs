@@ -2,7 +2,7 @@
 //! analysis. Pure: series in, SVG text or PNG bytes out. Text uses the bundled DejaVu Sans,
 //! so the PNG is the same on a machine with no fonts installed.
 
-use super::glyphs::{Label, draw_label, svg_label};
+use super::glyphs::{Label, draw_label, svg_label, text_width};
 use super::{fmt_metric, shorten};
 use crate::experiment::{Direction, ExperimentRecord, Status};
 use plotters::coord::Shift;
@@ -291,7 +291,7 @@ fn draw<DB: DrawingBackend>(
         .map_err(draw_err)?;
 
     // Labels lean away from the best: up when the best is at the bottom, down otherwise.
-    let angle = match s.direction {
+    let angle: f32 = match s.direction {
         Direction::Minimize => 30.0,
         Direction::Maximize => -30.0,
     };
@@ -303,17 +303,27 @@ fn draw<DB: DrawingBackend>(
     }
     let size = 12.0 * k as f32;
     let offset = 8.0 * k as f32;
+    let font = font()?;
+    let (sin, cos) = angle.to_radians().sin_cos();
     Ok(to_label
         .into_iter()
         .map(|p| {
             let (x, y) = chart.backend_coord(&(p.0, p.1));
+            let text = shorten(&p.2, LABEL_CHARS);
+            let len = text_width(&font, &text, size);
             let dy = if angle > 0.0 { -offset } else { offset + size };
+            let (mut lx, mut ly) = (x as f32 + offset, y as f32 + dy);
+            // A label that would run off the right edge ends at its point instead.
+            if lx + len * cos > w as f32 - 4.0 {
+                lx = x as f32 - offset - len * cos;
+                ly += len * sin;
+            }
             Label {
-                x: x as f32 + offset,
-                y: y as f32 + dy,
+                x: lx,
+                y: ly,
                 angle_deg: angle,
                 size_px: size,
-                text: shorten(&p.2, LABEL_CHARS),
+                text,
                 color: LABEL_COLOR,
             }
         })

@@ -16,6 +16,22 @@ pub struct Label {
     pub color: [u8; 3],
 }
 
+/// The advance width of `text` in pixels at `size_px`.
+pub fn text_width(font: &FontRef, text: &str, size_px: f32) -> f32 {
+    let scaled = font.as_scaled(PxScale::from(size_px));
+    let mut prev = None;
+    let mut w = 0.0;
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        if let Some(p) = prev {
+            w += scaled.kern(p, id);
+        }
+        w += scaled.h_advance(id);
+        prev = Some(id);
+    }
+    w
+}
+
 /// Draws `label` onto `buf` (RGB, row-major, `width` x `height`), blending by coverage.
 pub fn draw_label(buf: &mut [u8], width: u32, height: u32, font: &FontRef, label: &Label) {
     let scaled = font.as_scaled(PxScale::from(label.size_px));

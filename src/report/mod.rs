@@ -44,6 +44,30 @@ pub struct SessionInfo {
     pub noise: Option<(f64, usize)>,
 }
 
+impl SessionInfo {
+    /// For records with no session around them (an imported results.tsv): what is unknown
+    /// says so; every proposal after the baseline counts as an iteration.
+    pub fn for_records(
+        metric_name: &str,
+        direction: Direction,
+        records: &[crate::experiment::ExperimentRecord],
+    ) -> Self {
+        SessionInfo {
+            branch: "unknown".to_string(),
+            platform: "unknown".to_string(),
+            metric_name: metric_name.to_string(),
+            direction,
+            budget: Duration::ZERO,
+            max_iterations: None,
+            started_at: "unknown".to_string(),
+            ended_at: Some("unknown".to_string()),
+            iterations_done: records.iter().filter(|r| !analysis::is_baseline(r)).count() as u64,
+            elapsed: Duration::ZERO,
+            noise: None,
+        }
+    }
+}
+
 /// Metrics are shown with six decimals, as karpathy's results.tsv writes them.
 pub(crate) fn fmt_metric(v: f64) -> String {
     format!("{v:.6}")

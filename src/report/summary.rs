@@ -36,13 +36,21 @@ pub fn render_summary(
         "- **Total iterations:** {} ({} kept, {} discarded, {} crashed, {} rejected, {} interrupted)",
         info.iterations_done, c.keep, c.discard, c.crash, c.rejected, c.interrupted
     );
-    let _ = writeln!(out, "- **Budget per run:** {}", fmt_duration(info.budget));
+    // Zero means unknown (an imported file); a real session never has a zero budget.
+    let or_unknown = |d: std::time::Duration| {
+        if d.is_zero() {
+            "unknown".to_string()
+        } else {
+            fmt_duration(d)
+        }
+    };
+    let _ = writeln!(out, "- **Budget per run:** {}", or_unknown(info.budget));
     let _ = writeln!(
         out,
         "- **Metric:** {metric} ({})",
         direction_words(info.direction)
     );
-    let _ = writeln!(out, "- **Time elapsed:** {}", fmt_duration(info.elapsed));
+    let _ = writeln!(out, "- **Time elapsed:** {}", or_unknown(info.elapsed));
     if let Some((sigma, n)) = info.noise {
         let _ = writeln!(
             out,
