@@ -76,11 +76,12 @@ pub enum MergeError {
     #[error("research branch {0} is gone; nothing to merge (was it deleted with `git branch -D`?)")]
     ResearchMissing(String),
     #[error(
-        "{what} onto {base} conflicts ({base} moved since the session started); {base} is unchanged. {fix}"
+        "{what} onto {base} conflicts ({base} moved since the session started: {detail}); {base} is unchanged. {fix}"
     )]
     Conflict {
         what: String,
         base: String,
+        detail: String,
         fix: String,
     },
     #[error("{base} already holds the result of {branch}; nothing to merge")]
@@ -308,10 +309,10 @@ fn squash(repo: &Repo, plan: &MergePlan, best: &KeptCommit) -> Result<usize, Mer
         return Err(MergeError::Conflict {
             what: format!("squashing {}", plan.research_branch),
             base: base.clone(),
+            detail: first_line(&stderr),
             fix: format!(
-                "Merge by hand (`git switch {base} && git merge --squash {}`) and resolve the conflicts ({})",
-                plan.research_branch,
-                first_line(&stderr)
+                "Merge by hand (`git switch {base} && git merge --squash {}`) and resolve the conflicts",
+                plan.research_branch
             ),
         });
     }
@@ -345,10 +346,10 @@ fn replay(repo: &Repo, plan: &MergePlan) -> Result<usize, MergeError> {
             return Err(MergeError::Conflict {
                 what: format!("replaying {short} ({})", k.description),
                 base: base.clone(),
+                detail: first_line(&stderr),
                 fix: format!(
-                    "Try `autoresearch merge --squash`, or merge by hand (`git switch {base} && git merge {}`) ({})",
-                    plan.research_branch,
-                    first_line(&stderr)
+                    "Try `autoresearch merge --squash`, or merge by hand (`git switch {base} && git merge {}`)",
+                    plan.research_branch
                 ),
             });
         }
