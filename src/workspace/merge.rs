@@ -356,3 +356,52 @@ fn replay(repo: &Repo, plan: &MergePlan) -> Result<usize, MergeError> {
     }
     Ok(plan.kept.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(baseline: Option<f64>, kept: &[(u64, Option<f64>, &str)]) -> MergePlan {
+        MergePlan {
+            tag: "mar5".into(),
+            research_branch: "autoresearch/mar5".into(),
+            base_branch: "main".into(),
+            metric_name: "accuracy".into(),
+            direction: Direction::Maximize,
+            baseline,
+            kept: kept
+                .iter()
+                .map(|&(iteration, metric, d)| KeptCommit {
+                    iteration,
+                    commit: format!("{iteration}{}", "a".repeat(39)),
+                    metric,
+                    description: d.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn message_lists_kept_experiments_under_a_metric_subject() {
+        let p = plan(Some(0.5), &[(3, Some(0.6), "wider\nmodel"), (7, None, "x")]);
+        let msg = p.squash_message();
+        let mut lines = msg.lines();
+        // The best is the last kept one even without a metric: say what is unknown.
+        assert_eq!(lines.next(), Some("autoresearch mar5: accuracy unknown"));
+        assert!(msg.contains("- #3 3aaaaaa 0.600000 wider model\n"), "{msg}");
+        assert!(msg.contains("- #7 7aaaaaa — x\n"), "{msg}");
+    }
+
+    #[test]
+    fn metric_line_signs_and_guards_a_zero_baseline() {
+        let p = plan(Some(0.5), &[(1, Some(0.6), "a")]);
+        assert_eq!(
+            p.metric_line(),
+            "accuracy 0.500000 → 0.600000 (+0.100000, +20.00%)"
+        );
+        let p = plan(Some(0.0), &[(1, Some(0.6), "a")]);
+        assert_eq!(p.metric_line(), "accuracy 0.000000 → 0.600000 (+0.600000)");
+        let p = plan(None, &[(1, Some(0.6), "a")]);
+        assert_eq!(p.metric_line(), "accuracy → 0.600000");
+    }
+}
