@@ -2,6 +2,8 @@
 //! Commands live one per file; the session itself never prints, reporters do.
 
 mod demo;
+mod merge;
+pub mod report;
 mod run;
 pub mod terminal;
 
@@ -53,6 +55,14 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the loop on the bundled example (examples/tinylm) in a fresh repository.
     Demo(demo::DemoArgs),
+    /// Print the progress report of the latest (or --tag) session; works while it runs.
+    Status(report::StatusArgs),
+    /// Write autoresearch-summary.md with the chart (progress.png, progress.svg) next to it.
+    Summary(report::SummaryArgs),
+    /// Write the progress chart: progress.png and progress.svg.
+    Plot(report::PlotArgs),
+    /// Bring a session's best result into the branch it started from (squash or rebase).
+    Merge(merge::MergeArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -62,6 +72,10 @@ pub fn main() -> i32 {
         Command::Init { repo, args } => init(&repo, &args),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::demo(&args),
+        Command::Status(args) => report::status(&args),
+        Command::Summary(args) => report::summary(&args),
+        Command::Plot(args) => report::plot(&args),
+        Command::Merge(args) => merge::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -86,7 +100,17 @@ fn chain(e: &anyhow::Error) -> String {
 
 fn code_for(e: &anyhow::Error) -> i32 {
     use crate::session::SessionError;
+    use crate::workspace::merge::MergeError;
     for cause in e.chain() {
+        if cause.downcast_ref::<crate::session::LockError>().is_some() {
+            return exit::LOCKED;
+        }
+        if let Some(m) = cause.downcast_ref::<MergeError>() {
+            return match m {
+                MergeError::NothingKept { .. } | MergeError::AlreadyMerged { .. } => exit::FAILURE,
+                _ => exit::REPOSITORY,
+            };
+        }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return exit::CONFIG;
         }

@@ -1,0 +1,363 @@
+//! `autoresearch status`, `summary` and `plot`, and the one place that finds what they
+//! report on: a session in the journal (opened read-only, so it works while a session
+//! writes) or a results.tsv this tool did not write. Never changes git or the journal.
+
+use super::exit;
+use crate::config::{self, Config};
+use crate::experiment::{Direction, ExperimentRecord};
+use crate::report::{self, ChartSeries, SessionInfo};
+use crate::session::STATE_DIR;
+use crate::store::{Journal, SessionRow};
+use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the journal lives inside the repository's state folder.
+pub(crate) const JOURNAL_FILE: &str = "journal.sqlite";
+
+/// What to report on: shared by status, summary and plot.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Source {
+    /// The repository (default: the current directory).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The session's tag (default: the latest session).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Report on this results.tsv instead of the journal (e.g. a hand-run karpathy session).
+    #[arg(long, value_name = "FILE", conflicts_with = "tag")]
+    pub results: Option<PathBuf>,
+    /// With --results: which way the metric improves (default: from autoresearch.toml when
+    /// its metric matches the file's, else minimize).
+    #[arg(long, value_parser = parse_direction_arg, requires = "results")]
+    pub direction: Option<Direction>,
+}
+
+fn parse_direction_arg(s: &str) -> Result<Direction, String> {
+    config::parse_direction(s).ok_or_else(|| format!("`{s}` is not minimize or maximize"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub source: Source,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Where to write the summary (relative paths are taken from --repo); the chart is
+    /// written next to it as progress.png and progress.svg.
+    #[arg(long, default_value = "autoresearch-summary.md")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// The PNG to write (relative paths are taken from --repo); the SVG goes next to it.
+    #[arg(long, default_value = "progress.png")]
+    pub out: PathBuf,
+}
+
+/// A session (or an imported file) ready to render.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub info: SessionInfo,
+    /// Oldest first.
+    pub records: Vec<ExperimentRecord>,
+    /// The repository's state folder when the records came from its journal.
+    pub state_dir: Option<PathBuf>,
+    /// Where relative output paths are resolved.
+    pub root: PathBuf,
+    /// Lines of an imported file that were not understood: (1-based line, why).
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// The repository root containing `path`, or `path` itself outside git (--results works
+/// anywhere).
+pub(crate) fn repo_root(path: &Path) -> PathBuf {
+    crate::workspace::Repo::open(path)
+        .map_or_else(|_| path.to_path_buf(), |r| r.root().to_path_buf())
+}
+
+/// Opens the journal of the repository at `root` read-only.
+pub(crate) fn open_journal(root: &Path) -> anyhow::Result<Journal> {
+    let path = root.join(STATE_DIR).join(JOURNAL_FILE);
+    if !path.exists() {
+        bail!(
+            "no session journal at {}; start a session with `autoresearch run`, or point --results at a results.tsv",
+            path.display()
+        );
+    }
+    Ok(Journal::open_readonly(&path)?)
+}
+
+/// The tagged session (`nov23` or `autoresearch/nov23`), or the latest one.
+pub(crate) fn pick_session(journal: &Journal, tag: Option<&str>) -> anyhow::Result<SessionRow> {
+    let path = journal.path().display().to_string();
+    match tag {
+        Some(t) => {
+            let t = t.strip_prefix("autoresearch/").unwrap_or(t);
+            journal.session_by_tag(t)?.with_context(|| {
+                format!("no session tagged `{t}` in {path}; leave out --tag for the latest session")
+            })
+        }
+        None => journal.latest_session()?.with_context(|| {
+            format!("{path} holds no session yet; start one with `autoresearch run`")
+        }),
+    }
+}
+
+/// Finds and loads what `src` points at.
+pub fn load(src: &Source) -> anyhow::Result<Loaded> {
+    let root = repo_root(&src.repo);
+    match &src.results {
+        Some(file) => load_imported(file, &root, src.direction),
+        None => load_session(&root, src.tag.as_deref()),
+    }
+}
+
+fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
+    let journal = open_journal(root)?;
+    let row = pick_session(&journal, tag)?;
+    let records = journal.experiments(row.id)?;
+    let noise = crate::session::progress::noise_from(&journal, row.id)?;
+    let state_dir = root.join(STATE_DIR);
+    let running = session_running(&state_dir);
+    let started = parse_time(&row.started_at);
+    let last_finished = records
+        .iter()
+        .filter_map(|r| r.finished_at.as_deref())
+        .filter_map(|t| parse_time(t).map(|p| (p, t)))
+        .max_by_key(|(p, _)| *p);
+    // A finished session's clock stopped at its last experiment, not at this command.
+    let end = match (running, last_finished) {
+        (false, Some((p, _))) => p,
+        _ => chrono::Utc::now(),
+    };
+    let elapsed = started
+        .and_then(|s| (end - s).to_std().ok())
+        .unwrap_or(Duration::ZERO);
+    let ended_at = if running {
+        None
+    } else {
+        Some(last_finished.map_or_else(|| row.started_at.clone(), |(_, t)| t.to_string()))
+    };
+    let info = match session_config(root, &row) {
+        Some(cfg) => {
+            crate::session::progress::session_info(&cfg, &row, &records, elapsed, &noise, ended_at)
+        }
+        None => row_only_info(&row, &records, elapsed, ended_at),
+    };
+    Ok(Loaded {
+        info,
+        records,
+        state_dir: Some(state_dir),
+        root: root.to_path_buf(),
+        skipped: Vec::new(),
+    })
+}
+
+/// The repository's config, else the one the session started with; the metric is always
+/// the session's own (the file may have changed since).
+fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
+    let path = root.join(config::CONFIG_FILE);
+    let mut cfg = config::load(&path)
+        .or_else(|_| config::load_str(&row.config, &path))
+        .ok()?;
+    cfg.metric.name.clone_from(&row.metric);
+    if let Some(d) = config::parse_direction(&row.direction) {
+        cfg.metric.direction = d;
+    }
+    Some(cfg)
+}
+
+/// When no config can be read at all: what the journal row alone says.
+fn row_only_info(
+    row: &SessionRow,
+    records: &[ExperimentRecord],
+    elapsed: Duration,
+    ended_at: Option<String>,
+) -> SessionInfo {
+    let platform = serde_json::from_str::<crate::platform::Platform>(&row.platform)
+        .map_or_else(|_| "unknown".to_string(), |p| p.describe());
+    SessionInfo {
+        branch: row.branch.clone(),
+        platform,
+        metric_name: row.metric.clone(),
+        direction: config::parse_direction(&row.direction).unwrap_or_default(),
+        budget: Duration::ZERO,
+        max_iterations: None,
+        started_at: row.started_at.clone(),
+        ended_at,
+        iterations_done: records.iter().map(|r| r.iteration).max().unwrap_or(0),
+        elapsed,
+        noise: None,
+    }
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Is a session holding the repository? Probes the session lock with a shared, non-blocking
+/// flock that is released at once; never writes the lock file.
+pub(crate) fn session_running(state_dir: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(file) = std::fs::File::open(state_dir.join("lock")) else {
+        return false;
+    };
+    Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+}
+
+fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyhow::Result<Loaded> {
+    let imported = crate::store::import::read_results(file)?;
+    let records = imported.to_records();
+    // The direction is not in the file: the flag, else a matching config, else minimize.
+    let direction = direction
+        .or_else(|| {
+            config::load(&root.join(config::CONFIG_FILE))
+                .ok()
+                .filter(|c| c.metric.name == imported.metric_name)
+                .map(|c| c.metric.direction)
+        })
+        .unwrap_or_default();
+    let info = imported_info(&imported.metric_name, direction, &records);
+    Ok(Loaded {
+        info,
+        records,
+        state_dir: None,
+        root: root.to_path_buf(),
+        skipped: imported.skipped,
+    })
+}
+
+/// For records with no session around them: what is unknown says so.
+// TODO(report merge): becomes `SessionInfo::for_records` once h/report's version lands.
+fn imported_info(
+    metric_name: &str,
+    direction: Direction,
+    records: &[ExperimentRecord],
+) -> SessionInfo {
+    SessionInfo {
+        branch: "unknown".to_string(),
+        platform: "unknown".to_string(),
+        metric_name: metric_name.to_string(),
+        direction,
+        budget: Duration::ZERO,
+        max_iterations: None,
+        started_at: "unknown".to_string(),
+        ended_at: Some("unknown".to_string()),
+        iterations_done: records
+            .iter()
+            .filter(|r| !report::analysis::is_baseline(r))
+            .count() as u64,
+        elapsed: Duration::ZERO,
+        noise: None,
+    }
+}
+
+/// Tells the user which lines of an imported file were skipped, on stderr.
+fn report_skipped(loaded: &Loaded) {
+    for (line, why) in &loaded.skipped {
+        eprintln!("skipped line {line}: {why}");
+    }
+}
+
+fn resolve(root: &Path, out: &Path) -> PathBuf {
+    if out.is_absolute() {
+        out.to_path_buf()
+    } else {
+        root.join(out)
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}; check the --out path", dir.display()))?;
+    }
+    std::fs::write(path, bytes)
+        .with_context(|| format!("cannot write {}; check the --out path", path.display()))
+}
+
+/// Writes the chart as `png` and, next to it, the same chart as SVG.
+pub fn write_chart(loaded: &Loaded, png: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let series = ChartSeries::from_records(
+        &loaded.info.metric_name,
+        loaded.info.direction,
+        &loaded.records,
+    );
+    let bytes = report::render_png(
+        &series,
+        report::chart::DEFAULT_WIDTH,
+        report::chart::DEFAULT_HEIGHT,
+    )?;
+    let svg_path = png.with_extension("svg");
+    let svg = report::render_svg(&series)?;
+    write(png, &bytes)?;
+    write(&svg_path, svg.as_bytes())?;
+    Ok((png.to_path_buf(), svg_path))
+}
+
+/// Writes the summary at `out` with the chart next to it. `next_steps` is the seam for an
+/// LLM-written section: None derives the steps from the data.
+pub fn write_summary(
+    loaded: &Loaded,
+    out: &Path,
+    next_steps: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = out.parent().unwrap_or(Path::new(""));
+    let (png, svg) = write_chart(loaded, &dir.join("progress.png"))?;
+    let md = report::render_summary(
+        &loaded.info,
+        &loaded.records,
+        next_steps,
+        Some("progress.png"),
+    );
+    write(out, md.as_bytes())?;
+    Ok(vec![out.to_path_buf(), png, svg])
+}
+
+/// The recommended next steps written by the configured LLM. Not built yet: None makes the
+/// summary derive them from the data.
+fn llm_next_steps(_loaded: &Loaded) -> Option<String> {
+    None
+}
+
+pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
+    let loaded = load(&args.source)?;
+    report_skipped(&loaded);
+    let md = report::render_progress(&loaded.info, &loaded.records);
+    print!("{md}");
+    if let Some(dir) = &loaded.state_dir {
+        write(&dir.join("progress.md"), md.as_bytes())?;
+    }
+    Ok(exit::OK)
+}
+
+pub fn summary(args: &SummaryArgs) -> anyhow::Result<i32> {
+    let loaded = load(&args.source)?;
+    report_skipped(&loaded);
+    let out = resolve(&loaded.root, &args.out);
+    let next = llm_next_steps(&loaded);
+    let written = write_summary(&loaded, &out, next.as_deref())?;
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(exit::OK)
+}
+
+pub fn plot(args: &PlotArgs) -> anyhow::Result<i32> {
+    let loaded = load(&args.source)?;
+    report_skipped(&loaded);
+    let (png, svg) = write_chart(&loaded, &resolve(&loaded.root, &args.out))?;
+    println!("wrote {}", png.display());
+    println!("wrote {}", svg.display());
+    Ok(exit::OK)
+}
