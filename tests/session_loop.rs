@@ -134,8 +134,14 @@ fn flooding_output_is_capped_and_the_metric_still_read() {
     let size = std::fs::metadata(&log).unwrap().len();
     assert!(size < 17 * 1024 * 1024, "log not capped: {size} bytes");
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("bytes of output dropped here"), "the cap says so in the log");
-    assert!(log.trim_end().ends_with("val_bpb: 1.100000"), "the tail is kept");
+    assert!(
+        log.contains("bytes of output dropped here"),
+        "the cap says so in the log"
+    );
+    assert!(
+        log.trim_end().ends_with("val_bpb: 1.100000"),
+        "the tail is kept"
+    );
 }
 
 #[test]

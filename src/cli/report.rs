@@ -227,7 +227,7 @@ fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyh
                 .map(|c| c.metric.direction)
         })
         .unwrap_or_default();
-    let info = imported_info(&imported.metric_name, direction, &records);
+    let info = SessionInfo::for_records(&imported.metric_name, direction, &records);
     Ok(Loaded {
         info,
         records,
@@ -235,31 +235,6 @@ fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyh
         root: root.to_path_buf(),
         skipped: imported.skipped,
     })
-}
-
-/// For records with no session around them: what is unknown says so.
-// TODO(report merge): becomes `SessionInfo::for_records` once h/report's version lands.
-fn imported_info(
-    metric_name: &str,
-    direction: Direction,
-    records: &[ExperimentRecord],
-) -> SessionInfo {
-    SessionInfo {
-        branch: "unknown".to_string(),
-        platform: "unknown".to_string(),
-        metric_name: metric_name.to_string(),
-        direction,
-        budget: Duration::ZERO,
-        max_iterations: None,
-        started_at: "unknown".to_string(),
-        ended_at: Some("unknown".to_string()),
-        iterations_done: records
-            .iter()
-            .filter(|r| !report::analysis::is_baseline(r))
-            .count() as u64,
-        elapsed: Duration::ZERO,
-        noise: None,
-    }
 }
 
 /// Tells the user which lines of an imported file were skipped, on stderr.
