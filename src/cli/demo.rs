@@ -37,7 +37,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Time budget per training run.
-    #[arg(long, default_value = "10s", value_parser = super::run::parse_duration_arg)]
+    #[arg(long, default_value = "5s", value_parser = super::run::parse_duration_arg)]
     pub budget: std::time::Duration,
     /// Experiments after the baseline.
     #[arg(long, short = 'n', default_value_t = 4)]

@@ -162,12 +162,7 @@ impl Reporter {
                 }
             }
             Event::RunFinished { .. } => {}
-            Event::Decision {
-                record,
-                gain,
-                baseline,
-                ..
-            } => {
+            Event::Decision { record, gain, .. } => {
                 let (label, color) = match record.status {
                     Status::Keep => ("keep", GREEN),
                     Status::Discard => ("discard", DIM),
@@ -182,21 +177,32 @@ impl Reporter {
                     (Status::Crash, _) => record.reason.clone(),
                     (_, Some(g)) => {
                         let signed = if self.minimize { -g } else { *g };
-                        let pct = baseline
-                            .filter(|b| *b != 0.0)
-                            .map(|b| 100.0 * signed / b.abs());
-                        match pct {
-                            Some(p) => format!("{signed:+.6} ({p:+.2}% of baseline)"),
-                            None => format!("{signed:+.6}"),
+                        let prev = record.metric.map(|v| v - signed);
+                        match prev.filter(|p| *p != 0.0) {
+                            Some(p) => {
+                                format!("{signed:+.6} ({:+.2}%) vs best", 100.0 * signed / p.abs())
+                            }
+                            None => format!("{signed:+.6} vs best"),
                         }
                     }
                     _ => String::new(),
                 };
                 let head = self.paint(color, &format!("{label:<8}"));
+                let note = record
+                    .repeats_note()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
                 self.line(&format!(
-                    "[{}] {head} {} {value}  {delta}  {}",
+                    "[{}] {head} {} {value}{note}  {delta}  {}",
                     record.iteration, self.metric, record.description
                 ));
+                // The evidence behind a keep or discard: the test, the threshold, the noise.
+                if !self.quiet && matches!(record.status, Status::Keep | Status::Discard) {
+                    if let Some((_, why)) = record.reason.split_once("; ") {
+                        let why = self.paint(DIM, &format!("      {why}"));
+                        self.line(&why);
+                    }
+                }
             }
             Event::Report { markdown, path } => {
                 if !self.quiet {

@@ -277,6 +277,7 @@ impl Session<'_> {
                     format!("run {} of the baseline (seed {seed}): {reason}", k + 1)
                 };
                 self.finalize(&mut rec, &r, &values, Status::Crash, reason.clone())?;
+                self.announce(&rec, None);
                 return Err(SessionError::BaselineFailed {
                     reason,
                     log: rec.log_path.clone().unwrap_or_default(),
@@ -291,6 +292,8 @@ impl Session<'_> {
             None => "the unmodified code".to_string(),
         };
         self.finalize(&mut rec, &r, &values, Status::Keep, why)?;
+        self.announce(&rec, None);
+        self.refresh_chart();
         Ok(())
     }
 
@@ -436,6 +439,15 @@ impl Session<'_> {
         rec: &ExperimentRecord,
         prev_best: Option<f64>,
     ) -> Result<(), SessionError> {
+        self.announce(rec, prev_best);
+        self.since_recheck += 1;
+        self.maybe_recheck()?;
+        self.refresh_chart();
+        self.maybe_report()
+    }
+
+    /// Emits the decision event for a finalised experiment.
+    fn announce(&mut self, rec: &ExperimentRecord, prev_best: Option<f64>) {
         let gain = match (rec.metric, prev_best) {
             (Some(v), Some(b)) if rec.status != Status::Crash => {
                 Some(self.config.metric.direction.gain(v, b))
@@ -449,9 +461,6 @@ impl Session<'_> {
             gain,
         };
         self.send(e);
-        self.since_recheck += 1;
-        self.maybe_recheck()?;
-        self.maybe_report()
     }
 
     /// Re-measures the best to catch drift (a shared or throttled GPU), unless the script
@@ -551,6 +560,32 @@ impl Session<'_> {
             return Ok(());
         }
         self.report()
+    }
+
+    /// Redraws `.autoresearch/progress.png` and `.svg` after each experiment. A chart that
+    /// cannot be drawn is a warning, never a reason to stop the research.
+    fn refresh_chart(&mut self) {
+        use crate::report::{ChartSeries, chart, render_png, render_svg};
+        let series = ChartSeries::from_records(
+            &self.config.metric.name,
+            self.config.metric.direction,
+            &self.history,
+        );
+        let dir = self.state_dir();
+        let result = render_png(&series, chart::DEFAULT_WIDTH, chart::DEFAULT_HEIGHT)
+            .map_err(|e| e.to_string())
+            .and_then(|png| {
+                crate::store::results::write_bytes_atomic(&dir.join("progress.png"), &png)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| render_svg(&series).map_err(|e| e.to_string()))
+            .and_then(|svg| {
+                crate::store::results::write_bytes_atomic(&dir.join("progress.svg"), svg.as_bytes())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            self.warn(format!("could not refresh the progress chart: {e}"));
+        }
     }
 
     /// Writes `.autoresearch/progress.md` and emits it.

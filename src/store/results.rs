@@ -54,6 +54,11 @@ fn clean(s: &str) -> String {
 
 /// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), StoreError> {
+    write_bytes_atomic(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically (readers never see a half-written file).
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let err = |source| StoreError::Write {
         path: path.to_path_buf(),
         source,
@@ -69,7 +74,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), StoreError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
