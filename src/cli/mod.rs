@@ -111,7 +111,9 @@ fn code_for(e: &anyhow::Error) -> i32 {
                 _ => exit::REPOSITORY,
             };
         }
-        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some()
+            || cause.downcast_ref::<crate::config::init::InitError>().is_some()
+        {
             return exit::CONFIG;
         }
         if cause.downcast_ref::<crate::workspace::GitError>().is_some() {
