@@ -112,7 +112,9 @@ fn code_for(e: &anyhow::Error) -> i32 {
             };
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some()
-            || cause.downcast_ref::<crate::config::init::InitError>().is_some()
+            || cause
+                .downcast_ref::<crate::config::init::InitError>()
+                .is_some()
         {
             return exit::CONFIG;
         }

@@ -215,33 +215,19 @@ impl Journal {
 
     /// Inserts an experiment (normally with status `running`) and returns its id.
     pub fn insert(&self, session_id: i64, r: &ExperimentRecord) -> Result<i64, StoreError> {
-        let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into());
         self.conn
             .execute(
-                "INSERT INTO experiments (session_id, iteration, attempt, parent, commit_sha, status,
-                 metric, metrics, memory_gb, description, category, proposer, reason, log_path,
-                 started_at, finished_at, duration_s, state_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
-                    session_id,
-                    r.iteration as i64,
-                    r.attempt,
-                    r.parent,
-                    r.commit,
-                    r.status.as_str(),
-                    finite(r.metric),
-                    metrics,
-                    r.memory_gb,
-                    r.description,
-                    r.category.as_str(),
-                    r.proposer,
-                    r.reason,
-                    r.log_path,
-                    r.started_at,
-                    r.finished_at,
-                    r.duration_s,
-                    r.state_hash
-                ],
+                &format!(
+                    "INSERT INTO experiments (session_id, {RECORD_COLS}) VALUES (?1, {})",
+                    (2..=18)
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                rusqlite::params_from_iter(
+                    std::iter::once(rusqlite::types::Value::Integer(session_id))
+                        .chain(record_values(r)),
+                ),
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -249,33 +235,17 @@ impl Journal {
 
     /// Rewrites every field of experiment `r.id`.
     pub fn update(&self, r: &ExperimentRecord) -> Result<(), StoreError> {
-        let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into());
+        let sets: Vec<String> = RECORD_COLS
+            .split(", ")
+            .enumerate()
+            .map(|(i, col)| format!("{col}=?{}", i + 2))
+            .collect();
         self.conn
             .execute(
-                "UPDATE experiments SET iteration=?2, attempt=?3, parent=?4, commit_sha=?5, status=?6,
-                 metric=?7, metrics=?8, memory_gb=?9, description=?10, category=?11, proposer=?12,
-                 reason=?13, log_path=?14, started_at=?15, finished_at=?16, duration_s=?17,
-                 state_hash=?18 WHERE id=?1",
-                params![
-                    r.id,
-                    r.iteration as i64,
-                    r.attempt,
-                    r.parent,
-                    r.commit,
-                    r.status.as_str(),
-                    finite(r.metric),
-                    metrics,
-                    r.memory_gb,
-                    r.description,
-                    r.category.as_str(),
-                    r.proposer,
-                    r.reason,
-                    r.log_path,
-                    r.started_at,
-                    r.finished_at,
-                    r.duration_s,
-                    r.state_hash
-                ],
+                &format!("UPDATE experiments SET {} WHERE id=?1", sets.join(", ")),
+                rusqlite::params_from_iter(
+                    std::iter::once(rusqlite::types::Value::Integer(r.id)).chain(record_values(r)),
+                ),
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -376,6 +346,36 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// The experiment columns every write sets, in the order of [`record_values`].
+const RECORD_COLS: &str = "iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb, description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash";
+
+/// A record's values for [`RECORD_COLS`].
+fn record_values(r: &ExperimentRecord) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt_text = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+    let opt_real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+    vec![
+        Value::Integer(r.iteration as i64),
+        Value::Integer(i64::from(r.attempt)),
+        text(&r.parent),
+        text(&r.commit),
+        text(r.status.as_str()),
+        opt_real(finite(r.metric)),
+        text(&serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into())),
+        opt_real(r.memory_gb),
+        text(&r.description),
+        text(r.category.as_str()),
+        text(&r.proposer),
+        text(&r.reason),
+        opt_text(&r.log_path),
+        text(&r.started_at),
+        opt_text(&r.finished_at),
+        opt_real(r.duration_s),
+        text(&r.state_hash),
+    ]
 }
 
 /// SQLite stores NaN as NULL; keep that explicit.

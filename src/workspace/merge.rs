@@ -3,7 +3,7 @@
 //! binary. Never force-pushes, never touches a remote, never rewrites the research branch;
 //! on any failure the base branch is put back where it was.
 
-use super::{FALLBACK_EMAIL, FALLBACK_NAME, GitError, Repo};
+use super::{GitError, Repo};
 use crate::experiment::{Direction, ExperimentRecord, Status};
 use std::fmt::Write as _;
 
@@ -255,32 +255,9 @@ pub fn merge(repo: &Repo, plan: &MergePlan, mode: MergeMode) -> Result<MergeOutc
     }
 }
 
-/// A command that may create commits: no hooks, no signing, an identity even without one.
-fn committing(repo: &Repo, args: &[&str]) -> std::process::Command {
-    let mut full = vec![
-        "-c",
-        "core.hooksPath=/dev/null",
-        "-c",
-        "commit.gpgsign=false",
-    ];
-    full.extend_from_slice(args);
-    let mut c = repo.command(&full);
-    if !repo.has_identity() {
-        for (k, v) in [
-            ("GIT_AUTHOR_NAME", FALLBACK_NAME),
-            ("GIT_AUTHOR_EMAIL", FALLBACK_EMAIL),
-            ("GIT_COMMITTER_NAME", FALLBACK_NAME),
-            ("GIT_COMMITTER_EMAIL", FALLBACK_EMAIL),
-        ] {
-            c.env(k, v);
-        }
-    }
-    c
-}
-
 /// Runs a committing command; Err(stderr) when git fails.
 fn run_committing(repo: &Repo, args: &[&str]) -> Result<Result<(), String>, GitError> {
-    let out = committing(repo, args).output().map_err(GitError::Spawn)?;
+    let out = repo.committing(args).output().map_err(GitError::Spawn)?;
     if out.status.success() {
         Ok(Ok(()))
     } else {

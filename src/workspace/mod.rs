@@ -235,11 +235,7 @@ impl Repo {
             .collect();
         add.extend(names.iter().map(String::as_str));
         self.git(&add)?;
-        let mut c = self.command(&[
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgsign=false",
+        let mut c = self.committing(&[
             "commit",
             "-q",
             "--no-verify",
@@ -249,6 +245,27 @@ impl Repo {
             "--",
         ]);
         c.args(&names);
+        let out = c.output().map_err(GitError::Spawn)?;
+        if !out.status.success() {
+            return Err(GitError::Failed {
+                args: format!("commit -m {message:?}"),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        self.head()
+    }
+
+    /// A git command that may create commits: no hooks, no signing, and an identity even
+    /// when the user has none configured.
+    pub(crate) fn committing(&self, args: &[&str]) -> Command {
+        let mut full = vec![
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgsign=false",
+        ];
+        full.extend_from_slice(args);
+        let mut c = self.command(&full);
         if !self.has_identity() {
             for (k, v) in [
                 ("GIT_AUTHOR_NAME", FALLBACK_NAME),
@@ -259,14 +276,7 @@ impl Repo {
                 c.env(k, v);
             }
         }
-        let out = c.output().map_err(GitError::Spawn)?;
-        if !out.status.success() {
-            return Err(GitError::Failed {
-                args: format!("commit -m {message:?}"),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        self.head()
+        c
     }
 
     /// Reads files from the work tree (missing ones are skipped).
