@@ -257,3 +257,34 @@ fn ctrl_c_stops_cleanly_and_records_the_run_as_interrupted() {
     );
     assert!(survivors(dir.path()).is_empty());
 }
+
+#[test]
+fn a_target_value_stops_the_session_once_reached() {
+    let dir = repo(&[
+        ("train.py", &train_py(QUADRATIC)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = run(dir.path(), &["-n", "10", "--target", "1.0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = results(dir.path());
+    // 1.09 → 1.04 → 1.00: the target is met after the second experiment.
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the target value was reached"));
+}
+
+#[test]
+fn a_time_limit_stops_starting_experiments() {
+    let body = "time.sleep(1)\nprint(f'val_bpb: {1.0 + LR:.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = run(dir.path(), &["-n", "10", "--for", "1500ms"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Each run takes at least a second: at most the baseline and one experiment start
+    // before 1.5 s are up.
+    let rows = results(dir.path());
+    assert!(!rows.is_empty() && rows.len() <= 2, "{rows:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the --for time is up"));
+    assert_eq!(dirty(dir.path()), "");
+}
