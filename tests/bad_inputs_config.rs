@@ -390,3 +390,9 @@ fn bad_duration_on_the_command_line() {
     );
     untouched(dir.path(), &before);
 }
+
+#[test]
+fn a_value_with_a_newline_is_escaped_in_the_message() {
+    let text = config_with("", "").replace("\"minimize\"", "\"sideways\\nx\"");
+    refused(&text, &["`metric.direction` is `sideways\\nx`", "use \"minimize\""]);
+}
