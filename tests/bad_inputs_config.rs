@@ -394,5 +394,8 @@ fn bad_duration_on_the_command_line() {
 #[test]
 fn a_value_with_a_newline_is_escaped_in_the_message() {
     let text = config_with("", "").replace("\"minimize\"", "\"sideways\\nx\"");
-    refused(&text, &["`metric.direction` is `sideways\\nx`", "use \"minimize\""]);
+    refused(
+        &text,
+        &["`metric.direction` is `sideways\\nx`", "use \"minimize\""],
+    );
 }
