@@ -460,12 +460,12 @@ fn place(
         }
     };
     let b = a + s.len();
-    // The matched lines' terminator style carries over to the new lines.
-    let eol = if file[a].eol.is_empty() {
-        "\n"
-    } else {
-        file[a].eol
-    };
+    // The matched lines' terminator style carries over to the new lines; a last line
+    // without one takes the file's (a CRLF file must not gain a bare `\n`).
+    let eol = [file[a].eol, file[a.saturating_sub(1)].eol, "\n"]
+        .into_iter()
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n");
     let reindent = |line: &str| -> String {
         if exact || line.trim().is_empty() {
             return line.to_string();
