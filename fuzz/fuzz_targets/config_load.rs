@@ -16,7 +16,9 @@ static CONFIG: LazyLock<PathBuf> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Err(e) = load_str(text, &CONFIG) {
         let m = e.to_string();
         assert!(!m.contains('\n'), "multi-line error: {m:?}");

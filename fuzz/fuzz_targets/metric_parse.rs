@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 
 static PLAIN: LazyLock<MetricSpec> = LazyLock::new(|| spec(None));
-static REGEX: LazyLock<MetricSpec> = LazyLock::new(|| spec(Some(r"bpb=(?P<value>[-+0-9.eE]+|nan|inf)")));
+static REGEX: LazyLock<MetricSpec> =
+    LazyLock::new(|| spec(Some(r"bpb=(?P<value>[-+0-9.eE]+|nan|inf)")));
 
 fn spec(regex: Option<&str>) -> MetricSpec {
     MetricSpec {
@@ -23,7 +24,10 @@ fn spec(regex: Option<&str>) -> MetricSpec {
 fuzz_target!(|data: &[u8]| {
     let m = parse_reader(data, &PLAIN).expect("reading a slice cannot fail");
     if m.primary.is_some() {
-        assert!(data.windows(7).any(|w| w == b"val_bpb"), "metric out of nowhere");
+        assert!(
+            data.windows(7).any(|w| w == b"val_bpb"),
+            "metric out of nowhere"
+        );
     }
     if let Some(last) = &m.last_line {
         assert!(last.chars().count() <= 300);
