@@ -271,7 +271,9 @@ pub struct BlockFailure {
 impl fmt::Display for BlockFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match &self.kind {
-            FailureKind::NotFound => "its SEARCH lines are not in the file".to_string(),
+            FailureKind::NotFound => {
+                "its SEARCH lines are not in the file; copy them exactly from it".to_string()
+            }
             FailureKind::Ambiguous(at) => {
                 let at: Vec<String> = at.iter().map(|n| n.to_string()).collect();
                 format!(
@@ -281,7 +283,9 @@ impl fmt::Display for BlockFailure {
                 )
             }
             FailureKind::MissingFile => "the file does not exist; use WHOLE FILE".to_string(),
-            FailureKind::EmptySearch => "its SEARCH section is empty".to_string(),
+            FailureKind::EmptySearch => {
+                "its SEARCH section is empty; put the lines to replace in it".to_string()
+            }
         };
         write!(f, "block {} ({}): {what}", self.index, self.path.display())
     }
@@ -303,17 +307,20 @@ impl BlockFailure {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
-    #[error("edits to files that are not editable: {}", list(paths))]
+    #[error(
+        "edits to files that are not editable: {}; change only the editable files",
+        list(paths)
+    )]
     Forbidden { paths: Vec<PathBuf> },
     #[error("{} edit block(s) did not apply: {}", .0.len(), .0.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; "))]
     Blocks(Vec<BlockFailure>),
-    #[error("edit blocks {first} and {second} change overlapping lines of {}", path.display())]
+    #[error("edit blocks {first} and {second} change overlapping lines of {}; merge them into one block", path.display())]
     Overlap {
         path: PathBuf,
         first: usize,
         second: usize,
     },
-    #[error("the edits change nothing")]
+    #[error("the edits change nothing; the REPLACE lines must differ from the SEARCH lines")]
     NoOp,
 }
 
@@ -453,12 +460,12 @@ fn place(
         }
     };
     let b = a + s.len();
-    // The matched lines' terminator style carries over to the new lines.
-    let eol = if file[a].eol.is_empty() {
-        "\n"
-    } else {
-        file[a].eol
-    };
+    // The matched lines' terminator style carries over to the new lines; a last line
+    // without one takes the file's (a CRLF file must not gain a bare `\n`).
+    let eol = [file[a].eol, file[a.saturating_sub(1)].eol, "\n"]
+        .into_iter()
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n");
     let reindent = |line: &str| -> String {
         if exact || line.trim().is_empty() {
             return line.to_string();

@@ -50,16 +50,10 @@ pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String>
     config::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// Loads the config for `repo`, with a clear error when it is missing.
+/// Loads the config for `repo`. A missing file is a config error (exit 2) whose message
+/// says to run `autoresearch init`.
 pub(crate) fn load_config(repo: &Path, path: Option<&Path>) -> anyhow::Result<Config> {
     let path = path.map_or_else(|| repo.join(config::CONFIG_FILE), Path::to_path_buf);
-    if !path.exists() {
-        bail!(
-            "no {} in {}; run `autoresearch init` there first (it asks for the time budget and the metric)",
-            config::CONFIG_FILE,
-            repo.display()
-        );
-    }
     Ok(config::load(&path)?)
 }
 

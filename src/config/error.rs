@@ -15,7 +15,7 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        write!(f, "{}", one_line(&self.file.display().to_string()))?;
         if let Some((line, col)) = self.line_col {
             write!(f, ":{line}:{col}")?;
         }
@@ -122,7 +122,7 @@ pub enum ConfigError {
     RegexNoGroup { at: Location },
     #[error(
         "{at}: {what} `{}` does not exist in {}; create it or fix the path (paths are relative to the config's directory)",
-        file.display(), repo.display()
+        one_line(&file.display().to_string()), one_line(&repo.display().to_string())
     )]
     FileMissing {
         at: Location,
@@ -132,7 +132,7 @@ pub enum ConfigError {
     },
     #[error(
         "{at}: `{}` is editable but {}; an editable file cannot be read-only, remove it from one list",
-        file.display(),
+        one_line(&file.display().to_string()),
         if *dependency { "it is a dependency file, always read-only" } else { "also listed in `read_only`" }
     )]
     Overlap {
@@ -140,6 +140,23 @@ pub enum ConfigError {
         file: PathBuf,
         dependency: bool,
     },
+}
+
+/// Text from the config (a value, a key, a path) with its control characters escaped, so
+/// that `tag = "a\nb"` still gives a one-line error.
+pub(super) fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn in_table(table: &str) -> String {
@@ -183,7 +200,7 @@ pub(super) fn invalid_at(
     ConfigError::Invalid {
         at,
         key: key.to_string(),
-        problem: problem.into(),
+        problem: one_line(&Into::<String>::into(problem)),
         fix: fix.to_string(),
     }
 }

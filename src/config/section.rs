@@ -2,7 +2,7 @@
 //! and the unknown-key check. Reads only; what the values mean is decided in `load`.
 
 use super::duration::{self, DurationError};
-use super::error::{ConfigError, Location, invalid_at, nearest};
+use super::error::{ConfigError, Location, invalid_at, nearest, one_line};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -65,7 +65,7 @@ impl<'a> Section<'a> {
         match unknown.into_iter().next() {
             Some((_, key, at)) => Err(ConfigError::UnknownKey {
                 at,
-                key: key.to_string(),
+                key: one_line(key),
                 table: self.name,
                 suggestion: nearest(key, valid),
                 valid,

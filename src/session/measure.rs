@@ -47,7 +47,7 @@ fn signal_name(n: i32) -> String {
 }
 
 /// Why a finished run does not count, or its metric.
-pub(crate) fn classify(
+pub fn classify(
     outcome: &RunOutcome,
     m: &Metrics,
     name: &str,

@@ -12,7 +12,7 @@ mod start;
 
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
-pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV};
+pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV, classify};
 pub use start::Setup;
 
 use crate::agent::{AgentError, Context, Proposer, state_hash};

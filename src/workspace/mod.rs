@@ -31,7 +31,7 @@ pub enum GitError {
     )]
     Dirty { files: String },
     #[error(
-        "branch {0} already exists; resume it with `autoresearch run --tag {1}`, or pick a new tag with `--tag`"
+        "branch {0} already exists but no session in this repository's journal has tag `{1}`; pick a new tag with `--tag`, or delete the branch (`git branch -D {0}`)"
     )]
     BranchExists(String, String),
     #[error("cannot run git: {0}; is git installed and on PATH?")]
