@@ -9,7 +9,7 @@ use crate::platform::Platform;
 use crate::runner::Cancel;
 use crate::runner::local::LocalExecutor;
 use crate::session::{EndReason, Options, Session, Setup};
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
