@@ -150,6 +150,19 @@ impl LlmProposer {
         }
     }
 
+    /// Asks an API backend for free text (e.g. a summary's next steps). `None` for the
+    /// command backend, which edits files rather than answering.
+    pub fn write_text(&self, system: &str, user: &str) -> Option<Result<String, AgentError>> {
+        match &self.backend {
+            Backend::Api(client) => Some(
+                client
+                    .complete(system, &[(Role::User, user.to_string())])
+                    .map(|(text, _)| text),
+            ),
+            Backend::Command(_) => None,
+        }
+    }
+
     /// The last prompt sent (system part, then the conversation), for saving beside the
     /// run. It never contains a key.
     pub fn last_prompt(&self) -> Option<&str> {
