@@ -4,6 +4,20 @@
 //! do and turns `[sandbox]` into the argv the runner spawns. Never spawns a run itself, and
 //! never leaves the runner's process group: every wrapper here execs (or waits for) the
 //! training command in the same group, with the same environment.
+//!
+//! What each mode means for a training script:
+//! - `unshare`: only the network changes (loopback is brought up with `ip`; without
+//!   iproute2 it stays down and the session says so). Files are as writable as ever.
+//! - `bwrap`: everything is read-only but the run's own `.autoresearch/runs/<id>/`, the
+//!   system temp dir and `[sandbox] writable`. Scripts that write checkpoints, datasets or
+//!   caches (`~/.cache/huggingface`, `~/.cache/torch`, `./out`) need those folders listed.
+//!   Devices are bound as they are, so GPUs keep working.
+//! - `container`: the template is the user's; the tool only kills the runtime client's
+//!   process group at the timeout. A runtime whose containers outlive their client (plain
+//!   `docker run`) should get `--init` (so the command gets signals) and `--rm`; the
+//!   template should also pass `--network none` and `{env}` (the run token and settings).
+//! - `memory` is RLIMIT_AS per process: CUDA reserves far more address space than it
+//!   uses, so it suits CPU runs; use the container's `--memory` for GPU runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -137,10 +151,16 @@ impl Probe {
     }
 
     fn why(&self) -> String {
-        if self.problems.is_empty() {
+        let mut seen: Vec<&str> = Vec::new();
+        for p in &self.problems {
+            if !seen.contains(&p.as_str()) {
+                seen.push(p);
+            }
+        }
+        if seen.is_empty() {
             "no method was tried".into()
         } else {
-            self.problems.join("; ")
+            seen.join("; ")
         }
     }
 }
