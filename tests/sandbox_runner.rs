@@ -42,6 +42,22 @@ fn unshare_works() -> bool {
     available(p.unshare_net || p.unshare_userns, "unshare --net")
 }
 
+/// The unprivileged spelling (`--map-root-user`), when user namespaces work here: the
+/// probe only tries it where plain `unshare --net` fails, so it is tried here directly.
+fn userns_sandbox() -> Option<Sandbox> {
+    let ok = std::process::Command::new("unshare")
+        .args(["--net", "--map-root-user", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: unshare --net --map-root-user does not work on this machine");
+    }
+    ok.then(|| Sandbox {
+        isolation: Isolation::Unshare { map_root: true },
+        limits: Limits::default(),
+    })
+}
+
 fn bwrap_works() -> bool {
     available(Probe::cached().bwrap, "bubblewrap")
 }
@@ -153,6 +169,12 @@ fn unshare_cuts_the_network_but_keeps_loopback() {
     if Probe::cached().loopback {
         assert!(log.contains("loopback: loop"), "{log}");
     }
+    if let Some(userns) = userns_sandbox() {
+        let (log, accepted) = net_check(userns, "userns-net");
+        assert!(log.contains("outside failed:"), "{log}");
+        assert!(log.contains("loopback: loop"), "{log}");
+        assert_eq!(accepted, 0);
+    }
     // Without the sandbox the same script reaches the server.
     let (log, accepted) = net_check(Sandbox::default(), "no-sandbox-net");
     assert!(log.contains("outside: hello"), "{log}");
@@ -202,6 +224,9 @@ fn timeouts_kill_everything_through_the_wrappers() {
     let mut sandboxes = vec![("plain", Sandbox::default())];
     if unshare_works() {
         sandboxes.push(("unshare", denied(SandboxMode::Unshare, dir.path())));
+    }
+    if let Some(userns) = userns_sandbox() {
+        sandboxes.push(("userns", userns));
     }
     if bwrap_works() {
         sandboxes.push(("bwrap", denied(SandboxMode::Bwrap, dir.path())));
