@@ -191,7 +191,7 @@ fn unknown_key_suggests_the_nearest() {
         &format!("budget = \"5m\"\n{METRIC}\n[sandbox]\nnet = false\n"),
     );
     assert!(
-        msg.contains(":6:2: unknown key `sandbox`; valid keys: editable,"),
+        msg.contains(":7:1: unknown key `net` in [sandbox]; did you mean `network`?"),
         "{msg}"
     );
 }

@@ -30,6 +30,7 @@ fn job(dir: &Path, command: &str, tag: &str) -> Job {
         grace: Duration::from_secs(2),
         log_path: dir.join("logs/nested/run.log"),
         max_log_bytes: 64 << 20,
+        sandbox: Default::default(),
     }
 }
 

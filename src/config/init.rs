@@ -316,6 +316,7 @@ pub fn run_init(
         report_every: 10,
         agent: AgentConfig::default(),
         decision: DecisionConfig::default(),
+        sandbox: Default::default(),
     };
     // Validate through the same path a later `run` takes, so init never writes a config
     // that `load` refuses; this also adds the dependency files.

@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "metric",
     "agent",
     "decision",
+    "sandbox",
 ];
 const METRIC_KEYS: &[&str] = &["name", "direction", "regex", "memory_key"];
 const AGENT_KEYS: &[&str] = &[
@@ -104,6 +105,7 @@ fn table_key_hint(e: ConfigError) -> ConfigError {
                 ("metric", METRIC_KEYS),
                 ("agent", AGENT_KEYS),
                 ("decision", DECISION_KEYS),
+                ("sandbox", super::sandbox::KEYS),
             ]
             .into_iter()
             .find(|(_, keys)| keys.contains(&key.as_str()));
@@ -307,6 +309,7 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         report_every,
         agent: read_agent(top)?,
         decision: read_decision(top)?,
+        sandbox: super::sandbox::read(top)?,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod init;
 mod load;
 mod render;
 mod repo;
+mod sandbox;
 mod section;
 
 pub use error::{ConfigError, Location};
@@ -16,6 +17,7 @@ pub use render::{config_table, to_toml};
 pub use repo::{
     default_command, default_command_with, dependency_files, is_dependency_file, on_path,
 };
+pub use sandbox::{format_size, parse_size};
 
 use crate::experiment::Direction;
 use regex::Regex;
@@ -215,6 +217,70 @@ impl Default for DecisionConfig {
     }
 }
 
+/// `[sandbox] network`: may the training command reach the network?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// A fresh network namespace with only loopback; refuse to run where none can be made.
+    #[default]
+    Deny,
+    /// The network as the machine has it.
+    Allow,
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Deny => "deny",
+            Network::Allow => "allow",
+        }
+    }
+}
+
+/// `[sandbox] mode`: how the training command is isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxMode {
+    /// `unshare` where it works, else bubblewrap (only needed when the network is denied).
+    #[default]
+    Auto,
+    /// `unshare --net` (root) or `unshare --net --map-root-user`.
+    Unshare,
+    /// bubblewrap: also mounts the repository read-only.
+    Bwrap,
+    /// The user's container command template.
+    Container,
+    /// No isolation at all (requires `network = "allow"`).
+    None,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Auto => "auto",
+            SandboxMode::Unshare => "unshare",
+            SandboxMode::Bwrap => "bwrap",
+            SandboxMode::Container => "container",
+            SandboxMode::None => "none",
+        }
+    }
+}
+
+/// `[sandbox]`: isolation and resource limits for training runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SandboxConfig {
+    pub network: Network,
+    pub mode: SandboxMode,
+    /// Extra paths writable under bubblewrap (caches, checkpoints): relative to the repo,
+    /// absolute, or `~/…`.
+    pub writable: Vec<String>,
+    /// For `mode = "container"`: a shell command line with `{command}` and optionally
+    /// `{repo}`, `{gpu}`, `{env}`.
+    pub container: Option<String>,
+    /// Address-space limit per process (RLIMIT_AS), bytes.
+    pub memory: Option<u64>,
+    /// Open-file limit per process (RLIMIT_NOFILE).
+    pub open_files: Option<u64>,
+}
+
 /// The whole research configuration, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -240,6 +306,7 @@ pub struct Config {
     pub report_every: u32,
     pub agent: AgentConfig,
     pub decision: DecisionConfig,
+    pub sandbox: SandboxConfig,
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 //! to an equal config, and the markdown table shown before a run. Pure: data in, text out.
 
 use super::duration;
-use super::{AgentConfig, Config, DecisionConfig};
+use super::{AgentConfig, Config, DecisionConfig, SandboxConfig};
 use crate::experiment::Direction;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,7 @@ pub fn to_toml(cfg: &Config) -> String {
 
     write_agent(w, &cfg.agent);
     write_decision(w, &cfg.decision);
+    write_sandbox(w, &cfg.sandbox);
     out
 }
 
@@ -189,6 +190,58 @@ fn write_decision(w: &mut String, d: &DecisionConfig) {
     let _ = writeln!(w, "z = {}", float(d.z));
     let _ = writeln!(w, "confirm_runs = {}", d.confirm_runs);
     let _ = writeln!(w, "recheck_every = {}", d.recheck_every);
+}
+
+fn write_sandbox(w: &mut String, s: &SandboxConfig) {
+    let _ = writeln!(
+        w,
+        "\n# Isolation for training runs. network = \"deny\" runs them in a fresh network\n\
+         # namespace (loopback only) and refuses to start where none can be made."
+    );
+    let _ = writeln!(w, "[sandbox]");
+    let _ = writeln!(w, "network = {}", q(s.network.as_str()));
+    let _ = writeln!(
+        w,
+        "# auto (unshare, else bubblewrap) | unshare | bwrap (repo read-only) | container | none."
+    );
+    let _ = writeln!(w, "mode = {}", q(s.mode.as_str()));
+    let _ = writeln!(
+        w,
+        "# Extra writable folders under bwrap (the run's folder and the temp dir always are)."
+    );
+    let items: Vec<String> = s.writable.iter().map(|p| q(p)).collect();
+    let _ = writeln!(w, "writable = [{}]", items.join(", "));
+    match &s.container {
+        Some(c) => {
+            let _ = writeln!(w, "container = {}", q(c));
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "# container = \"docker run --rm --init --network none {{env}} -v {{repo}}:{{repo}} -w {{repo}} IMAGE {{command}}\""
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "# Per-process limits: address space (RLIMIT_AS; too small for CUDA) and open files."
+    );
+    match s.memory {
+        Some(m) => {
+            let _ = writeln!(w, "memory = {}", q(&super::format_size(m)));
+        }
+        None => {
+            let _ = writeln!(w, "# memory = \"16G\"");
+        }
+    }
+    match s.open_files {
+        Some(n) => {
+            let _ = writeln!(w, "open_files = {n}");
+        }
+        None => {
+            let _ = writeln!(w, "# open_files = 4096");
+        }
+    }
 }
 
 fn direction_words(d: Direction) -> &'static str {

@@ -217,6 +217,34 @@ impl<'a> Section<'a> {
         Ok(p.components().filter(|c| *c != Component::CurDir).collect())
     }
 
+    /// A list of strings, each with its own location.
+    pub(super) fn string_list(
+        &self,
+        key: &str,
+    ) -> Result<Option<Vec<(String, Location)>>, ConfigError> {
+        let Some((item, at)) = self.get(key) else {
+            return Ok(None);
+        };
+        let expected = "a list of strings like [\".cache\"]";
+        let Some(array) = item.as_array() else {
+            return Err(self.wrong(key, at, expected, item));
+        };
+        let mut out = Vec::new();
+        for v in array.iter() {
+            let vat = self.cx.loc(v.span().or(item.span()));
+            let Some(s) = v.as_str() else {
+                return Err(ConfigError::WrongType {
+                    at: vat,
+                    key: self.full_key(key),
+                    expected,
+                    found: article(v.type_name()),
+                });
+            };
+            out.push((s.to_string(), vat));
+        }
+        Ok(Some(out))
+    }
+
     /// A list of relative paths, each with its own location.
     pub(super) fn path_list(
         &self,

@@ -86,10 +86,10 @@ impl Executor for LocalExecutor {
         let sink = LogSink::create(&job.log_path, job.max_log_bytes).map_err(log_error)?;
         let sink = Arc::new(Mutex::new(sink));
 
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(&job.command)
-            .current_dir(&job.cwd)
+        // `sh -c <command>`, or the sandbox's wrapper around it (which execs or waits for it
+        // in this same group, with this same environment).
+        let mut cmd = job.sandbox.command(job);
+        cmd.current_dir(&job.cwd)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(RUN_TOKEN_ENV, &token)
             .stdin(Stdio::null())
@@ -99,6 +99,7 @@ impl Executor for LocalExecutor {
             // and a Ctrl-C at the terminal does not reach it behind our back.
             .process_group(0);
         set_parent_death_signal(&mut cmd);
+        super::sandbox::apply_limits(&mut cmd, job.sandbox.limits);
         let start = Instant::now();
         let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
             command: job.command.clone(),

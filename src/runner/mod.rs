@@ -5,6 +5,9 @@
 pub mod local;
 mod logsink;
 pub mod procs;
+pub mod sandbox;
+
+pub use sandbox::{Sandbox, SandboxError};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub struct Job {
     /// Cap on the log file; past it the head is kept, the tail is kept in a ring, and the
     /// log says how much was dropped.
     pub max_log_bytes: u64,
+    /// How the command is isolated and limited (default: plain `sh -c`, no limits).
+    pub sandbox: Sandbox,
 }
 
 /// How the process ended.
@@ -81,6 +86,8 @@ pub enum RunnerError {
     },
     #[error("waiting for the training process failed: {0}")]
     Wait(#[source] std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 /// Runs jobs. Local processes today; Slurm and containers later.

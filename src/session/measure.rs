@@ -6,7 +6,7 @@ use super::{Event, Outcome, Session, SessionError, now, rel};
 use crate::decision::policy::{self, NoiseModel, Verdict};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::metric::{self, Metrics};
-use crate::runner::{Exit, Job, RunOutcome};
+use crate::runner::{Exit, Job, RunOutcome, RunnerError, sandbox};
 use crate::store::Measurement;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +113,15 @@ impl Session<'_> {
             }
         }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
+        // Resolved again for each run from the probe cached at the start (cheap), so the
+        // session holds no sandbox state of its own.
+        let sandbox = sandbox::resolve(
+            &self.config.sandbox,
+            self.repo.root(),
+            sandbox::Probe::cached(),
+        )
+        .map_err(RunnerError::from)?
+        .sandbox;
         let job = Job {
             command: self.config.command.clone(),
             cwd: self.repo.root().to_path_buf(),
@@ -122,6 +131,7 @@ impl Session<'_> {
             grace: self.opts.grace,
             log_path: log_path.clone(),
             max_log_bytes: self.opts.max_log_bytes,
+            sandbox,
         };
         self.send(Event::RunStarted {
             iteration: rec.iteration,

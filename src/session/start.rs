@@ -41,6 +41,14 @@ pub(crate) fn hash_files(root: &Path, paths: &[PathBuf]) -> BTreeMap<PathBuf, St
 impl<'a> Session<'a> {
     /// Opens or resumes the session for `config.tag`.
     pub fn start(s: Setup<'a>) -> Result<Session<'a>, SessionError> {
+        // Before anything is touched: a session that may not run its training must not
+        // create a branch or a journal entry first.
+        let sandbox = crate::runner::sandbox::resolve(
+            &s.config.sandbox,
+            s.repo,
+            crate::runner::sandbox::Probe::cached(),
+        )
+        .map_err(crate::runner::RunnerError::from)?;
         let repo = Repo::open(s.repo)?;
         repo.head()?;
         repo.check_no_operation_in_progress()?;
@@ -140,6 +148,10 @@ impl<'a> Session<'a> {
             experiments: session.finished().count(),
         };
         session.send(e);
+        session.warn(format!("sandbox: {}", sandbox.summary));
+        if let Some(w) = sandbox.warning {
+            session.warn(format!("sandbox: {w}"));
+        }
         if resumed {
             let token = session.session_token.clone();
             let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);

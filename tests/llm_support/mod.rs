@@ -261,6 +261,7 @@ pub fn config(agent: AgentConfig) -> Config {
         report_every: 5,
         agent,
         decision: DecisionConfig::default(),
+        sandbox: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ pub fn config(scope: Scope, editable: &[&str]) -> Config {
         report_every: 10,
         agent: AgentConfig::default(),
         decision: DecisionConfig::default(),
+        sandbox: Default::default(),
     }
 }
 

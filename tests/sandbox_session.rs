@@ -1,0 +1,247 @@
+//! Whole sessions under `[sandbox]`: a training script that opens a socket to a server
+//! outside its namespace is recorded as a crash with the socket error, and succeeds with
+//! `network = "allow"`; bubblewrap keeps prepare.py read-only; a machine with nothing to
+//! isolate with refuses to start with the fix, and runs when the network is allowed.
+#![cfg(target_os = "linux")]
+
+mod common;
+use common::*;
+
+use autoresearch::runner::sandbox::Probe;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+fn available(ok: bool, what: &str) -> bool {
+    if !ok {
+        let why = Probe::cached().problems.join("; ");
+        assert!(
+            std::env::var_os("AUTORESEARCH_REQUIRE_SANDBOX").is_none(),
+            "{what} is required but does not work here: {why}"
+        );
+        eprintln!("SKIPPED: {what} does not work on this machine ({why})");
+    }
+    ok
+}
+
+/// A server outside any namespace, counting the connections it accepted until `stop`.
+struct Server {
+    port: u16,
+    handle: std::thread::JoinHandle<usize>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let mut accepted = 0;
+            for stream in listener.incoming() {
+                let mut s = stream.unwrap();
+                let mut buf = [0u8; 4];
+                let _ = s.read(&mut buf);
+                if &buf == b"stop" {
+                    break;
+                }
+                accepted += 1;
+                let _ = s.write_all(b"hello");
+            }
+            accepted
+        });
+        Server { port, handle }
+    }
+
+    fn stop(self) -> usize {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"stop").unwrap();
+        self.handle.join().unwrap()
+    }
+}
+
+/// The baseline checks its own loopback; every proposal (LR above 0.15) also phones the
+/// outside server, whose port it reads from the environment.
+const PHONES_HOME: &str = r#"import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+c = socket.create_connection(s.getsockname()); a, _ = s.accept()
+c.sendall(b"loop"); assert a.recv(4) == b"loop"
+if LR > 0.15:
+    out = socket.create_connection(("127.0.0.1", int(os.environ["SANDBOX_TEST_PORT"])), timeout=5)
+    out.sendall(b"ping"); print("reply:", out.recv(5))
+print(f"val_bpb: {1.0 + LR:.6f}")"#;
+
+fn run_with_port(dir: &Path, port: u16) -> std::process::Output {
+    bin()
+        .env("SANDBOX_TEST_PORT", port.to_string())
+        .args(["run", "--yes", "--grace", "1", "-n", "1", "--repo"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_socket_to_the_outside_is_a_recorded_crash_unless_the_network_is_allowed() {
+    let p = Probe::cached();
+    if !available(
+        p.unshare_net || p.unshare_userns || p.bwrap,
+        "a network namespace",
+    ) {
+        return;
+    }
+    let dir = repo(&[
+        ("train.py", &train_py(PHONES_HOME)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let server = Server::start();
+    let out = run_with_port(dir.path(), server.port);
+    let accepted = server.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("sandbox: network namespace via `unshare")
+            || text(&out).contains("sandbox: bubblewrap: no network"),
+        "{}",
+        text(&out)
+    );
+    let j = journal(dir.path());
+    assert_eq!(j[0].1, "keep", "the baseline's loopback works: {j:?}");
+    assert_eq!(j[1].1, "crash", "{j:?}");
+    assert!(
+        j[1].3.contains("Connection refused") || j[1].3.contains("unreachable"),
+        "the socket error is the reason: {:?}",
+        j[1]
+    );
+    assert_eq!(accepted, 0, "the server outside was reached");
+    assert!(survivors(dir.path()).is_empty());
+
+    let allow = config("[sandbox]\nnetwork = \"allow\"\n");
+    let dir = repo(&[
+        ("train.py", &train_py(PHONES_HOME)),
+        ("autoresearch.toml", &allow),
+    ]);
+    let server = Server::start();
+    let out = run_with_port(dir.path(), server.port);
+    let accepted = server.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("sandbox: no isolation (network = \"allow\")"),
+        "{}",
+        text(&out)
+    );
+    let j = journal(dir.path());
+    assert_ne!(j[1].1, "crash", "{j:?}");
+    assert_eq!(accepted, 1);
+}
+
+#[test]
+fn bubblewrap_keeps_prepare_py_read_only_and_caches_writable() {
+    if !available(Probe::cached().bwrap, "bubblewrap") {
+        return;
+    }
+    let body = "os.makedirs('.cache', exist_ok=True)\nopen('.cache/ckpt', 'w').write('weights')\nif LR > 0.15:\n    open('prepare.py', 'a').write('TIME_BUDGET = 1\\n')\nprint(f'val_bpb: {1.0 + LR:.6f}')";
+    let cfg = config("[sandbox]\nmode = \"bwrap\"\nwritable = [\".cache\"]\nopen_files = 512\n");
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &cfg),
+        (".gitignore", ".cache/\n"),
+    ]);
+    let out = run(dir.path(), &["-n", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("sandbox: bubblewrap: no network (loopback only)")
+            && text(&out).contains("512 open files"),
+        "{}",
+        text(&out)
+    );
+    let j = journal(dir.path());
+    assert_eq!(j[0].1, "keep", "{j:?}");
+    assert_eq!(j[1].1, "crash", "{j:?}");
+    assert!(j[1].3.contains("Read-only file system"), "{:?}", j[1]);
+    assert!(
+        !j[1].3.contains("restored"),
+        "nothing to restore: {:?}",
+        j[1]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("prepare.py")).unwrap(),
+        PREPARE
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".cache/ckpt")).unwrap(),
+        "weights"
+    );
+    assert_eq!(dirty(dir.path()), "");
+}
+
+/// A PATH with only what a session needs: no unshare, no bwrap.
+fn bare_path() -> tempfile::TempDir {
+    let bin = tempfile::tempdir().unwrap();
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    let find = |name: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    for (name, target) in [
+        ("python3", python.trim().to_string()),
+        ("git", find("git")),
+        ("sh", find("sh")),
+    ] {
+        std::os::unix::fs::symlink(target, bin.path().join(name)).unwrap();
+    }
+    bin
+}
+
+#[test]
+fn nothing_to_isolate_with_refuses_to_start_unless_the_network_is_allowed() {
+    let path = bare_path();
+    let body = "print(f'val_bpb: {1.0 + LR:.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = bin()
+        .env("PATH", path.path())
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot cut training runs off the network")
+            && err.contains("`unshare` is not installed")
+            && err.contains("set [sandbox] network = \"allow\" to run without network isolation"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("network")).count(),
+        1,
+        "said once: {err}"
+    );
+    // Nothing was started: no branch, no results.
+    let branches = git(dir.path(), &["branch", "--list", "autoresearch/*"]);
+    assert_eq!(branches, "");
+    assert!(!dir.path().join("results.tsv").exists());
+
+    let allow = config("[sandbox]\nnetwork = \"allow\"\n");
+    std::fs::write(dir.path().join("autoresearch.toml"), allow).unwrap();
+    git(dir.path(), &["commit", "-qam", "allow the network"]);
+    let out = bin()
+        .env("PATH", path.path())
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("sandbox: no isolation"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(results(dir.path()).len(), 2);
+}
