@@ -156,6 +156,8 @@ pub struct Session<'a> {
     /// Experiments decided since the best was last re-measured.
     since_recheck: u64,
     started: Instant,
+    /// LLM cost with no record to carry it (a repair that could not be used).
+    unrecorded_cost_usd: f64,
     _lock: SessionLock,
 }
 
@@ -288,12 +290,15 @@ impl<'a> Session<'a> {
                 Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
                 Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
                     let why = e.to_string();
+                    // An unusable answer was still paid for: its cost counts.
+                    let mut usage = BTreeMap::new();
+                    record_usage(&mut usage, &self.proposer.last_usage());
                     self.record_rejection(
                         iteration,
                         "(no usable proposal)",
                         Category::Other,
                         &why,
-                        BTreeMap::new(),
+                        usage,
                     )?;
                     failed_proposals += 1;
                     if failed_proposals >= self.opts.max_failed_proposals {
@@ -324,6 +329,14 @@ impl<'a> Session<'a> {
             .is_some_and(|d| self.started.elapsed() >= d)
         {
             return Some(EndReason::Deadline);
+        }
+        if self
+            .config
+            .agent
+            .max_cost_usd
+            .is_some_and(|max| self.cost_usd() >= max)
+        {
+            return Some(EndReason::CostLimit);
         }
         if let (Some(target), Some(best)) = (self.opts.target, self.best().and_then(|b| b.metric)) {
             let dir = self.config.metric.direction;
@@ -514,7 +527,8 @@ impl<'a> Session<'a> {
         self.history
             .iter()
             .filter_map(|r| r.metrics.get(COST_KEY))
-            .sum()
+            .sum::<f64>()
+            + self.unrecorded_cost_usd
     }
 
     fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {

@@ -119,6 +119,7 @@ impl<'a> Session<'a> {
             last_run: None,
             since_recheck: 0,
             started: Instant::now(),
+            unrecorded_cost_usd: 0.0,
             _lock: lock,
         };
         if let Some(scale) = session
@@ -140,6 +141,9 @@ impl<'a> Session<'a> {
             experiments: session.finished().count(),
         };
         session.send(e);
+        if let Some(note) = session.proposer.note() {
+            session.warn(note);
+        }
         if resumed {
             let token = session.session_token.clone();
             let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);
