@@ -143,3 +143,243 @@ fn bad_answers_are_recorded_as_rejections_and_the_loop_goes_on() {
     assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
     assert_eq!(server.received().len(), 5);
 }
+
+#[test]
+fn an_unmatched_block_is_asked_again_and_the_correction_applied() {
+    let server = Server::start(vec![
+        ok(openai_answer(&answer(
+            "raise LR 0.1 -> 0.2",
+            "LEARNING_RATE = 0.1",
+            "LEARNING_RATE = 0.2",
+        ))),
+        ok(openai_answer(
+            "train.py\n```\n<<<<<<< SEARCH\nLR = 0.1\n=======\nLR = 0.2\n>>>>>>> REPLACE\n```\n",
+        )),
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = run_n(dir.path(), 1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")]);
+    assert_eq!(rows[1].description, "raise LR 0.1 -> 0.2");
+    // Both calls' tokens are on the one experiment.
+    assert_eq!(rows[1].metrics["autoresearch_tokens_in"], 1800.0);
+    let reqs = server.received();
+    assert_eq!(reqs.len(), 2);
+    // The second ask carries the conversation and names the failing block.
+    let body = reqs[1].json();
+    let msgs = body["messages"].as_array().unwrap();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    let follow_up = last_user(&body);
+    assert!(follow_up.contains("LEARNING_RATE = 0.1"), "{follow_up}");
+    assert!(
+        follow_up.contains("LR = 0.1"),
+        "the closest lines: {follow_up}"
+    );
+    assert!(file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn a_name_error_is_repaired_as_attempt_two_of_the_same_experiment() {
+    let server = Server::start(vec![
+        ok(openai_answer(&answer(
+            "LR as a square root",
+            "LR = 0.1",
+            "LR = math.sqrt(0.04)",
+        ))),
+        ok(openai_answer(&answer(
+            "import math",
+            "LR = math.sqrt(0.04)",
+            "import math\nLR = math.sqrt(0.04)",
+        ))),
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = run_n(dir.path(), 1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(
+        shape(&rows),
+        [(0, 1, "keep"), (1, 1, "crash"), (1, 2, "keep")],
+        "{rows:#?}"
+    );
+    assert!(rows[1].reason.contains("NameError"), "{:?}", rows[1]);
+    assert!(
+        rows[2].description == "LR as a square root (repaired: import math)",
+        "{:?}",
+        rows[2]
+    );
+    assert_eq!(rows[2].metric, Some(1.04), "LR = 0.2");
+    // The repair request carries the traceback of the crash.
+    let reqs = server.received();
+    assert_eq!(reqs.len(), 2);
+    let repair = last_user(&reqs[1].json());
+    assert!(
+        repair.contains("Traceback (most recent call last)"),
+        "{repair}"
+    );
+    assert!(
+        repair.contains("NameError: name 'math' is not defined"),
+        "{repair}"
+    );
+    assert!(
+        repair.contains("LR = math.sqrt(0.04)"),
+        "the crashed file: {repair}"
+    );
+    let tsv = results(dir.path());
+    let statuses: Vec<&str> = tsv.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(statuses, ["keep", "crash", "keep"]);
+    assert_eq!(head(dir.path()), rows[2].commit);
+    assert!(file(dir.path(), "train.py").starts_with("import math\nLR = math.sqrt(0.04)\n"));
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn a_rejected_key_stops_the_session_with_exit_5_at_the_best_commit() {
+    let key = "sk-test-401-abcdefghijklmnop";
+    let server = Server::start(vec![
+        good(),
+        Reply::Json(
+            401,
+            serde_json::json!({"error": {"message": format!("Incorrect API key provided: {key}"), "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string(),
+            Vec::new(),
+        ),
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = run_n(dir.path(), 3, &[("OPENAI_API_KEY", key)]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains("401"), "{stderr}");
+    assert!(
+        lines[0].contains("set OPENAI_API_KEY to a valid key"),
+        "names the fix: {stderr}"
+    );
+    assert!(!stderr.contains(key), "the key is never shown: {stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(key));
+    // No retries on 401; the key went as a bearer token.
+    let reqs = server.received();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[1].header("authorization"),
+        Some(format!("Bearer {key}").as_str())
+    );
+    let rows = rows(dir.path());
+    assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")]);
+    assert_eq!(head(dir.path()), rows[1].commit);
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "autoresearch/t"
+    );
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn a_429_with_retry_after_is_retried_then_the_answer_used() {
+    let server = Server::start(vec![
+        Reply::Json(
+            429,
+            r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#.into(),
+            vec![("retry-after", "0".into())],
+        ),
+        good(),
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = run_n(dir.path(), 1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")], "{rows:#?}");
+    let reqs = server.received();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, reqs[1].body, "the same request, retried");
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn max_cost_usd_stops_the_session_cleanly_once_reached() {
+    // 900 prompt + 80 completion tokens at $1000/M each: $0.98 per answer.
+    let server = Server::start(vec![
+        good(),
+        ok(openai_answer(&answer(
+            "lower LR 0.2 -> 0.05",
+            "LR = 0.2",
+            "LR = 0.05",
+        ))),
+        ok(openai_answer(&answer(
+            "LR 0.2 -> 0.3",
+            "LR = 0.2",
+            "LR = 0.3",
+        ))),
+    ]);
+    let dir = repo_with(&openai_agent(
+        &server.url,
+        "price_input = 1000.0\nprice_output = 1000.0\nmax_cost_usd = 1.5",
+    ));
+    let out = run_n(dir.path(), 5, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(
+        shape(&rows),
+        [(0, 1, "keep"), (1, 1, "keep"), (2, 1, "discard")],
+        "{rows:#?}"
+    );
+    let cost = rows[1].metrics["autoresearch_cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.98).abs() < 1e-9, "{cost}");
+    assert_eq!(server.received().len(), 2, "no call past the limit");
+    let ended = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "session_ended")
+        .expect("a session_ended event");
+    assert!(
+        ended["reason"].as_str().unwrap().contains("max_cost_usd"),
+        "{ended}"
+    );
+    assert_eq!(head(dir.path()), rows[1].commit);
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn unusable_answers_still_count_towards_max_cost_usd() {
+    let prose = || ok(openai_answer("I would try a larger learning rate."));
+    let server = Server::start(vec![prose(), prose(), good()]);
+    let dir = repo_with(&openai_agent(
+        &server.url,
+        "price_input = 1000.0\nprice_output = 1000.0\nmax_cost_usd = 1.5",
+    ));
+    let out = run_n(dir.path(), 3, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(
+        shape(&rows),
+        [(0, 1, "keep"), (1, 1, "rejected"), (2, 1, "rejected")],
+        "{rows:#?}"
+    );
+    for r in &rows[1..] {
+        let cost = r.metrics["autoresearch_cost_usd"].as_f64().unwrap();
+        assert!((cost - 0.98).abs() < 1e-9, "{r:?}");
+    }
+    assert_eq!(server.received().len(), 2);
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn unknown_prices_are_announced_once_at_the_start() {
+    let server = Server::start(vec![good()]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = run_n(dir.path(), 1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let notes: Vec<String> = events(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "warning")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .filter(|m| m.contains("no prices known"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", text(&out));
+    assert!(
+        notes[0].contains("test-model")
+            && notes[0].contains("[agent] price_input and price_output")
+    );
+}
