@@ -45,9 +45,11 @@ pub fn block_answer(description: &str, path: &str, search: &str, replace: &str) 
     )
 }
 
-/// `autoresearch run --yes --json -n N` with extra environment.
+/// `autoresearch run --yes --json -n N` with extra environment. Python writes bytecode
+/// as it does for most users (this machine's environment may say otherwise).
 pub fn run_n(dir: &Path, n: u32, env: &[(&str, &str)]) -> Output {
     common::bin()
+        .env_remove("PYTHONDONTWRITEBYTECODE")
         .args(["run", "--yes", "--json", "--grace", "1", "-n"])
         .arg(n.to_string())
         .arg("--repo")
