@@ -94,6 +94,9 @@ pub(crate) fn classify(
     }
 }
 
+/// API keys the training process never sees while an LLM proposes (set empty).
+pub const HIDDEN_FROM_TRAINING: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+
 impl Session<'_> {
     /// Runs the current tree once with `seed` and reads the result.
     pub(crate) fn run_once(
@@ -113,6 +116,14 @@ impl Session<'_> {
             }
         }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
+        if self.config.agent.backend != crate::config::AgentBackend::Search {
+            // The training code is partly written by the LLM: were the API key in its
+            // environment, one printed line would put it in the log, and the log's tail
+            // goes back into the next prompt. Training never needs it: hide it (empty).
+            for var in HIDDEN_FROM_TRAINING {
+                env.push(((*var).into(), String::new()));
+            }
+        }
         let job = Job {
             command: self.config.command.clone(),
             cwd: self.repo.root().to_path_buf(),
