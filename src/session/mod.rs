@@ -3,6 +3,7 @@
 //! `Event`s and never prints. Invariant: outside a running experiment the research branch
 //! points at the best commit and the tracked tree is clean.
 
+mod cost;
 pub mod events;
 mod lock;
 mod measure;
@@ -10,6 +11,8 @@ pub mod progress;
 mod repair;
 mod start;
 
+pub(crate) use cost::record_usage;
+pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV};
@@ -566,22 +569,6 @@ pub fn baseline_of(history: &[ExperimentRecord]) -> Option<&ExperimentRecord> {
     history
         .iter()
         .find(|r| r.iteration == 0 && r.status == Status::Keep)
-}
-
-/// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
-pub const COST_KEY: &str = "autoresearch_cost_usd";
-pub const TOKENS_IN_KEY: &str = "autoresearch_tokens_in";
-pub const TOKENS_OUT_KEY: &str = "autoresearch_tokens_out";
-
-pub(crate) fn record_usage(into: &mut BTreeMap<String, f64>, u: &crate::agent::Usage) {
-    if u.input_tokens + u.output_tokens > 0 || u.cost_usd > 0.0 {
-        into.insert(COST_KEY.into(), u.cost_usd);
-        into.insert(
-            TOKENS_IN_KEY.into(),
-            (u.input_tokens + u.cache_read_tokens + u.cache_write_tokens) as f64,
-        );
-        into.insert(TOKENS_OUT_KEY.into(), u.output_tokens as f64);
-    }
 }
 
 /// What an experiment is, before it has a commit.
