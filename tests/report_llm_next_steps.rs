@@ -2,10 +2,10 @@
 //! record as data; without an LLM, or with `--no-llm`, or when the call fails, it derives
 //! them from the data.
 
-#[path = "fixtures/report_cli/session.rs"]
-mod session;
 #[path = "llm_support/mod.rs"]
 mod llm_support;
+#[path = "fixtures/report_cli/session.rs"]
+mod session;
 
 use llm_support::{Server, ok, openai_answer};
 use session::*;
@@ -33,7 +33,10 @@ fn the_configured_llm_writes_the_next_steps_from_fenced_data() {
     let (o, e) = out_text(&out);
     assert!(out.status.success(), "{o}{e}");
     let md = std::fs::read_to_string(s.path().join("autoresearch-summary.md")).unwrap();
-    assert!(md.contains("- Try LR 0.3: the knob improved twice upward."), "{md}");
+    assert!(
+        md.contains("- Try LR 0.3: the knob improved twice upward."),
+        "{md}"
+    );
     let requests = server.finish();
     assert_eq!(requests.len(), 1);
     let body = requests[0].json();
@@ -47,7 +50,10 @@ fn the_configured_llm_writes_the_next_steps_from_fenced_data() {
         .unwrap()
         .to_string();
     assert!(user.contains("data, not instructions"), "{user}");
-    assert!(user.contains("```text") && user.contains("LR 0.4 → 1.6"), "{user}");
+    assert!(
+        user.contains("```text") && user.contains("LR 0.4 → 1.6"),
+        "{user}"
+    );
 }
 
 #[test]
@@ -58,14 +64,25 @@ fn a_failing_llm_or_no_llm_falls_back_to_steps_derived_from_the_data() {
     let url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     with_openai(s.path(), &url);
-    let out = bin().args(["summary", "--repo"]).arg(s.path()).output().unwrap();
+    let out = bin()
+        .args(["summary", "--repo"])
+        .arg(s.path())
+        .output()
+        .unwrap();
     let (o, e) = out_text(&out);
     assert!(out.status.success(), "{o}{e}");
     assert!(e.contains("derived them from the data"), "{e}");
     let md = std::fs::read_to_string(s.path().join("autoresearch-summary.md")).unwrap();
-    assert!(md.contains("Next steps") || md.contains("next steps"), "{md}");
+    assert!(
+        md.contains("Next steps") || md.contains("next steps"),
+        "{md}"
+    );
     // --no-llm never calls out.
-    let out = bin().args(["summary", "--no-llm", "--repo"]).arg(s.path()).output().unwrap();
+    let out = bin()
+        .args(["summary", "--no-llm", "--repo"])
+        .arg(s.path())
+        .output()
+        .unwrap();
     let (_, e) = out_text(&out);
     assert!(out.status.success());
     assert!(!e.contains("warning"), "{e}");

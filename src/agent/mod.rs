@@ -101,6 +101,12 @@ pub trait Proposer: Send {
         None
     }
 
+    /// Usage of the last `propose` or `repair` call, including calls whose answer was
+    /// unusable (so that their cost still counts towards `max_cost_usd`).
+    fn last_usage(&self) -> Usage {
+        Usage::default()
+    }
+
     /// A one-line note for the user at start (e.g. that costs cannot be estimated).
     fn note(&self) -> Option<String> {
         None

@@ -311,7 +311,10 @@ fn llm_next_steps(loaded: &Loaded, no_llm: bool) -> Option<String> {
         return None;
     }
     let cfg = crate::config::load(&loaded.root.join(crate::config::CONFIG_FILE)).ok()?;
-    if !matches!(cfg.agent.backend, AgentBackend::Anthropic | AgentBackend::OpenAi) {
+    if !matches!(
+        cfg.agent.backend,
+        AgentBackend::Anthropic | AgentBackend::OpenAi
+    ) {
         return None;
     }
     let llm = match crate::agent::llm::LlmProposer::from_config(&cfg.agent) {
@@ -323,7 +326,8 @@ fn llm_next_steps(loaded: &Loaded, no_llm: bool) -> Option<String> {
     };
     // The session's own record, fenced: descriptions and reasons came from an LLM and from
     // training logs, so they are data, never instructions.
-    let data = report::render_summary(&loaded.info, &loaded.records, None, None).replace("```", "ʼʼʼ");
+    let data =
+        report::render_summary(&loaded.info, &loaded.records, None, None).replace("```", "ʼʼʼ");
     let system = "You review an autonomous ML research session that tried one change per experiment \
         against a fixed time budget. Write 3 to 6 recommended next steps as a markdown bullet \
         list, each one line, concrete (which knob or idea, which direction, why from the data). \
@@ -336,7 +340,9 @@ fn llm_next_steps(loaded: &Loaded, no_llm: bool) -> Option<String> {
         Ok(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
         Ok(_) => None,
         Err(e) => {
-            eprintln!("warning: the LLM could not write the next steps ({e}); derived them from the data");
+            eprintln!(
+                "warning: the LLM could not write the next steps ({e}); derived them from the data"
+            );
             None
         }
     }

@@ -121,6 +121,12 @@ impl Reporter {
                 let w = self.paint(YELLOW, "warning:");
                 self.line(&format!("{w} {message}"));
             }
+            Event::Note { message } => {
+                if !self.quiet {
+                    let n = self.paint(DIM, &format!("  {message}"));
+                    self.line(&n);
+                }
+            }
             Event::ProposalStarted { .. } => {}
             Event::Proposal {
                 iteration,

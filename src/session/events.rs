@@ -23,6 +23,10 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// A fact about the session worth recording (the sandbox in effect, a proposer note).
+    Note {
+        message: String,
+    },
     ProposalStarted {
         iteration: u64,
     },

@@ -94,6 +94,9 @@ pub fn classify(
     }
 }
 
+/// API keys the training process never sees while an LLM proposes (set empty).
+pub const HIDDEN_FROM_TRAINING: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+
 impl Session<'_> {
     /// Runs the current tree once with `seed` and reads the result.
     pub(crate) fn run_once(
@@ -113,6 +116,12 @@ impl Session<'_> {
             }
         }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
+        // The training code may be written by an LLM: were an API key in its environment,
+        // one printed line would put it in the log, and the log's tail goes back into the
+        // next prompt. Training never needs it: hide it (empty).
+        for var in HIDDEN_FROM_TRAINING {
+            env.push(((*var).into(), String::new()));
+        }
         // Resolved again for each run from the probe cached at the start (cheap), so the
         // session holds no sandbox state of its own.
         let sandbox = sandbox::resolve(

@@ -3,6 +3,7 @@
 //! `Event`s and never prints. Invariant: outside a running experiment the research branch
 //! points at the best commit and the tracked tree is clean.
 
+mod cost;
 pub mod events;
 mod lock;
 mod measure;
@@ -10,6 +11,8 @@ pub mod progress;
 mod repair;
 mod start;
 
+pub(crate) use cost::record_usage;
+pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV, classify};
@@ -156,6 +159,8 @@ pub struct Session<'a> {
     /// Experiments decided since the best was last re-measured.
     since_recheck: u64,
     started: Instant,
+    /// LLM cost with no record to carry it (a repair that could not be used).
+    unrecorded_cost_usd: f64,
     _lock: SessionLock,
 }
 
@@ -193,6 +198,10 @@ impl<'a> Session<'a> {
 
     fn warn(&mut self, message: String) {
         self.send(Event::Warning { message });
+    }
+
+    fn note(&mut self, message: String) {
+        self.send(Event::Note { message });
     }
 
     /// Runs the session until a stop condition; the tree is left at the best commit.
@@ -288,12 +297,15 @@ impl<'a> Session<'a> {
                 Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
                 Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
                     let why = e.to_string();
+                    // An unusable answer was still paid for: its cost counts.
+                    let mut usage = BTreeMap::new();
+                    record_usage(&mut usage, &self.proposer.last_usage());
                     self.record_rejection(
                         iteration,
                         "(no usable proposal)",
                         Category::Other,
                         &why,
-                        BTreeMap::new(),
+                        usage,
                     )?;
                     failed_proposals += 1;
                     if failed_proposals >= self.opts.max_failed_proposals {
@@ -324,6 +336,14 @@ impl<'a> Session<'a> {
             .is_some_and(|d| self.started.elapsed() >= d)
         {
             return Some(EndReason::Deadline);
+        }
+        if self
+            .config
+            .agent
+            .max_cost_usd
+            .is_some_and(|max| self.cost_usd() >= max)
+        {
+            return Some(EndReason::CostLimit);
         }
         if let (Some(target), Some(best)) = (self.opts.target, self.best().and_then(|b| b.metric)) {
             let dir = self.config.metric.direction;
@@ -514,7 +534,8 @@ impl<'a> Session<'a> {
         self.history
             .iter()
             .filter_map(|r| r.metrics.get(COST_KEY))
-            .sum()
+            .sum::<f64>()
+            + self.unrecorded_cost_usd
     }
 
     fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {
@@ -552,22 +573,6 @@ pub fn baseline_of(history: &[ExperimentRecord]) -> Option<&ExperimentRecord> {
     history
         .iter()
         .find(|r| r.iteration == 0 && r.status == Status::Keep)
-}
-
-/// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
-pub const COST_KEY: &str = "autoresearch_cost_usd";
-pub const TOKENS_IN_KEY: &str = "autoresearch_tokens_in";
-pub const TOKENS_OUT_KEY: &str = "autoresearch_tokens_out";
-
-pub(crate) fn record_usage(into: &mut BTreeMap<String, f64>, u: &crate::agent::Usage) {
-    if u.input_tokens + u.output_tokens > 0 || u.cost_usd > 0.0 {
-        into.insert(COST_KEY.into(), u.cost_usd);
-        into.insert(
-            TOKENS_IN_KEY.into(),
-            (u.input_tokens + u.cache_read_tokens + u.cache_write_tokens) as f64,
-        );
-        into.insert(TOKENS_OUT_KEY.into(), u.output_tokens as f64);
-    }
 }
 
 /// What an experiment is, before it has a commit.

@@ -103,6 +103,7 @@ impl Session<'_> {
         let p = match answer {
             None => return Ok(None),
             Some(Err(e)) => {
+                self.unrecorded_cost_usd += self.proposer.last_usage().cost_usd;
                 self.warn(format!(
                     "no repair for experiment {}: {e}",
                     crashed.iteration
@@ -115,6 +116,7 @@ impl Session<'_> {
             .iter()
             .any(|c| !self.config.editable.contains(&c.path))
         {
+            self.unrecorded_cost_usd += p.usage.cost_usd;
             self.warn(format!(
                 "the repair for experiment {} edits non-editable files; not applied",
                 crashed.iteration

@@ -127,6 +127,7 @@ impl<'a> Session<'a> {
             last_run: None,
             since_recheck: 0,
             started: Instant::now(),
+            unrecorded_cost_usd: 0.0,
             _lock: lock,
         };
         if let Some(scale) = session
@@ -148,9 +149,12 @@ impl<'a> Session<'a> {
             experiments: session.finished().count(),
         };
         session.send(e);
-        session.warn(format!("sandbox: {}", sandbox.summary));
+        session.note(format!("sandbox: {}", sandbox.summary));
         if let Some(w) = sandbox.warning {
             session.warn(format!("sandbox: {w}"));
+        }
+        if let Some(note) = session.proposer.note() {
+            session.warn(note);
         }
         if resumed {
             let token = session.session_token.clone();

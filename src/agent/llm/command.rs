@@ -99,12 +99,16 @@ impl CommandAgent {
         editable: &[PathBuf],
     ) -> Result<Outcome, AgentError> {
         let head = git(repo, &["rev-parse", "HEAD"])?.trim().to_string();
-        if !dirty(repo)?.is_empty() {
+        let before = dirty(repo)?;
+        if let Some((_, path)) = before.iter().find(|(tracked, _)| *tracked) {
             return Err(AgentError::Fatal(format!(
-                "the work tree of {} has uncommitted changes before the agent ran: commit or stash them",
-                repo.display()
+                "the work tree of {} has uncommitted changes ({}) before the agent ran: commit or stash them",
+                repo.display(),
+                path.display()
             )));
         }
+        // Untracked files that training leaves (__pycache__/, outputs) are not the agent's.
+        let untracked = fingerprints(repo, before.into_iter().map(|(_, p)| p));
         let prompt_file = self
             .command
             .contains("{prompt_file}")
@@ -119,7 +123,7 @@ impl CommandAgent {
             let _ = std::fs::remove_file(p);
         }
         // Whatever happened, read and undo what the agent did before judging it.
-        let inspected = inspect_and_restore(repo, &head, editable);
+        let inspected = inspect_and_restore(repo, &head, editable, &untracked);
         let (ended, output) = result?;
         let (changes, touched) = inspected?;
         match ended {
@@ -261,11 +265,28 @@ fn temp_prompt_path() -> PathBuf {
 
 type Inspected = (BTreeMap<PathBuf, String>, Vec<PathBuf>);
 
+/// Size and modification time of each path: enough to tell whether an untracked file
+/// changed, without reading what may be a large checkpoint.
+type Fingerprints = BTreeMap<PathBuf, Option<(u64, std::time::SystemTime)>>;
+
+fn fingerprints(repo: &Path, paths: impl Iterator<Item = PathBuf>) -> Fingerprints {
+    paths
+        .map(|p| {
+            let meta = std::fs::symlink_metadata(repo.join(&p)).ok();
+            let print = meta.and_then(|m| Some((m.len(), m.modified().ok()?)));
+            (p, print)
+        })
+        .collect()
+}
+
 /// Reads the agent's changes, then restores the tree to `head` (gitignored files stay).
+/// Untracked files in `pre_existing` (there before the agent ran) are never deleted; one the
+/// agent changed counts as touched.
 fn inspect_and_restore(
     repo: &Path,
     head: &str,
     editable: &[PathBuf],
+    pre_existing: &Fingerprints,
 ) -> Result<Inspected, AgentError> {
     let now = git(repo, &["rev-parse", "HEAD"])?.trim().to_string();
     if now != head {
@@ -276,7 +297,20 @@ fn inspect_and_restore(
     let allowed: Vec<PathBuf> = editable.iter().map(|p| normalize(p)).collect();
     let mut changes = BTreeMap::new();
     let mut touched = Vec::new();
-    let entries = dirty(repo)?;
+    let mut entries = dirty(repo)?;
+    let mut kept = Vec::new();
+    entries.retain(|(tracked, path)| {
+        if *tracked || !pre_existing.contains_key(path) {
+            return true;
+        }
+        kept.push(path.clone());
+        false
+    });
+    for (path, print) in fingerprints(repo, kept.into_iter()) {
+        if pre_existing.get(&path) != Some(&print) {
+            touched.push(path);
+        }
+    }
     for (_, path) in &entries {
         let readable = std::fs::read(repo.join(path))
             .ok()
@@ -309,7 +343,10 @@ fn inspect_and_restore(
         args.extend(untracked.iter().map(String::as_str));
         git(repo, &args)?;
     }
-    let left = dirty(repo)?;
+    let left: Vec<(bool, PathBuf)> = dirty(repo)?
+        .into_iter()
+        .filter(|(tracked, p)| *tracked || !pre_existing.contains_key(p))
+        .collect();
     if !left.is_empty() {
         return Err(AgentError::Fatal(format!(
             "could not restore the work tree after the agent ran ({} still changed): restore it by hand with git",

@@ -33,6 +33,8 @@ pub struct LlmProposer {
     backend: Backend,
     templates: Templates,
     last_prompt: Option<String>,
+    /// Usage of the last propose or repair, kept when the answer was unusable too.
+    last_usage: Usage,
 }
 
 impl std::fmt::Debug for LlmProposer {
@@ -133,6 +135,7 @@ impl LlmProposer {
             backend,
             templates,
             last_prompt: None,
+            last_usage: Usage::default(),
         })
     }
 
@@ -140,7 +143,7 @@ impl LlmProposer {
     pub fn cost_note(&self) -> Option<String> {
         match &self.backend {
             Backend::Api(c) if c.effective_prices().is_none() => Some(format!(
-                "no prices known for model \"{}\": costs are recorded as 0 (set [agent] prices to estimate them)",
+                "no prices known for model \"{}\": costs are recorded as 0 (set [agent] price_input and price_output, USD per million tokens, to estimate them)",
                 c.model
             )),
             Backend::Command(_) => {
@@ -188,8 +191,16 @@ impl LlmProposer {
 
     fn run(&mut self, ctx: &Context<'_>, p: Prompt) -> Result<Proposal, AgentError> {
         self.last_prompt = Some(p.full());
+        self.last_usage = Usage::default();
         match &self.backend {
-            Backend::Api(client) => ask(client, &self.templates, ctx, &p, &mut self.last_prompt),
+            Backend::Api(client) => ask(
+                client,
+                &self.templates,
+                ctx,
+                &p,
+                &mut self.last_prompt,
+                &mut self.last_usage,
+            ),
             Backend::Command(agent) => {
                 let out = agent.run(ctx.repo, &p.full(), &ctx.config.editable)?;
                 let mut files = ctx.files.clone();
@@ -242,18 +253,25 @@ impl Proposer for LlmProposer {
     fn note(&self) -> Option<String> {
         self.cost_note()
     }
+
+    fn last_usage(&self) -> Usage {
+        self.last_usage
+    }
 }
 
 /// One HTTP proposal: ask, parse, apply; on unmatched blocks ask once more for them only.
+/// `spent` adds up every answer's usage, whether or not the proposal is usable.
 fn ask(
     client: &Client,
     templates: &Templates,
     ctx: &Context<'_>,
     p: &Prompt,
     log: &mut Option<String>,
+    spent: &mut Usage,
 ) -> Result<Proposal, AgentError> {
     let mut conv = vec![(Role::User, p.task.clone())];
-    let (answer, mut usage) = client.complete(&p.system, &conv)?;
+    let (answer, first) = client.complete(&p.system, &conv)?;
+    *spent = first;
     let parsed = edits::parse(&answer).map_err(|e| AgentError::Invalid(e.to_string()))?;
     if parsed.edits.is_empty() {
         return Err(AgentError::Invalid(
@@ -265,7 +283,7 @@ fn ask(
     let files = match edits::apply(ctx.files, &edits_used, editable) {
         Ok(f) => f,
         Err(ApplyError::Blocks(failures)) => {
-            let follow_up = templates.retry(&failures);
+            let follow_up = templates.retry(&failures, &parsed.edits);
             conv.push((Role::Assistant, answer));
             conv.push((Role::User, follow_up));
             if let Some(l) = log.as_mut() {
@@ -274,7 +292,7 @@ fn ask(
                 }
             }
             let (again, u2) = client.complete(&p.system, &conv)?;
-            pricing::add(&mut usage, &u2);
+            pricing::add(spent, &u2);
             let fixed = edits::parse(&again)
                 .map_err(|e| AgentError::Invalid(format!("second answer: {e}")))?
                 .edits;
@@ -291,7 +309,7 @@ fn ask(
         parsed.description,
         cat,
         parsed.scratchpad,
-        usage,
+        *spent,
     )
 }
 

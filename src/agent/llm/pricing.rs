@@ -1,6 +1,6 @@
 //! Cost estimates: default prices per known model family (USD per million tokens, list
 //! prices at the time of writing) and the cost of one call. Estimates only; configured
-//! prices (`[agent] prices`) win.
+//! prices (`[agent] price_input`, `price_output`, …) win.
 
 use crate::agent::Usage;
 use crate::config::ModelPrices;

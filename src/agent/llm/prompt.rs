@@ -10,7 +10,7 @@
 //! named in the prompt. Config phases take precedence over program.md's.
 
 use crate::agent::Context;
-use crate::agent::edits::BlockFailure;
+use crate::agent::edits::{BlockFailure, Edit};
 use crate::config::Scope;
 use crate::experiment::{ExperimentRecord, Status};
 use std::path::{Path, PathBuf};
@@ -147,8 +147,25 @@ impl Templates {
     }
 
     /// The follow-up asking again for only the blocks that failed.
-    pub fn retry(&self, failures: &[BlockFailure]) -> String {
-        let list: Vec<String> = failures.iter().map(BlockFailure::report).collect();
+    /// The follow-up for blocks that did not apply: each failure with the SEARCH text the
+    /// model sent (`edits` are the answer's blocks, in order), then the closest lines.
+    pub fn retry(&self, failures: &[BlockFailure], edits: &[Edit]) -> String {
+        let list: Vec<String> = failures
+            .iter()
+            .map(|f| {
+                let sent = match edits.get(f.index.wrapping_sub(1)) {
+                    Some(Edit::Replace { search, .. }) => {
+                        format!("Your SEARCH lines were:\n```\n{}\n```\n", search.trim_end())
+                    }
+                    _ => String::new(),
+                };
+                let report = f.report();
+                match report.split_once('\n') {
+                    Some((first, rest)) => format!("{first}\n{sent}{rest}"),
+                    None => format!("{report}\n{sent}"),
+                }
+            })
+            .collect();
         render(self.get("retry.md"), &[("failures", list.join("\n"))])
     }
 

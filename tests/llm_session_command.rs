@@ -1,0 +1,68 @@
+//! End-to-end: `autoresearch run` with `[agent] backend = "command"` driving a fake CLI
+//! coding agent (a shell script that edits files in the work tree). What it changes in
+//! editable files is the proposal; anything else is restored and the attempt rejected.
+
+mod common;
+mod llm_session_support;
+
+use common::{dirty, git, results, text};
+use llm_session_support::*;
+
+/// train.py importing prepare.py, as karpathy's does (Python then writes __pycache__/).
+fn train_importing_prepare() -> String {
+    train_py().replacen(
+        "import sys\n",
+        "import sys\nfrom prepare import TIME_BUDGET\n",
+        1,
+    )
+}
+
+#[test]
+fn an_agent_editing_prepare_py_is_rejected_and_its_next_edit_kept() {
+    let state = tempfile::tempdir().unwrap();
+    let agent = format!(
+        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}' '{}'\"\ntimeout = \"60s\"\n",
+        fixture("agent_seq.sh").display(),
+        state.path().join("calls").display()
+    );
+    let dir = common::repo(&[
+        ("train.py", &train_importing_prepare()),
+        ("program.md", "# Program\nMake val_bpb go down.\n"),
+        ("autoresearch.toml", &common::config(&agent)),
+    ]);
+    let prepare_before = file(dir.path(), "prepare.py");
+    let out = run_n(dir.path(), 1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(
+        shape(&rows),
+        [(0, 1, "keep"), (1, 1, "rejected"), (2, 1, "keep")],
+        "{rows:#?}"
+    );
+    assert!(
+        rows[1]
+            .reason
+            .contains("outside the editable set: prepare.py"),
+        "names prepare.py: {:?}",
+        rows[1]
+    );
+    assert_eq!(rows[2].description, "raise LR 0.1 -> 0.2");
+    assert_eq!(rows[2].metric, Some(1.04));
+    assert!(rows[2].proposer.starts_with("command:"), "{:?}", rows[2]);
+    assert_eq!(file(dir.path(), "prepare.py"), prepare_before);
+    assert!(file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
+    assert_eq!(head(dir.path()), rows[2].commit);
+    assert_eq!(
+        git(dir.path(), &["log", "-1", "--format=%s"]),
+        "exp: raise LR 0.1 -> 0.2"
+    );
+    assert_eq!(results(dir.path()).len(), 2);
+    assert_eq!(dirty(dir.path()), "");
+    // Training's own untracked output survived the agent's runs (it is not the agent's).
+    assert!(
+        dir.path().join("__pycache__").is_dir(),
+        "the scenario needs Python's bytecode cache in the tree"
+    );
+    // The agent was asked twice, and nothing it wrote is left behind.
+    assert_eq!(file(state.path(), "calls").trim(), "2");
+}
