@@ -208,6 +208,16 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
     cfg.budget = args.budget;
     cfg.timeout = default_timeout(args.budget);
     cfg.max_iterations = None;
+    // The demo runs our own example with the built-in proposer: nothing untrusted. Where
+    // this machine cannot cut a run off the network (macOS, locked-down containers), run
+    // it without isolation rather than refuse a newcomer's first command.
+    let probe = crate::runner::sandbox::Probe::cached();
+    if crate::runner::sandbox::resolve(&cfg.sandbox, &dir, probe).is_err() {
+        reporter.plain(
+            "note: no network sandbox is available here; the demo's trusted example runs without one",
+        );
+        cfg.sandbox.network = config::Network::Allow;
+    }
     reporter.plain(&config::init::config_table(&cfg));
     let opts = Options {
         iterations: Some(args.iterations),
