@@ -82,7 +82,16 @@ proptest! {
             forward.iter().map(|(s, r)| (r.clone(), s.clone())).collect();
         let parsed = parse(&answer(&inverse)).unwrap();
         let restored = apply(&changed, &parsed.edits, &ed).unwrap();
-        prop_assert_eq!(&restored[&path], &original);
+        if crlf && !changed[&path].contains('\n') {
+            // The forward edit left one line with no terminator: nothing in the file says
+            // it used CRLF any more, so the inverse can only restore the text.
+            prop_assert_eq!(
+                restored[&path].replace("\r\n", "\n"),
+                original.replace("\r\n", "\n")
+            );
+        } else {
+            prop_assert_eq!(&restored[&path], &original);
+        }
     }
 
     #[test]
