@@ -137,6 +137,7 @@ impl Session<'_> {
         let started = std::time::Instant::now();
         let emit = &mut self.emit;
         let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
+            super::chaos::point("run_line");
             let numbers = metric::inline_numbers(line, 4);
             if !numbers.is_empty() {
                 emit(&Event::RunOutput {
@@ -449,6 +450,7 @@ impl Session<'_> {
             gain,
         };
         self.send(e);
+        super::chaos::point("decision");
         self.since_recheck += 1;
         self.maybe_recheck()?;
         self.maybe_report()
@@ -539,6 +541,7 @@ impl Session<'_> {
 
     pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
         let best = self.best_commit();
+        super::chaos::point("reset");
         self.repo.reset_hard(&best)?;
         Ok(())
     }
@@ -569,6 +572,7 @@ impl Session<'_> {
             path: path.clone(),
             source,
         })?;
+        super::chaos::point("report");
         let path = rel(self.repo.root(), &path);
         self.send(Event::Report { markdown, path });
         Ok(())

@@ -244,7 +244,9 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        crate::session::chaos::point("journal_insert");
+        Ok(id)
     }
 
     /// Rewrites every field of experiment `r.id`.
@@ -278,6 +280,7 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        crate::session::chaos::point("journal_update");
         Ok(())
     }
 
@@ -352,6 +355,7 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        crate::session::chaos::point("measurement");
         Ok(())
     }
 

@@ -1,0 +1,371 @@
+//! Helpers for the chaos tests: a repo with the chaos fixture, the binary launched with
+//! `--json` and killed at a crash point or at the n-th event of a kind, and the checks that
+//! must hold after any crash and resume.
+#![allow(dead_code)]
+
+use crate::common::{IDENTITY, PREPARE, bin, git};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
+
+pub const TRAIN: &str = include_str!("../fixtures/chaos/train.py");
+
+/// The interpreter itself, not a version-manager shim (a pyenv shim costs ~200 ms a start,
+/// which fifty kill points multiply).
+pub fn python() -> &'static str {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 is needed for the fixtures");
+        let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if exe.is_empty() {
+            "python3".into()
+        } else {
+            exe
+        }
+    })
+}
+
+/// autoresearch.toml for the chaos fixture; `extra` goes before the sections.
+pub fn config(extra: &str) -> String {
+    format!(
+        "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"{} train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\nreport_every = 2\n{extra}\n[decision]\nmode = \"greedy\"\n\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n",
+        python()
+    )
+}
+
+/// A committed repo with the chaos fixture (or `train` instead) and `config`.
+pub fn repo_with(train: &str, config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("train.py", train),
+        ("prepare.py", PREPARE),
+        ("autoresearch.toml", config),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "init"]);
+    dir
+}
+
+/// How the orchestrator is killed.
+#[derive(Debug, Clone, Copy)]
+pub enum Kill {
+    /// `AUTORESEARCH_CHAOS_KILL_AT=<label>:<n>`: it kills itself there.
+    At(&'static str, u64),
+    /// The test SIGKILLs it when the n-th JSON event of this kind arrives.
+    OnEvent(&'static str, usize),
+    /// Not killed.
+    Never,
+}
+
+impl std::fmt::Display for Kill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kill::At(l, n) => write!(f, "point {l}:{n}"),
+            Kill::OnEvent(k, n) => write!(f, "event {k} #{n}"),
+            Kill::Never => write!(f, "no kill"),
+        }
+    }
+}
+
+/// One invocation of `autoresearch run --json`.
+pub struct Run {
+    pub status: ExitStatus,
+    pub events: Vec<serde_json::Value>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn killed(&self) -> bool {
+        self.status.signal() == Some(9)
+    }
+    pub fn describe(&self) -> String {
+        let kinds: Vec<&str> = self
+            .events
+            .iter()
+            .filter_map(|e| e["event"].as_str())
+            .collect();
+        format!(
+            "status {:?}; events {kinds:?}; stderr: {}",
+            self.status,
+            self.stderr.trim()
+        )
+    }
+}
+
+/// Runs `autoresearch run --yes --json --grace 0.2 -n <n>` on `dir`, killing it as `kill`
+/// says; `env` is added to its environment.
+pub fn launch(dir: &Path, n: u64, kill: Kill, env: &[(&str, &str)]) -> Run {
+    let mut cmd = bin();
+    cmd.args(["run", "--yes", "--json", "--grace", "0.2", "-n"])
+        .arg(n.to_string())
+        .arg("--repo")
+        .arg(dir)
+        .envs(IDENTITY)
+        .envs(env.iter().copied())
+        .env_remove(autoresearch::session::chaos::CHAOS_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Kill::At(label, n) = kill {
+        cmd.env(
+            autoresearch::session::chaos::CHAOS_ENV,
+            format!("{label}:{n}"),
+        );
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut events = Vec::new();
+    let mut seen = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Kill::OnEvent(kind, n) = kill {
+            if v["event"] == kind {
+                seen += 1;
+                if seen == n {
+                    let _ = child.kill();
+                }
+            }
+        }
+        events.push(v);
+    }
+    let status = child.wait().unwrap();
+    Run {
+        status,
+        events,
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// One journal row, as the checks need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub iteration: i64,
+    pub status: String,
+    pub commit: String,
+    pub description: String,
+}
+
+pub fn journal_rows(dir: &Path) -> Vec<Row> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join(".autoresearch/journal.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok", "journal integrity");
+    let mut stmt = conn
+        .prepare("SELECT iteration, status, commit_sha, description FROM experiments ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(Row {
+            iteration: r.get(0)?,
+            status: r.get(1)?,
+            commit: r.get(2)?,
+            description: r.get(3)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn finished(rows: &[Row]) -> Vec<&Row> {
+    rows.iter()
+        .filter(|r| matches!(r.status.as_str(), "keep" | "discard" | "crash"))
+        .collect()
+}
+
+/// (short commit, status, description) of every results.tsv row; None if it is missing.
+pub fn results_rows(dir: &Path) -> Result<Option<Vec<(String, String, String)>>, String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("results.tsv")) else {
+        return Ok(None);
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("commit\tval_bpb\tmemory_gb\tstatus\tdescription") {
+        return Err(format!("results.tsv has no header: {text:?}"));
+    }
+    if !text.ends_with('\n') {
+        return Err(format!("results.tsv ends mid-line: {text:?}"));
+    }
+    lines
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            if cols.len() != 5 {
+                return Err(format!(
+                    "results.tsv row with {} columns: {l:?}",
+                    cols.len()
+                ));
+            }
+            Ok((cols[0].into(), cols[3].into(), cols[4].into()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(7).collect()
+}
+
+fn as_tsv(rows: &[&Row]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|r| (short(&r.commit), r.status.clone(), r.description.clone()))
+        .collect()
+}
+
+/// Right after a kill: the journal is readable and results.tsv is whole and holds the
+/// journal's finished experiments, or all but the last (killed between the two writes).
+pub fn check_after_kill(dir: &Path) -> Result<(), String> {
+    if !dir.join(".autoresearch/journal.sqlite").exists() {
+        return Ok(());
+    }
+    let rows = journal_rows(dir);
+    let want = as_tsv(&finished(&rows));
+    let Some(got) = results_rows(dir)? else {
+        return Ok(());
+    };
+    let lag = want.len().saturating_sub(got.len());
+    if lag > 1 || want[..got.len().min(want.len())] != got[..] || got.len() > want.len() {
+        return Err(format!(
+            "after the kill results.tsv {got:?} is not the journal's {want:?} (or all but its last)"
+        ));
+    }
+    Ok(())
+}
+
+/// Processes still carrying this repo's session token.
+pub fn survivors(dir: &Path) -> Vec<i32> {
+    crate::common::survivors(dir)
+}
+
+/// After a completed (resumed) session: every finished experiment in the journal and in
+/// results.tsv exactly once, no row left running, the branch at the last kept commit, a
+/// clean tree, and no process of the session alive.
+pub fn check_consistent(dir: &Path) -> Result<(), String> {
+    let rows = journal_rows(dir);
+    if let Some(r) = rows.iter().find(|r| r.status == "running") {
+        return Err(format!("a row is still running after the session: {r:?}"));
+    }
+    let done = finished(&rows);
+    let mut commits: Vec<&str> = done.iter().map(|r| r.commit.as_str()).collect();
+    commits.sort_unstable();
+    if let Some(w) = commits.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("commit {} finished twice in the journal", w[0]));
+    }
+    let want = as_tsv(&done);
+    let got = results_rows(dir)?.ok_or("results.tsv is missing")?;
+    if got != want {
+        return Err(format!(
+            "results.tsv {got:?} differs from the journal's finished experiments {want:?}"
+        ));
+    }
+    let best = done
+        .iter()
+        .rev()
+        .find(|r| r.status == "keep")
+        .ok_or("no kept experiment (not even the baseline)")?;
+    let head = git(dir, &["rev-parse", "HEAD"]);
+    if head != best.commit {
+        return Err(format!(
+            "HEAD is {head}, the best (last kept) is {} ({})",
+            best.commit, best.description
+        ));
+    }
+    let branch = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
+    if branch != "autoresearch/t" {
+        return Err(format!("on branch {branch}, not autoresearch/t"));
+    }
+    let dirty = crate::common::dirty(dir);
+    if !dirty.is_empty() {
+        return Err(format!("the tree is dirty: {dirty}"));
+    }
+    // Untracked leftovers too (a half-written results.tsv.tmp, an edit never committed).
+    let untracked = git(dir, &["status", "--porcelain", "--ignored=no"]);
+    if !untracked.is_empty() {
+        return Err(format!("files left in the work tree: {untracked}"));
+    }
+    let alive = survivors(dir);
+    if !alive.is_empty() {
+        return Err(format!("processes of the session survived: {alive:?}"));
+    }
+    Ok(())
+}
+
+/// Experiments (not the baseline) that finished.
+pub fn finished_experiments(dir: &Path) -> usize {
+    if !dir.join(".autoresearch/journal.sqlite").exists() {
+        return 0;
+    }
+    finished(&journal_rows(dir))
+        .iter()
+        .filter(|r| r.iteration > 0)
+        .count()
+}
+
+/// One kill point: a fresh repo, a session of `first` experiments killed at `kill`, then a
+/// resumed session of 2 that must finish; every invariant is checked. Err says what broke.
+pub fn kill_and_resume(kill: Kill, first: u64) -> Result<(), String> {
+    let dir = repo_with(TRAIN, &config(""));
+    let d = dir.path();
+    let killed = launch(d, first, kill, &[]);
+    if !killed.killed() {
+        return Err(format!("never killed: {}", killed.describe()));
+    }
+    check_after_kill(d)?;
+    // Killed mid-run, the fixture's detached grandchild outlives the orchestrator: the
+    // resume must find and kill it (this proves the final scan is not vacuous).
+    if matches!(kill, Kill::At("run_line", _)) && survivors(d).is_empty() {
+        return Err("no process outlived the orchestrator killed mid-run".into());
+    }
+    let before = finished_experiments(d);
+    let resumed = launch(d, 2, Kill::Never, &[]);
+    if !resumed.status.success() {
+        return Err(format!("the resume failed: {}", resumed.describe()));
+    }
+    let started = resumed.events.first().ok_or("the resume printed nothing")?;
+    if started["event"] != "session_started" || started["resumed"] != true {
+        return Err(format!("the resume began with {started}"));
+    }
+    check_consistent(d)?;
+    let after = finished_experiments(d);
+    if after != before + 2 {
+        return Err(format!(
+            "the resumed session finished {} experiments, not 2",
+            after as i64 - before as i64
+        ));
+    }
+    Ok(())
+}
+
+/// Runs every kill point, then fails listing those that broke an invariant.
+pub fn run_points(points: &[(Kill, u64)]) {
+    let mut failures = Vec::new();
+    for &(kill, first) in points {
+        if let Err(why) = kill_and_resume(kill, first) {
+            failures.push(format!("{kill}: {why}"));
+        }
+    }
+    eprintln!(
+        "chaos: {} kill points, {} passed",
+        points.len(),
+        points.len() - failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
