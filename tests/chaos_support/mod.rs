@@ -369,3 +369,170 @@ pub fn run_points(points: &[(Kill, u64)]) {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A session running in the background, its events read as they come.
+pub struct Live {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+    pub events: Vec<serde_json::Value>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Live {
+    /// Starts `autoresearch run --yes --json --grace 0.2 -n <n>` on `dir`.
+    pub fn start(dir: &Path, n: u64, env: &[(&str, &str)]) -> Live {
+        let mut child = bin()
+            .args(["run", "--yes", "--json", "--grace", "0.2", "-n"])
+            .arg(n.to_string())
+            .arg("--repo")
+            .arg(dir)
+            .envs(IDENTITY)
+            .envs(env.iter().copied())
+            .env_remove(autoresearch::session::chaos::CHAOS_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Live {
+            child,
+            lines,
+            events: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Blocks until an event of `kind` for which `pred` holds; panics if the session ends
+    /// first.
+    pub fn wait_for(
+        &mut self,
+        kind: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        loop {
+            let Ok(v) = self.lines.recv() else {
+                panic!(
+                    "the session ended before a {kind} event: {:?}",
+                    self.events
+                        .iter()
+                        .map(|e| e["event"].to_string())
+                        .collect::<Vec<_>>()
+                );
+            };
+            self.events.push(v.clone());
+            if v["event"] == kind && pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the end and collects the rest.
+    pub fn finish(mut self) -> Run {
+        while let Ok(v) = self.lines.recv() {
+            self.events.push(v);
+        }
+        let status = self.child.wait().unwrap();
+        Run {
+            status,
+            events: self.events,
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+/// A FIFO at `path`, for a fixture and the test to meet at an exact moment.
+pub fn fifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+/// Reads `path` (a FIFO) to its end: returns once a fixture has opened it, written and
+/// closed it. Fails the test after a generous minute rather than hang forever.
+pub fn wait_fifo(path: &Path) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(p));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(text) => text.unwrap(),
+        Err(_) => panic!("nothing came through {} within a minute", path.display()),
+    }
+}
+
+/// Opens `path` (a FIFO a fixture is blocked reading) and closes it: lets the fixture go on.
+pub fn open_gate(path: &Path) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(p).map(drop));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => r.unwrap(),
+        Err(_) => panic!("no run opened the gate {} within a minute", path.display()),
+    }
+}
+
+/// Live (not zombie) processes whose command line holds `marker`, as (pid, start time):
+/// found by scanning /proc, not by trusting any bookkeeping of the tool.
+pub fn processes_with_arg(marker: &str) -> Vec<(i32, u64)> {
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if !cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == marker.as_bytes())
+        {
+            continue;
+        }
+        if let Some((zombie, start)) = stat_of(pid) {
+            if !zombie {
+                found.push((pid, start));
+            }
+        }
+    }
+    found
+}
+
+/// Whether this exact process (pid and start time) is alive and not a zombie.
+pub fn alive(pid: i32, start: u64) -> bool {
+    stat_of(pid).is_some_and(|(zombie, s)| !zombie && s == start)
+}
+
+fn stat_of(pid: i32) -> Option<(bool, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is the state (field 3); starttime is field 22.
+    let zombie = matches!(fields.first()?, &"Z" | &"X");
+    Some((zombie, fields.get(19)?.parse().ok()?))
+}
