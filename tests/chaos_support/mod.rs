@@ -103,6 +103,31 @@ impl Run {
 /// Runs `autoresearch run --yes --json --grace 0.2 -n <n>` on `dir`, killing it as `kill`
 /// says; `env` is added to its environment.
 pub fn launch(dir: &Path, n: u64, kill: Kill, env: &[(&str, &str)]) -> Run {
+    collect(command(dir, n, kill, env), kill)
+}
+
+/// Like [`launch`], run through `sh -c '<prefix>; exec "$@"'` (limits, ignored signals).
+pub fn launch_under(prefix: &str, dir: &Path, n: u64, env: &[(&str, &str)]) -> Run {
+    let inner = command(dir, n, Kill::Never, env);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{prefix}; exec \"$@\""))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    collect(cmd, Kill::Never)
+}
+
+fn command(dir: &Path, n: u64, kill: Kill, env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = bin();
     cmd.args(["run", "--yes", "--json", "--grace", "0.2", "-n"])
         .arg(n.to_string())
@@ -120,6 +145,11 @@ pub fn launch(dir: &Path, n: u64, kill: Kill, env: &[(&str, &str)]) -> Run {
             format!("{label}:{n}"),
         );
     }
+    cmd
+}
+
+/// Runs `cmd`, killing it as `kill` says, and collects its events.
+fn collect(mut cmd: std::process::Command, kill: Kill) -> Run {
     let mut child = cmd.spawn().unwrap();
     let mut stderr_pipe = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
@@ -195,7 +225,11 @@ fn finished(rows: &[Row]) -> Vec<&Row> {
 
 /// (short commit, status, description) of every results.tsv row; None if it is missing.
 pub fn results_rows(dir: &Path) -> Result<Option<Vec<(String, String, String)>>, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("results.tsv")) else {
+    results_rows_at(&dir.join("results.tsv"))
+}
+
+pub fn results_rows_at(path: &Path) -> Result<Option<Vec<(String, String, String)>>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
     let mut lines = text.lines();
@@ -259,6 +293,11 @@ pub fn survivors(dir: &Path) -> Vec<i32> {
 /// results.tsv exactly once, no row left running, the branch at the last kept commit, a
 /// clean tree, and no process of the session alive.
 pub fn check_consistent(dir: &Path) -> Result<(), String> {
+    check_consistent_at(dir, "results.tsv")
+}
+
+/// [`check_consistent`] with results.tsv at `results` (relative to the repo).
+pub fn check_consistent_at(dir: &Path, results: &str) -> Result<(), String> {
     let rows = journal_rows(dir);
     if let Some(r) = rows.iter().find(|r| r.status == "running") {
         return Err(format!("a row is still running after the session: {r:?}"));
@@ -270,12 +309,20 @@ pub fn check_consistent(dir: &Path) -> Result<(), String> {
         return Err(format!("commit {} finished twice in the journal", w[0]));
     }
     let want = as_tsv(&done);
-    let got = results_rows(dir)?.ok_or("results.tsv is missing")?;
+    let got = results_rows_at(&dir.join(results))?.ok_or("results.tsv is missing")?;
     if got != want {
         return Err(format!(
             "results.tsv {got:?} differs from the journal's finished experiments {want:?}"
         ));
     }
+    check_at_best(dir)
+}
+
+/// HEAD at the journal's last kept commit on the research branch, nothing changed or left
+/// in the work tree, and no process of the session alive.
+pub fn check_at_best(dir: &Path) -> Result<(), String> {
+    let rows = journal_rows(dir);
+    let done = finished(&rows);
     let best = done
         .iter()
         .rev()
