@@ -8,7 +8,7 @@
 mod chaos_support;
 mod common;
 
-use chaos_support::{Kill, run_points};
+use chaos_support::{Kill, config_with, run_points, run_points_with};
 
 /// `label:1..=max`, each in a killed session of `first` experiments.
 fn at(label: &'static str, max: u64, first: u64) -> Vec<(Kill, u64)> {
@@ -20,6 +20,7 @@ fn killed_around_proposals_and_commits() {
     let mut points = Vec::new();
     points.extend(at("propose", 4, 4));
     points.extend(at("proposal", 4, 4));
+    points.extend(at("session_created", 1, 2));
     points.extend(at("files_written", 3, 3));
     points.extend(at("commit", 4, 4));
     run_points(&points);
@@ -68,4 +69,19 @@ fn killed_by_the_test_at_the_nth_event() {
         points.extend((1..=max).map(|n| (Kill::OnEvent(kind, n), 4)));
     }
     run_points(&points);
+}
+
+#[test]
+fn killed_in_noise_aware_mode_with_repeats_and_rechecks() {
+    // Three baseline seeds, a recheck of the best every two experiments.
+    let cfg = config_with(
+        "",
+        "mode = \"noise-aware\"\nbaseline_runs = 3\nrecheck_every = 2",
+    );
+    let mut points = Vec::new();
+    points.extend(at("measurement", 7, 3));
+    points.extend(at("journal_update", 5, 3));
+    points.extend((2..=5).map(|n| (Kill::At("results", n), 3)));
+    points.extend(at("decision", 3, 3));
+    run_points_with(&cfg, &points);
 }

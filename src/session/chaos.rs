@@ -4,7 +4,8 @@
 //! and results.tsv, ...) instead of by timing luck. Inert unless the variable is set;
 //! never changes what the program does otherwise.
 //!
-//! Labels: `propose` (before asking the proposer), `proposal` (a proposal in hand,
+//! Labels: `session_created` (a new session journaled, its branch not yet created),
+//! `propose` (before asking the proposer), `proposal` (a proposal in hand,
 //! nothing written yet), `journal_insert`, `journal_update`, `measurement` (each just
 //! after that journal write), `files_written` (edits in the tree, not committed),
 //! `commit` (committed, sha not yet journaled), `run_line` (a training script is running

@@ -30,10 +30,15 @@ pub fn python() -> &'static str {
     })
 }
 
-/// autoresearch.toml for the chaos fixture; `extra` goes before the sections.
+/// autoresearch.toml for the chaos fixture, greedy; `extra` goes before the sections.
 pub fn config(extra: &str) -> String {
+    config_with(extra, "mode = \"greedy\"")
+}
+
+/// autoresearch.toml with `decision` as the body of its `[decision]` section.
+pub fn config_with(extra: &str, decision: &str) -> String {
     format!(
-        "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"{} train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\nreport_every = 2\n{extra}\n[decision]\nmode = \"greedy\"\n\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n",
+        "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"{} train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\nreport_every = 2\n{extra}\n[decision]\n{decision}\n\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n",
         python()
     )
 }
@@ -223,12 +228,15 @@ fn finished(rows: &[Row]) -> Vec<&Row> {
         .collect()
 }
 
-/// (short commit, status, description) of every results.tsv row; None if it is missing.
-pub fn results_rows(dir: &Path) -> Result<Option<Vec<(String, String, String)>>, String> {
+/// (short commit, status, description) of one results.tsv row.
+pub type TsvRow = (String, String, String);
+
+/// Every results.tsv row; None if it is missing.
+pub fn results_rows(dir: &Path) -> Result<Option<Vec<TsvRow>>, String> {
     results_rows_at(&dir.join("results.tsv"))
 }
 
-pub fn results_rows_at(path: &Path) -> Result<Option<Vec<(String, String, String)>>, String> {
+pub fn results_rows_at(path: &Path) -> Result<Option<Vec<TsvRow>>, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
@@ -248,7 +256,13 @@ pub fn results_rows_at(path: &Path) -> Result<Option<Vec<(String, String, String
                     cols.len()
                 ));
             }
-            Ok((cols[0].into(), cols[3].into(), cols[4].into()))
+            // A repeated measurement's note, `(n=3, ±0.0021)`, is not part of the journal's
+            // description.
+            let desc = match cols[4].rfind(" (n=") {
+                Some(i) if cols[4].ends_with(')') => &cols[4][..i],
+                _ => cols[4],
+            };
+            Ok((cols[0].into(), cols[3].into(), desc.into()))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -258,7 +272,7 @@ fn short(commit: &str) -> String {
     commit.chars().take(7).collect()
 }
 
-fn as_tsv(rows: &[&Row]) -> Vec<(String, String, String)> {
+fn as_tsv(rows: &[&Row]) -> Vec<TsvRow> {
     rows.iter()
         .map(|r| (short(&r.commit), r.status.clone(), r.description.clone()))
         .collect()
@@ -369,7 +383,12 @@ pub fn finished_experiments(dir: &Path) -> usize {
 /// One kill point: a fresh repo, a session of `first` experiments killed at `kill`, then a
 /// resumed session of 2 that must finish; every invariant is checked. Err says what broke.
 pub fn kill_and_resume(kill: Kill, first: u64) -> Result<(), String> {
-    let dir = repo_with(TRAIN, &config(""));
+    kill_and_resume_with(&config(""), kill, first)
+}
+
+/// [`kill_and_resume`] with this autoresearch.toml.
+pub fn kill_and_resume_with(config: &str, kill: Kill, first: u64) -> Result<(), String> {
+    let dir = repo_with(TRAIN, config);
     let d = dir.path();
     let killed = launch(d, first, kill, &[]);
     if !killed.killed() {
@@ -403,9 +422,14 @@ pub fn kill_and_resume(kill: Kill, first: u64) -> Result<(), String> {
 
 /// Runs every kill point, then fails listing those that broke an invariant.
 pub fn run_points(points: &[(Kill, u64)]) {
+    run_points_with(&config(""), points);
+}
+
+/// [`run_points`] with this autoresearch.toml.
+pub fn run_points_with(config: &str, points: &[(Kill, u64)]) {
     let mut failures = Vec::new();
     for &(kill, first) in points {
-        if let Err(why) = kill_and_resume(kill, first) {
+        if let Err(why) = kill_and_resume_with(config, kill, first) {
             failures.push(format!("{kill}: {why}"));
         }
     }
