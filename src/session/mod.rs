@@ -3,6 +3,7 @@
 //! `Event`s and never prints. Invariant: outside a running experiment the research branch
 //! points at the best commit and the tracked tree is clean.
 
+pub mod chaos;
 mod cost;
 pub mod events;
 mod lock;
@@ -271,6 +272,7 @@ impl<'a> Session<'a> {
                     last_crash_tail: last_crash_tail.as_deref(),
                     scratchpad: self.scratchpad.as_deref(),
                 };
+                chaos::point("propose");
                 self.proposer.propose(&ctx)
             };
             if self.cancel.requested() {
@@ -429,6 +431,7 @@ impl<'a> Session<'a> {
             category: p.category.as_str().to_string(),
             proposer: self.proposer.name(),
         });
+        chaos::point("proposal");
         if let Some(s) = &p.scratchpad {
             self.save_scratchpad(s)?;
         }
@@ -511,10 +514,12 @@ impl<'a> Session<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.repo.write_files(&changed)?;
+        chaos::point("files_written");
         let paths: Vec<PathBuf> = changed.keys().cloned().collect();
         rec.commit = self
             .repo
             .commit_paths(&paths, &format!("exp: {description}"))?;
+        chaos::point("commit");
         self.journal.update(&rec)?;
         Ok(Ok(rec))
     }

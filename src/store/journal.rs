@@ -99,10 +99,7 @@ impl Journal {
                 source,
             })?;
         }
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| StoreError::sqlite(path, source);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -118,10 +115,7 @@ impl Journal {
 
     /// Opens an existing journal read-only (status, reports, a dashboard).
     pub fn open_readonly(path: &Path) -> Result<Journal, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| StoreError::sqlite(path, source);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -139,10 +133,7 @@ impl Journal {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        StoreError::sqlite(&self.path, source)
     }
 
     /// Creates a session row and returns its id.
@@ -230,7 +221,9 @@ impl Journal {
                 ),
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        crate::session::chaos::point("journal_insert");
+        Ok(id)
     }
 
     /// Rewrites every field of experiment `r.id`.
@@ -248,6 +241,7 @@ impl Journal {
                 ),
             )
             .map_err(|e| self.err(e))?;
+        crate::session::chaos::point("journal_update");
         Ok(())
     }
 
@@ -322,6 +316,7 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        crate::session::chaos::point("measurement");
         Ok(())
     }
 

@@ -76,12 +76,15 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        crate::session::chaos::point("results_tmp");
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(err)
+    result.map_err(err)?;
+    crate::session::chaos::point("results");
+    Ok(())
 }
 
 /// Regenerates results.tsv from the journal's records.
