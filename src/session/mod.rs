@@ -10,13 +10,15 @@ mod lock;
 mod measure;
 pub mod progress;
 mod repair;
+mod run;
 mod start;
 
 pub(crate) use cost::record_usage;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
-pub use measure::{RUNS_KEY, SD_KEY, SESSION_ENV, classify};
+pub use measure::{RUNS_KEY, SD_KEY};
+pub use run::{SESSION_ENV, classify};
 pub use start::Setup;
 
 use crate::agent::{AgentError, Context, Proposer, state_hash};
@@ -156,7 +158,7 @@ pub struct Session<'a> {
     read_only_hashes: BTreeMap<PathBuf, String>,
     scratchpad: Option<String>,
     /// The last good run of the experiment being measured (its log and metrics are kept).
-    last_run: Option<measure::RunResult>,
+    last_run: Option<run::RunResult>,
     /// Experiments decided since the best was last re-measured.
     since_recheck: u64,
     started: Instant,

@@ -133,7 +133,7 @@ impl<'a> Session<'a> {
         };
         if let Some(scale) = session
             .best()
-            .and_then(|b| b.metrics.get(super::measure::BATCH_SCALE_KEY))
+            .and_then(|b| b.metrics.get(super::run::BATCH_SCALE_KEY))
         {
             session.batch_scale = *scale;
         }

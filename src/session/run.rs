@@ -1,0 +1,313 @@
+//! One training run of an experiment's code: the read-only check, the job (environment,
+//! sandbox, log), the executor, the metric and the crash reason, and its measurement in the
+//! journal. Decides nothing.
+
+use super::{Event, Session, SessionError, rel};
+use crate::decision::policy::NoiseModel;
+use crate::experiment::ExperimentRecord;
+use crate::metric::{self, Metrics};
+use crate::runner::{Exit, Job, RunOutcome, RunnerError, sandbox};
+use crate::store::Measurement;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every training process of a session carries this variable (its value is the session's
+/// token), so a resumed session can find and kill what a killed one left running.
+pub const SESSION_ENV: &str = "AUTORESEARCH_SESSION_ID";
+
+/// Metrics-map key recording a batch scale that differs from the platform's default.
+pub const BATCH_SCALE_KEY: &str = "autoresearch_batch_scale";
+
+/// One run's result.
+pub(crate) struct RunResult {
+    pub outcome: RunOutcome,
+    pub metrics: Metrics,
+    /// The primary metric, or why the run counts as a crash.
+    pub value: Result<f64, String>,
+    pub memory_gb: Option<f64>,
+    /// Read-only files the run (or the proposal) changed and the tool restored.
+    pub restored: Vec<String>,
+}
+
+impl RunResult {
+    pub(crate) fn interrupted(&self) -> bool {
+        self.outcome.exit == Exit::Interrupted
+    }
+    pub(crate) fn oom(&self) -> bool {
+        self.value.is_err()
+            && (self.metrics.oom || matches!(self.outcome.exit, Exit::Code(137) | Exit::Signal(9)))
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    nix::sys::signal::Signal::try_from(n)
+        .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
+}
+
+/// Why a finished run does not count, or its metric.
+pub fn classify(
+    outcome: &RunOutcome,
+    m: &Metrics,
+    name: &str,
+    timeout: Duration,
+) -> Result<f64, String> {
+    let oom = if m.oom { " (out of memory)" } else { "" };
+    match outcome.exit {
+        Exit::TimedOut => {
+            return Err(format!(
+                "timeout: still running after {}s, killed",
+                timeout.as_secs()
+            ));
+        }
+        Exit::Interrupted => return Err("interrupted".into()),
+        Exit::Signal(9) | Exit::Code(137) => {
+            return Err(format!(
+                "killed by SIGKILL{}",
+                if m.oom {
+                    " (out of memory)"
+                } else {
+                    " (out of memory?)"
+                }
+            ));
+        }
+        Exit::Signal(n) => return Err(format!("killed by {}{oom}", signal_name(n))),
+        Exit::Code(0) => {}
+        Exit::Code(n) => {
+            let last = m.last_line.as_deref().unwrap_or("no output");
+            return Err(if m.oom {
+                format!("out of memory (exit {n}): {last}")
+            } else {
+                format!("exit {n}: {last}")
+            });
+        }
+    }
+    match m.primary {
+        None => Err(format!(
+            "no `{name}:` line in the output (last line: {})",
+            m.last_line.as_deref().unwrap_or("none")
+        )),
+        Some(v) if v.is_nan() => Err(format!("{name} is NaN")),
+        Some(v) if v.is_infinite() => Err(format!("{name} is {v}")),
+        Some(v) => Ok(v),
+    }
+}
+
+impl Session<'_> {
+    /// Runs the current tree once with `seed` and reads the result.
+    pub(crate) fn run_once(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        batch_scale: f64,
+        label: &str,
+    ) -> Result<RunResult, SessionError> {
+        let restored = self.restore_read_only(rec)?;
+        let run_dir = self.state_dir().join("runs").join(label);
+        let log_path = run_dir.join("run.log");
+        let mut env = self.platform.env(self.config.budget, seed);
+        for (k, v) in &mut env {
+            if k == "AUTORESEARCH_BATCH_SCALE" {
+                *v = format!("{batch_scale}");
+            }
+        }
+        env.push((SESSION_ENV.into(), self.session_token.clone()));
+        // Resolved again for each run from the probe cached at the start (cheap), so the
+        // session holds no sandbox state of its own.
+        let sandbox = sandbox::resolve(
+            &self.config.sandbox,
+            self.repo.root(),
+            sandbox::Probe::cached(),
+        )
+        .map_err(RunnerError::from)?
+        .sandbox;
+        let job = Job {
+            command: self.config.command.clone(),
+            cwd: self.repo.root().to_path_buf(),
+            env,
+            budget: self.config.budget,
+            timeout: self.config.timeout,
+            grace: self.opts.grace,
+            log_path: log_path.clone(),
+            max_log_bytes: self.opts.max_log_bytes,
+            sandbox,
+        };
+        self.send(Event::RunStarted {
+            iteration: rec.iteration,
+            attempt: rec.attempt,
+            commit: self.repo.short(&rec.commit),
+            seed,
+            budget_s: self.config.budget.as_secs_f64(),
+            timeout_s: self.config.timeout.as_secs_f64(),
+            log: rel(self.repo.root(), &log_path),
+        });
+        let executor = self.executor;
+        let iteration = rec.iteration;
+        let started = std::time::Instant::now();
+        let emit = &mut self.emit;
+        let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
+            super::chaos::point("run_line");
+            let numbers = metric::inline_numbers(line, 4);
+            if !numbers.is_empty() {
+                emit(&Event::RunOutput {
+                    iteration,
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                    numbers,
+                });
+            }
+        })?;
+        let metrics = metric::parse_file(&log_path, &self.config.metric).unwrap_or_default();
+        let value = classify(
+            &outcome,
+            &metrics,
+            &self.config.metric.name,
+            self.config.timeout,
+        );
+        let memory_gb = metrics.memory_gb(&self.config.metric).or_else(|| {
+            outcome
+                .peak_rss_bytes
+                .map(|b| b as f64 / (1u64 << 30) as f64)
+        });
+        self.send(Event::RunFinished {
+            iteration,
+            attempt: rec.attempt,
+            exit: format!("{:?}", outcome.exit),
+            duration_s: outcome.duration.as_secs_f64(),
+            metric: value.as_ref().ok().copied(),
+            memory_gb,
+            crash: value.as_ref().err().cloned(),
+        });
+        Ok(RunResult {
+            outcome,
+            metrics,
+            value,
+            memory_gb,
+            restored,
+        })
+    }
+
+    /// Puts back read-only files that differ from the session's start.
+    fn restore_read_only(&mut self, rec: &ExperimentRecord) -> Result<Vec<String>, SessionError> {
+        let now_hashes = super::start::hash_files(self.repo.root(), &self.config.read_only);
+        let changed: Vec<PathBuf> = self
+            .read_only_hashes
+            .iter()
+            .filter(|(p, h)| now_hashes.get(*p) != Some(*h))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut restored = Vec::new();
+        for p in changed {
+            let name = p.to_string_lossy().into_owned();
+            self.repo
+                .git(&["checkout", &self.row.base_commit, "--", &name])?;
+            self.warn(format!(
+                "read-only file {name} had changed before experiment {}; restored it from the session's start",
+                rec.iteration
+            ));
+            restored.push(name);
+        }
+        Ok(restored)
+    }
+
+    /// Runs one measurement of `rec`'s code (the `k`-th of this record) and journals it.
+    pub(crate) fn measure(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        scale: f64,
+        k: usize,
+    ) -> Result<RunResult, SessionError> {
+        let label = if k == 0 {
+            format!("{:04}", rec.id)
+        } else {
+            format!("{:04}-{}", rec.id, k + 1)
+        };
+        let r = self.run_once(rec, seed, scale, &label)?;
+        if !r.interrupted() {
+            self.journal.add_measurement(&Measurement {
+                experiment_id: rec.id,
+                seed,
+                value: r.value.as_ref().ok().copied(),
+                log_path: Some(rel(self.repo.root(), &r.outcome.log_path)),
+            })?;
+        }
+        Ok(r)
+    }
+
+    /// The run-to-run noise: every group of repeated measurements of one code version.
+    pub(crate) fn noise(&self) -> Result<NoiseModel, SessionError> {
+        Ok(super::progress::noise_from(&self.journal, self.row.id)?)
+    }
+
+    /// The (seed, value) runs of one experiment.
+    pub(crate) fn runs_of(&self, experiment_id: i64) -> Result<Vec<(u64, f64)>, SessionError> {
+        Ok(self
+            .journal
+            .measurements(self.row.id)?
+            .into_iter()
+            .filter(|m| m.experiment_id == experiment_id)
+            .filter_map(|m| Some((m.seed, m.value?)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trivial_crashes_are_told_from_real_failures() {
+        use super::super::repair::trivial_crash;
+        let typo = "Traceback (most recent call last):\n  File \"train.py\", line 3, in <module>\n    lr = LRR * 2\nNameError: name 'LRR' is not defined\n";
+        assert!(trivial_crash(typo));
+        assert!(trivial_crash(
+            "  File \"train.py\", line 9\n    x = (\n        ^\nSyntaxError: '(' was never closed"
+        ));
+        let oom = "Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory.";
+        assert!(!trivial_crash(oom));
+        assert!(!trivial_crash(
+            "Traceback (most recent call last):\nValueError: loss is nan"
+        ));
+        assert!(!trivial_crash(
+            "NameError mentioned in a log line without a traceback"
+        ));
+    }
+
+    #[test]
+    fn classify_names_each_failure() {
+        let out = |exit| RunOutcome {
+            exit,
+            duration: Duration::from_secs(1),
+            peak_rss_bytes: None,
+            log_path: PathBuf::from("run.log"),
+            output_bytes: 0,
+            stragglers_killed: 0,
+        };
+        let m = Metrics::default();
+        let t = Duration::from_secs(70);
+        assert!(
+            classify(&out(Exit::TimedOut), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("after 70s")
+        );
+        assert!(
+            classify(&out(Exit::Signal(11)), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("SIGSEGV")
+        );
+        assert!(
+            classify(&out(Exit::Code(137)), &m, "val_bpb", t)
+                .unwrap_err()
+                .contains("out of memory")
+        );
+        let mut m2 = Metrics {
+            primary: Some(f64::INFINITY),
+            ..Metrics::default()
+        };
+        assert_eq!(
+            classify(&out(Exit::Code(0)), &m2, "val_bpb", t).unwrap_err(),
+            "val_bpb is inf"
+        );
+        m2.primary = Some(0.9);
+        assert_eq!(classify(&out(Exit::Code(0)), &m2, "val_bpb", t), Ok(0.9));
+    }
+}
