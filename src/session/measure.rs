@@ -269,7 +269,7 @@ impl Session<'_> {
                 }
                 self.write_results()?;
                 let noise = self.noise()?.summary();
-                self.warn(format!(
+                self.note(format!(
                     "rechecked the best (seed {seed}): {v:.6} against its mean {old:.6} (drift {:+.6}); noise now {noise}",
                     v - old
                 ));
