@@ -154,7 +154,11 @@ fn a_near_miss_that_fails_the_paired_test_is_discarded() {
         &noise_aware(),
         "1",
     );
-    assert_eq!(measurements(dir.path()).len(), 6, "3 baseline + 3 candidate");
+    assert_eq!(
+        measurements(dir.path()).len(),
+        6,
+        "3 baseline + 3 candidate"
+    );
     let j = journal(dir.path());
     assert_eq!(j[1].1, "discard", "{:?}", j[1]);
     assert!(
@@ -173,10 +177,7 @@ fn a_large_real_gain_is_kept_after_one_run() {
         &noise_aware(),
         "1",
     );
-    assert_eq!(
-        at6(measurements(dir.path()))[3..],
-        [m(1, 1, "0.803000")]
-    );
+    assert_eq!(at6(measurements(dir.path()))[3..], [m(1, 1, "0.803000")]);
     let j = journal(dir.path());
     assert_eq!(j[1].1, "keep", "{:?}", j[1]);
     assert!(
@@ -211,7 +212,11 @@ fn a_deterministic_script_costs_two_baseline_runs_and_one_run_per_candidate() {
     let j = journal(dir.path());
     let statuses: Vec<&str> = j.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(statuses, ["keep", "keep", "keep", "discard"]);
-    assert!(j[1].3.contains("with σ=0 (deterministic, n=1)"), "{:?}", j[1]);
+    assert!(
+        j[1].3.contains("with σ=0 (deterministic, n=1)"),
+        "{:?}",
+        j[1]
+    );
     let rows = results(dir.path());
     assert_eq!(rows[0][4], "baseline (n=2, ±0)");
     assert_eq!(rows[1][4], "LR 0.1 → 0.2");
