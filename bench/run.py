@@ -212,7 +212,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="σ ∈ {0, 0.01}, 2 seeds, 40 experiments (a few minutes)")
     ap.add_argument("--sigmas", default="0,0.002,0.01,0.02")
-    ap.add_argument("--seeds", type=int, default=4, help="benchmark seeds 1..N")
+    ap.add_argument("--seeds", type=int, default=8, help="benchmark seeds 1..N")
     ap.add_argument("--experiments", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2, help="sessions run in parallel")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "debug", "autoresearch"))
