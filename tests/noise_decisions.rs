@@ -239,4 +239,7 @@ fn a_drift_recheck_remeasures_the_best_on_its_first_seed_and_updates_its_mean() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // The user sees the pooled noise estimate: baseline (4 runs) and candidate (2 runs).
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("Noise estimate:** σ = 0.0"), "{shown}");
 }
