@@ -3,6 +3,7 @@
 //! keep/discard decision, the records and the reports.
 
 pub mod agent;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod decision;

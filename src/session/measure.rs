@@ -210,7 +210,7 @@ impl Session<'_> {
         prev_best: Option<f64>,
     ) -> Result<(), SessionError> {
         self.announce(rec, prev_best);
-        super::chaos::point("decision");
+        crate::chaos::point("decision");
         self.since_recheck += 1;
         self.maybe_recheck()?;
         self.refresh_chart();
@@ -319,7 +319,7 @@ impl Session<'_> {
 
     pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
         let best = self.best_commit();
-        super::chaos::point("reset");
+        crate::chaos::point("reset");
         self.repo.reset_hard(&best)?;
         Ok(())
     }
@@ -376,7 +376,7 @@ impl Session<'_> {
             path: path.clone(),
             source,
         })?;
-        super::chaos::point("report");
+        crate::chaos::point("report");
         let path = rel(self.repo.root(), &path);
         self.send(Event::Report { markdown, path });
         Ok(())

@@ -3,7 +3,6 @@
 //! `Event`s and never prints. Invariant: outside a running experiment the research branch
 //! points at the best commit and the tracked tree is clean.
 
-pub mod chaos;
 mod cost;
 pub mod events;
 mod lock;
@@ -274,7 +273,7 @@ impl<'a> Session<'a> {
                     last_crash_tail: last_crash_tail.as_deref(),
                     scratchpad: self.scratchpad.as_deref(),
                 };
-                chaos::point("propose");
+                crate::chaos::point("propose");
                 self.proposer.propose(&ctx)
             };
             if self.cancel.requested() {
@@ -433,7 +432,7 @@ impl<'a> Session<'a> {
             category: p.category.as_str().to_string(),
             proposer: self.proposer.name(),
         });
-        chaos::point("proposal");
+        crate::chaos::point("proposal");
         if let Some(s) = &p.scratchpad {
             self.save_scratchpad(s)?;
         }
@@ -516,12 +515,12 @@ impl<'a> Session<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.repo.write_files(&changed)?;
-        chaos::point("files_written");
+        crate::chaos::point("files_written");
         let paths: Vec<PathBuf> = changed.keys().cloned().collect();
         rec.commit = self
             .repo
             .commit_paths(&paths, &format!("exp: {description}"))?;
-        chaos::point("commit");
+        crate::chaos::point("commit");
         self.journal.update(&rec)?;
         Ok(Ok(rec))
     }

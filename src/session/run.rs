@@ -145,7 +145,7 @@ impl Session<'_> {
         let started = std::time::Instant::now();
         let emit = &mut self.emit;
         let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
-            super::chaos::point("run_line");
+            crate::chaos::point("run_line");
             let numbers = metric::inline_numbers(line, 4);
             if !numbers.is_empty() {
                 emit(&Event::RunOutput {

@@ -100,7 +100,7 @@ impl<'a> Session<'a> {
                 };
                 set_aside_foreign_results(&repo, &s.config.results, s.emit)?;
                 row.id = journal.create_session(&row)?;
-                super::chaos::point("session_created");
+                crate::chaos::point("session_created");
                 repo.create_and_checkout(&branch, &base_commit)?;
                 (row, Vec::new())
             }

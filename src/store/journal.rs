@@ -222,7 +222,7 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?;
         let id = self.conn.last_insert_rowid();
-        crate::session::chaos::point("journal_insert");
+        crate::chaos::point("journal_insert");
         Ok(id)
     }
 
@@ -241,7 +241,7 @@ impl Journal {
                 ),
             )
             .map_err(|e| self.err(e))?;
-        crate::session::chaos::point("journal_update");
+        crate::chaos::point("journal_update");
         Ok(())
     }
 
@@ -316,7 +316,7 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        crate::session::chaos::point("measurement");
+        crate::chaos::point("measurement");
         Ok(())
     }
 

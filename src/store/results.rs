@@ -76,14 +76,14 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        crate::session::chaos::point("results_tmp");
+        crate::chaos::point("results_tmp");
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)?;
-    crate::session::chaos::point("results");
+    crate::chaos::point("results");
     Ok(())
 }
 

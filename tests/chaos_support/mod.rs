@@ -140,15 +140,12 @@ fn command(dir: &Path, n: u64, kill: Kill, env: &[(&str, &str)]) -> std::process
         .arg(dir)
         .envs(IDENTITY)
         .envs(env.iter().copied())
-        .env_remove(autoresearch::session::chaos::CHAOS_ENV)
+        .env_remove(autoresearch::chaos::CHAOS_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Kill::At(label, n) = kill {
-        cmd.env(
-            autoresearch::session::chaos::CHAOS_ENV,
-            format!("{label}:{n}"),
-        );
+        cmd.env(autoresearch::chaos::CHAOS_ENV, format!("{label}:{n}"));
     }
     cmd
 }
@@ -459,7 +456,7 @@ impl Live {
             .arg(dir)
             .envs(IDENTITY)
             .envs(env.iter().copied())
-            .env_remove(autoresearch::session::chaos::CHAOS_ENV)
+            .env_remove(autoresearch::chaos::CHAOS_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
