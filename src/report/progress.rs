@@ -64,7 +64,7 @@ pub fn render_progress(info: &SessionInfo, records: &[ExperimentRecord]) -> Stri
     if let Some((sigma, n)) = info.noise {
         let _ = writeln!(
             out,
-            "- **Noise estimate:** σ = {} over {n} baseline runs",
+            "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
             fmt_metric(sigma)
         );
     }

@@ -54,7 +54,7 @@ pub fn render_summary(
     if let Some((sigma, n)) = info.noise {
         let _ = writeln!(
             out,
-            "- **Noise estimate:** σ = {} over {n} baseline runs",
+            "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
             fmt_metric(sigma)
         );
     }
