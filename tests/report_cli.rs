@@ -59,7 +59,10 @@ fn status_prints_and_writes_the_progress_report_of_a_finished_session() {
         out.contains("**hyperparameters** (iteration 4): LR 0.4 → 1.6"),
         "{out}"
     );
-    assert!(out.contains("σ = 0.002000 pooled over 3 repeated runs"), "{out}");
+    assert!(
+        out.contains("σ = 0.002000 pooled over 3 repeated runs"),
+        "{out}"
+    );
     let written = std::fs::read_to_string(s.path().join(".autoresearch/progress.md")).unwrap();
     assert_eq!(written, out);
 

@@ -288,3 +288,39 @@ fn a_time_limit_stops_starting_experiments() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("the --for time is up"));
     assert_eq!(dirty(dir.path()), "");
 }
+
+#[test]
+fn out_of_memory_gets_one_retry_with_half_the_batch_and_gradient_checkpointing() {
+    // Above LR 0.15 the full batch does not fit; half of it does, and is better.
+    let body = "scale = float(os.environ['AUTORESEARCH_BATCH_SCALE'])\nckpt = os.environ.get('AUTORESEARCH_GRAD_CHECKPOINT', '0')\nprint(f'batch_scale: {scale}')\nprint(f'grad_checkpoint: {ckpt}')\nif LR > 0.15 and scale >= 1.0:\n    sys.exit('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB')\nprint(f'val_bpb: {1.0 + abs(LR - 0.3):.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = bin()
+        .env("AUTORESEARCH_PLATFORM", "cuda")
+        .args(["run", "--yes", "--grace", "1", "-n", "2", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let j = journal(dir.path());
+    // baseline, the OOM crash (attempt 1), its retry (attempt 2), the next experiment.
+    assert_eq!(j[1].1, "crash");
+    assert!(
+        j[1].3.contains("out of memory") && j[1].3.contains("retrying once with batch scale ×0.5"),
+        "{:?}",
+        j[1]
+    );
+    assert_eq!(j[2].1, "keep", "{:?}", j[2]);
+    assert_eq!(j[1].4, j[2].4, "the retry runs the same commit");
+    let rows = results(dir.path());
+    assert_eq!(rows[2][4], "LR 0.1 → 0.2 (OOM retry: batch scale ×0.5)");
+    // The halved batch stays in force for the experiments built on the kept retry.
+    let log = std::fs::read_to_string(dir.path().join(".autoresearch/runs/0004/run.log")).unwrap();
+    assert!(log.contains("batch_scale: 0.5"), "{log}");
+    let retry_log =
+        std::fs::read_to_string(dir.path().join(".autoresearch/runs/0003/run.log")).unwrap();
+    assert!(retry_log.contains("grad_checkpoint: 1"), "{retry_log}");
+    assert_eq!(dirty(dir.path()), "");
+}

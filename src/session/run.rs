@@ -110,6 +110,12 @@ impl Session<'_> {
                 *v = format!("{batch_scale}");
             }
         }
+        // The spec's OOM remedy on CUDA adds gradient checkpointing to the halved batch.
+        if batch_scale < self.platform.adjustments.batch_scale
+            && self.platform.accelerator == crate::platform::Accelerator::Cuda
+        {
+            env.push(("AUTORESEARCH_GRAD_CHECKPOINT".into(), "1".into()));
+        }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
         // Resolved again for each run from the probe cached at the start (cheap), so the
         // session holds no sandbox state of its own.
