@@ -552,3 +552,32 @@ fn to_toml_round_trips() {
         assert_eq!(to_toml(&back), text);
     }
 }
+
+#[test]
+fn llm_agent_keys_load_phases_repairs_retries_and_prices() {
+    let dir = karpathy();
+    let cfg = load_in(
+        &dir,
+        "budget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n[agent]\nbackend = \"openai\"\nmodel = \"m\"\nrepair_attempts = 2\nphases = [\"1-10: hyperparameters only\", \"11-: anything\"]\nmax_attempts = 3\nretry_base = \"1s\"\nprice_input = 3.0\nprice_output = 15.0\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.agent.repair_attempts, 2);
+    assert_eq!(
+        cfg.agent.phases,
+        ["1-10: hyperparameters only", "11-: anything"]
+    );
+    assert_eq!(cfg.agent.max_attempts, Some(3));
+    assert_eq!(cfg.agent.retry_base, Some(Duration::from_secs(1)));
+    let prices = cfg.agent.prices.unwrap();
+    assert_eq!((prices.input, prices.output), (3.0, 15.0));
+    let e = err(
+        &dir,
+        "budget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n[agent]\nprice_input = -1.0\n",
+    );
+    assert!(
+        e.contains(":6:")
+            && e.contains("`agent.price_input` is -1")
+            && e.contains("USD per million tokens"),
+        "{e}"
+    );
+}

@@ -477,9 +477,9 @@ fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
             if v < 0.0 || !v.is_finite() {
                 return Err(invalid_at(
                     at,
-                    "agent.price_*",
-                    format!("{key} is {v}"),
-                    "use USD per million tokens, e.g. price_input = 3.0",
+                    &format!("agent.{key}"),
+                    format!("is {v}"),
+                    "use a price in USD per million tokens, e.g. price_input = 3.0",
                 ));
             }
             *slot = v;

@@ -222,10 +222,19 @@ impl<'a> Section<'a> {
         &self,
         key: &str,
     ) -> Result<Option<Vec<(String, Location)>>, ConfigError> {
+        self.strings(key, "a list of strings like [\".cache\"]")
+    }
+
+    /// The strings of an array value, each with its own location; `expected` names the
+    /// shape in a wrong-type error.
+    fn strings(
+        &self,
+        key: &str,
+        expected: &'static str,
+    ) -> Result<Option<Vec<(String, Location)>>, ConfigError> {
         let Some((item, at)) = self.get(key) else {
             return Ok(None);
         };
-        let expected = "a list of strings like [\".cache\"]";
         let Some(array) = item.as_array() else {
             return Err(self.wrong(key, at, expected, item));
         };
@@ -250,25 +259,12 @@ impl<'a> Section<'a> {
         &self,
         key: &str,
     ) -> Result<Option<Vec<(PathBuf, Location)>>, ConfigError> {
-        let Some((item, at)) = self.get(key) else {
+        let Some(items) = self.strings(key, "a list of paths like [\"train.py\"]")? else {
             return Ok(None);
         };
-        let expected = "a list of paths like [\"train.py\"]";
-        let Some(array) = item.as_array() else {
-            return Err(self.wrong(key, at, expected, item));
-        };
-        let mut out = Vec::new();
-        for v in array.iter() {
-            let vat = self.cx.loc(v.span().or(item.span()));
-            let Some(s) = v.as_str() else {
-                return Err(ConfigError::WrongType {
-                    at: vat,
-                    key: self.full_key(key),
-                    expected,
-                    found: article(v.type_name()),
-                });
-            };
-            let p = self.check_relative(key, s, vat.clone())?;
+        let mut out: Vec<(PathBuf, Location)> = Vec::new();
+        for (s, vat) in items {
+            let p = self.check_relative(key, &s, vat.clone())?;
             if !out.iter().any(|(q, _)| *q == p) {
                 out.push((p, vat));
             }
