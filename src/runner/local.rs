@@ -41,6 +41,8 @@ pub fn is_secret_env(name: &str) -> bool {
 /// the run is dead. Only an unfindable descendant (one that scrubbed its environment and
 /// left the group) can keep them open that long.
 const READER_PATIENCE: Duration = Duration::from_secs(5);
+/// The longest cleanup waits for the readers however much output keeps coming.
+const READER_HARD_CAP: Duration = Duration::from_secs(120);
 /// How long cleanup keeps killing and reaping the run's processes.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -344,14 +346,20 @@ impl Watch<'_> {
         to_reap.retain(|&(pid, _)| pid != self.pgid);
         procs::reap(&to_reap, CLEANUP_PATIENCE);
 
-        // With every writer dead the pipes close and the readers end.
-        let until = Instant::now() + READER_PATIENCE;
+        // With every writer dead the pipes close and the readers end. The patience counts
+        // from the last output seen, so a reader still draining a flood on a busy machine is
+        // never cut off; only silence (or the hard cap) ends the wait.
+        let hard = Instant::now() + READER_HARD_CAP;
+        let mut until = Instant::now() + READER_PATIENCE;
         while self.rx_open && Instant::now() < until {
             match self
                 .rx
                 .recv_timeout(until.saturating_duration_since(Instant::now()))
             {
-                Ok(msg) => self.handle(msg, on_line),
+                Ok(msg) => {
+                    self.handle(msg, on_line);
+                    until = (Instant::now() + READER_PATIENCE).min(hard);
+                }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => self.rx_open = false,
             }
