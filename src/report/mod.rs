@@ -68,6 +68,15 @@ impl SessionInfo {
     }
 }
 
+/// The noise estimate's line in the progress report and the summary, when there is one.
+pub(crate) fn noise_line(info: &SessionInfo) -> Option<String> {
+    let (sigma, n) = info.noise?;
+    Some(format!(
+        "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
+        fmt_metric(sigma)
+    ))
+}
+
 /// Metrics are shown with six decimals, as karpathy's results.tsv writes them.
 pub(crate) fn fmt_metric(v: f64) -> String {
     format!("{v:.6}")

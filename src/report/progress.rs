@@ -61,12 +61,8 @@ pub fn render_progress(info: &SessionInfo, records: &[ExperimentRecord]) -> Stri
         .map_or_else(|| "unlimited".to_string(), |m| m.to_string());
     let _ = writeln!(out, "- **Iterations:** {} / {max}", info.iterations_done);
     let _ = writeln!(out, "- **Elapsed:** {}", fmt_duration(info.elapsed));
-    if let Some((sigma, n)) = info.noise {
-        let _ = writeln!(
-            out,
-            "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
-            fmt_metric(sigma)
-        );
+    if let Some(line) = super::noise_line(info) {
+        let _ = writeln!(out, "{line}");
     }
 
     let _ = writeln!(out, "\n## Last {LAST_N} experiments\n");

@@ -51,12 +51,8 @@ pub fn render_summary(
         direction_words(info.direction)
     );
     let _ = writeln!(out, "- **Time elapsed:** {}", or_unknown(info.elapsed));
-    if let Some((sigma, n)) = info.noise {
-        let _ = writeln!(
-            out,
-            "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
-            fmt_metric(sigma)
-        );
+    if let Some(line) = super::noise_line(info) {
+        let _ = writeln!(out, "{line}");
     }
 
     results_table(&a, metric, &mut out);

@@ -31,14 +31,7 @@ impl Session<'_> {
             }
             let r = self.measure(&rec, seed, self.batch_scale, k)?;
             if r.interrupted() {
-                self.finalize(
-                    &mut rec,
-                    &r,
-                    &values,
-                    Status::Interrupted,
-                    "interrupted by the user".into(),
-                )?;
-                return Ok(());
+                return self.record_interrupted(&mut rec, &r, &values);
             }
             if let Err(reason) = &r.value {
                 let reason = if values.is_empty() {
@@ -95,14 +88,7 @@ impl Session<'_> {
             let r = self.measure(&rec, seed, scale, runs.len())?;
             if r.interrupted() {
                 let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
-                self.finalize(
-                    &mut rec,
-                    &r,
-                    &values,
-                    Status::Interrupted,
-                    "interrupted by the user".into(),
-                )?;
-                self.reset_to_best()?;
+                self.record_interrupted(&mut rec, &r, &values)?;
                 return Ok(Outcome::Interrupted);
             }
             match r.value {
@@ -315,6 +301,18 @@ impl Session<'_> {
         self.history.push(rec.clone());
         self.write_results()?;
         Ok(())
+    }
+
+    /// Records a run stopped by the user and puts the branch back at the best commit.
+    fn record_interrupted(
+        &mut self,
+        rec: &mut ExperimentRecord,
+        r: &RunResult,
+        values: &[f64],
+    ) -> Result<(), SessionError> {
+        let why = "interrupted by the user".to_string();
+        self.finalize(rec, r, values, Status::Interrupted, why)?;
+        self.reset_to_best()
     }
 
     pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
