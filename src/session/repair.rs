@@ -39,15 +39,30 @@ pub(crate) fn trivial_crash(tail: &str) -> bool {
     if !tail.contains("Traceback") && !tail.contains("SyntaxError") {
         return false;
     }
+    // The traceback's final exception line, not the log's last line: stdout and stderr
+    // are drained by separate threads, so late stdout may land after the traceback.
     tail.lines()
         .rev()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .find(|l| is_exception_line(l))
         .is_some_and(|last| {
             TRIVIAL_ERRORS
                 .iter()
                 .any(|e| last.starts_with(e) || last.contains(&format!(".{e}")))
         })
+}
+
+/// `NameError: …`, `torch.OutOfMemoryError: …`, `SystemExit`: a dotted name ending in
+/// Error/Exception/Exit/Interrupt, alone or followed by a colon.
+fn is_exception_line(line: &str) -> bool {
+    let name = line.split(':').next().unwrap_or("");
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && ["Error", "Exception", "Exit", "Interrupt"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// The last `n` lines of a log (reading at most its last 64 KiB).
