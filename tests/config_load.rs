@@ -496,6 +496,7 @@ min_delta = 0.001
 z = 2.5
 confirm_runs = 3
 recheck_every = 10
+revisits = 1
 "#;
 
 #[test]
@@ -526,6 +527,7 @@ fn every_field_is_read() {
     assert_eq!(cfg.decision.mode, DecisionMode::NoiseAware);
     assert_eq!(cfg.decision.min_delta, 0.001);
     assert_eq!(cfg.decision.recheck_every, 10);
+    assert_eq!(cfg.decision.revisits, 1);
 }
 
 #[test]

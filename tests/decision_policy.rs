@@ -4,8 +4,8 @@
 
 use autoresearch::config::{DecisionConfig, DecisionMode};
 use autoresearch::decision::{
-    Measurement, NoiseModel, Verdict, baseline_needs_more, baseline_plan, decide, default_config,
-    needs_recheck, recheck_seeds, repeats_suffix,
+    Earlier, Measurement, NoiseModel, Verdict, baseline_needs_more, baseline_plan, decide,
+    decide_again, default_config, near_miss_score, needs_recheck, recheck_seeds, repeats_suffix,
 };
 use autoresearch::experiment::Direction;
 
@@ -310,7 +310,8 @@ fn near_miss_against_a_singly_measured_best_uses_the_pooled_test() {
     assert_eq!(runs.iter().map(|m| m.0).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(v.evidence().starts_with("pooled t: p="), "{}", v.evidence());
     assert!(
-        v.evidence().contains("(n=3 vs 1, df=2)"),
+        v.evidence()
+            .contains("(n=3 vs 1, df=2, Δ of the means -0.0123)"),
         "{}",
         v.evidence()
     );
@@ -371,6 +372,153 @@ fn drift_rechecks() {
         },
         1000
     ));
-    assert_eq!(recheck_seeds(&[(7, 1.0), (8, 1.0)]), vec![7]);
     assert_eq!(repeats_suffix(&[1.0]), None);
+}
+
+#[test]
+fn rechecks_run_the_best_on_a_seed_it_has_not_run() {
+    assert_eq!(recheck_seeds(&[]), vec![1]);
+    assert_eq!(recheck_seeds(&[(7, 1.0), (8, 1.0)]), vec![1]);
+    assert_eq!(recheck_seeds(&[(1, 1.0), (2, 1.0), (3, 1.0)]), vec![4]);
+    assert_eq!(recheck_seeds(&[(1, 1.0), (3, 1.0)]), vec![2]);
+}
+
+#[test]
+fn near_miss_score_is_the_gain_in_standard_errors() {
+    let noise = NoiseModel::from_groups([&[1.0, 1.02][..]]);
+    let s = noise.sigma().unwrap();
+    assert!((s - 0.0141421356).abs() < 1e-9, "{s}");
+    let best = [(1, 1.0), (2, 1.02)];
+    // Gain 0.01 on two runs against two: se = σ·√(1/2 + 1/2) = σ.
+    let score =
+        near_miss_score(Direction::Minimize, &noise, &best, &[(1, 0.99), (2, 1.01)]).unwrap();
+    assert!((score - 0.01 / s).abs() < 1e-9, "{score}");
+    assert_eq!(
+        near_miss_score(Direction::Minimize, &noise, &best, &[(1, 1.02)]),
+        None,
+        "no gain"
+    );
+    assert_eq!(
+        near_miss_score(Direction::Maximize, &noise, &best, &[(1, 0.99)]),
+        None,
+        "lower is worse when maximizing"
+    );
+    assert_eq!(
+        near_miss_score(Direction::Minimize, &NoiseModel::new(), &best, &[(1, 0.9)]),
+        None,
+        "σ unknown"
+    );
+}
+
+/// Drives `decide_again` for one revisit, running the candidate on the seeds it asks for.
+fn drive_again(
+    cfg: &DecisionConfig,
+    noise: &NoiseModel,
+    best: &[Measurement],
+    earlier: &Earlier,
+    metric: impl Fn(u64) -> f64,
+) -> (Verdict, Vec<Measurement>) {
+    let mut cand: Vec<Measurement> = Vec::new();
+    for _ in 0..20 {
+        match decide_again(cfg, Direction::Minimize, noise, best, earlier, &cand) {
+            Verdict::Measure { seeds, .. } => {
+                for s in seeds {
+                    assert!(
+                        cand.iter().chain(&earlier.runs).all(|m| m.0 != s),
+                        "seed {s} asked for twice"
+                    );
+                    cand.push((s, metric(s)));
+                }
+            }
+            v => return (v, cand),
+        }
+    }
+    panic!("the policy never reached a verdict");
+}
+
+#[test]
+fn a_revisit_runs_new_seeds_decides_on_all_runs_and_tests_at_alpha_over_k() {
+    let (best, noise) = baseline();
+    // The first visit: seeds 1-3, a near miss (mean gain ≈ 0.009).
+    let earlier = Earlier {
+        runs: vec![(1, 0.995), (2, 1.0), (3, 0.981)],
+        visits: 1,
+    };
+    assert_eq!(earlier.alpha(), 0.025);
+    let v = decide_again(
+        &noise_aware(),
+        Direction::Minimize,
+        &noise,
+        &best,
+        &earlier,
+        &[],
+    );
+    assert_eq!(
+        v,
+        Verdict::Measure {
+            seeds: vec![4],
+            evidence: "measured before (n=3), measuring again".into()
+        }
+    );
+    // This visit gets 1 + confirm_runs = 3 new runs, then the pooled t-test on all six
+    // (seeds 4-6 are not the best's, so nothing pairs them) at α/2.
+    let (v, cand) = drive_again(&noise_aware(), &noise, &best, &earlier, |s| {
+        [0.0, 0.0, 0.0, 0.955, 0.958, 0.955][s as usize - 1]
+    });
+    assert_eq!(cand.iter().map(|m| m.0).collect::<Vec<_>>(), [4, 5, 6]);
+    let e = v.evidence().to_string();
+    assert!(e.starts_with("pooled t: p=0.0"), "{e}");
+    // p is between α/2 and α: kept at a first look, not at a second.
+    let p: f64 = e["pooled t: p=".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(p > 0.025 && p < 0.05, "{e}");
+    assert!(!v.is_keep(), "{e}");
+    assert!(e.contains("≥ α=0.025"), "{e}");
+    let first_look = Earlier {
+        visits: 0,
+        ..earlier.clone()
+    };
+    let (v, _) = drive_again(&noise_aware(), &noise, &best, &first_look, |s| {
+        [0.0, 0.0, 0.0, 0.955, 0.958, 0.955][s as usize - 1]
+    });
+    assert!(v.is_keep(), "{}", v.evidence());
+    // Greedy ignores earlier runs: one run, compared as it is.
+    let (v, cand) = drive_again(&greedy(), &noise, &best, &earlier, |_| 1.01);
+    assert_eq!(cand.len(), 1);
+    assert!(!v.is_keep());
+}
+
+#[test]
+fn once_the_noise_model_has_more_df_than_the_pairs_the_pooled_test_decides() {
+    // σ̂ from the baseline and two earlier 3-run candidates: 6 df, more than 3 pairs' 2, so
+    // the pooled t decides: a gain of 0.0173 ≈ 1.7σ̂, se = σ̂·√(1/3 + 1/3), t ≈ 2.06 on 6 df.
+    let noise =
+        NoiseModel::from_groups([&BASE[..], &[0.99, 1.0, 1.01][..], &[1.0, 0.99, 1.01][..]]);
+    assert_eq!(noise.df(), 6);
+    let best: Vec<Measurement> = vec![(1, 1.000), (2, 1.012), (3, 0.991)];
+    let cand = [0.985, 0.988, 0.978];
+    let (v, _) = drive(&noise_aware(), Direction::Minimize, &noise, &best, |s| {
+        cand[s as usize - 1]
+    });
+    let e = v.evidence();
+    assert!(e.starts_with("pooled t: p=0.0"), "{e}");
+    assert!(
+        e.contains("(n=3 vs 3, df=6, Δ of the means -0.0173)"),
+        "{e}"
+    );
+    assert!(v.is_keep(), "{e}");
+    // With only the baseline behind σ̂ (2 df), the same runs go to the paired test.
+    let (_, base_noise) = baseline();
+    let (v, _) = drive(
+        &noise_aware(),
+        Direction::Minimize,
+        &base_noise,
+        &best,
+        |s| cand[s as usize - 1],
+    );
+    assert!(v.evidence().starts_with("paired t: "), "{}", v.evidence());
 }

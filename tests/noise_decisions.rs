@@ -223,14 +223,15 @@ fn a_deterministic_script_costs_two_baseline_runs_and_one_run_per_candidate() {
 }
 
 #[test]
-fn a_drift_recheck_remeasures_the_best_on_its_first_seed_and_updates_its_mean() {
-    // recheck_every = 1: after the discard, the baseline runs again with seed 1 (paired with
-    // its first run); its record becomes the mean of four runs.
+fn a_drift_recheck_remeasures_the_best_on_a_new_seed_and_updates_its_mean() {
+    // recheck_every = 1: after the discard, the baseline runs again with seed 4, the first
+    // it has not run (an independent run: a repeated seed would mostly repeat its number);
+    // its record becomes the mean of four runs.
     let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 1");
     let dir = session(NOISE_ONLY_TRUTH, NOISE_ONLY_NOISE, &cfg, "1");
     let ms = at6(measurements(dir.path()));
     assert_eq!(ms.len(), 6, "{ms:?}");
-    assert_eq!(ms[5], m(0, 1, "1.000000"));
+    assert_eq!(ms[5], m(0, 4, "1.000000"));
     let rows = results(dir.path());
     assert_eq!(rows[0][4], "baseline (n=4, ±0.0082)");
     let out = bin()
@@ -242,4 +243,147 @@ fn a_drift_recheck_remeasures_the_best_on_its_first_seed_and_updates_its_mean() 
     // The user sees the pooled noise estimate: baseline (4 runs) and candidate (2 runs).
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("Noise estimate:** σ = 0.0"), "{shown}");
+}
+
+/// A fixture where only `LR` 0.1 (the baseline) and 0.2 are planned: every other value the
+/// search tries (0.05, 0.15, 0.0667, 0.125, 0.08, 0.4, …) is clearly worse (1.1), so the
+/// search runs out of moves after six experiments.
+fn one_near_miss(truth_02: f64, noise_02: &str) -> String {
+    train_py(&format!(
+        "TRUE = {{0.1: 1.0, 0.2: {truth_02}}}\nNOISE = {{0.1: [0.0, 0.01, -0.01, 0.0, 0.0, 0.0, 0.0], 0.2: {noise_02}}}\nseed = int(os.environ['AUTORESEARCH_SEED'])\nvalue = TRUE.get(LR, 1.1) + (NOISE.get(LR, []) + [0.0] * 20)[seed - 1]\nprint(f'val_bpb: {{value:.6f}}')"
+    ))
+}
+
+fn exhausting_session(train: &str, cfg: &str) -> (tempfile::TempDir, String) {
+    let dir = repo(&[("train.py", train), ("autoresearch.toml", cfg)]);
+    let out = run(dir.path(), &["-n", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(dirty(dir.path()), "");
+    (dir, text(&out))
+}
+
+/// The runs of one iteration: (seed, value).
+fn runs_of(dir: &Path, iteration: i64) -> Vec<(u64, String)> {
+    at6(measurements(dir))
+        .into_iter()
+        .filter(|r| r.0 == iteration)
+        .map(|r| (r.1, r.2))
+        .collect()
+}
+
+#[test]
+fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_runs() {
+    // LR 0.2 truly gains 0.02. Its first visit (seeds 1-3: 0.99, 0.985, 0.995 against 1.00,
+    // 1.01, 0.99) gains 0.01 on average, paired t p ≈ 0.19: a near miss, discarded. The
+    // five other moves are worse. With nothing new to try, the session measures LR 0.2
+    // again on seeds 4-6 (0.97, 0.975, 0.97), and decides on all six runs: Δ = −0.0192,
+    // pooled t (σ̂ = 0.0079 on 4 df, 6 runs against the best's 3) p ≈ 0.013 < α/2 = 0.025.
+    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
+    let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, -0.01, -0.005, -0.01, 0.0]");
+    let (dir, out) = exhausting_session(&train, &cfg);
+    let j = journal(dir.path());
+    assert_eq!(j[1].1, "discard", "{:?}", j[1]);
+    assert!(j[1].3.contains("paired t: p=0.1"), "{:?}", j[1]);
+    for e in &j[2..7] {
+        assert_eq!(e.1, "discard", "{e:?}");
+    }
+    // The revisit: experiment 7, the same description, new seeds only.
+    assert_eq!(j[7].0, 7);
+    assert_eq!(j[7].1, "keep", "{:?}", j[7]);
+    assert!(
+        j[7].3.starts_with("visit 2 (3 earlier run(s), 3 new): "),
+        "{:?}",
+        j[7]
+    );
+    assert!(
+        j[7].3.contains("pooled t: p=0.01") && j[7].3.contains("< α=0.025"),
+        "{:?}",
+        j[7]
+    );
+    let runs = runs_of(dir.path(), 7);
+    assert_eq!(
+        runs[..3],
+        [
+            (4, "0.970000".to_string()),
+            (5, "0.975000".to_string()),
+            (6, "0.970000".to_string())
+        ]
+    );
+    // Once its children are all worse, the new best is measured again up to 12 runs.
+    assert_eq!(
+        runs[3..].iter().map(|r| r.0).collect::<Vec<_>>(),
+        [7, 8, 9, 10, 11, 12]
+    );
+    assert_ne!(j[7].4, j[1].4, "the revisit is a commit of its own");
+    let rows = results(dir.path());
+    assert_eq!(rows[7][3], "keep");
+    assert_eq!(
+        rows[7][1], "0.980417",
+        "the mean of all twelve runs of LR 0.2"
+    );
+    assert!(
+        rows[7][4].starts_with("LR 0.1 → 0.2 (n=12, ±0.0"),
+        "{:?}",
+        rows[7]
+    );
+    assert!(train_starts_with(dir.path(), "LR = 0.2"));
+    // The user is told why the same change runs again.
+    assert!(
+        out.contains("measuring `LR 0.1 → 0.2` again (visit 2, 3 run(s) so far"),
+        "{out}"
+    );
+    // From the new best the search goes on (LR 0.4, …), then runs dry for good: every
+    // other child of LR 0.2 is worse, so there is no near miss to revisit.
+    assert!(j.len() > 8, "{j:?}");
+    assert!(j[8..].iter().all(|e| e.1 == "discard"), "{j:?}");
+    assert!(out.contains("nothing left to try"), "{out}");
+}
+
+#[test]
+fn a_noise_only_near_miss_measured_again_is_discarded_once_its_gain_is_gone() {
+    // LR 0.2 is noise only. First visit: gains 0.01, −0.005, 0.01 → a near miss (p ≈ 0.21).
+    // The revisit's seeds 4-6 read 1.0, 1.005, 1.01: the pooled gain shrinks to 0 on the
+    // sixth run (rule 1), and a code with no gain left is not revisited again.
+    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
+    let train = one_near_miss(1.0, "[-0.01, 0.005, -0.01, 0.0, 0.005, 0.01, 0.0]");
+    let (dir, out) = exhausting_session(&train, &cfg);
+    let j = journal(dir.path());
+    assert_eq!(j.len(), 8, "baseline, 6 moves, 1 revisit: {j:?}");
+    assert_eq!(j[7].1, "discard", "{:?}", j[7]);
+    assert!(
+        j[7].3.starts_with("visit 2 (3 earlier run(s), 3 new): ")
+            && j[7].3.contains("not better (n=6)"),
+        "{:?}",
+        j[7]
+    );
+    assert_eq!(runs_of(dir.path(), 7).len(), 3);
+    assert!(train_starts_with(dir.path(), "LR = 0.1"));
+    // With no near miss left, the best itself is measured again on new seeds (a lucky best
+    // would make every candidate look worse), up to 3 + 3 × 3 = 12 runs, then the session
+    // ends.
+    let seeds: Vec<u64> = runs_of(dir.path(), 0).iter().map(|r| r.0).collect();
+    assert_eq!(seeds, (1..=12).collect::<Vec<u64>>());
+    assert!(
+        out.contains("no near miss shows a gain: measured the best again on a new seed (4)"),
+        "{out}"
+    );
+    assert_eq!(results(dir.path())[0][4], "baseline (n=12, ±0.0043)");
+    assert!(out.contains("nothing left to try"), "{out}");
+}
+
+#[test]
+fn revisits_are_capped_and_greedy_never_revisits() {
+    // The gain of the first test, but `revisits = 0`: the session ends when the search runs
+    // dry, as does a greedy session (one run per code, never twice).
+    let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, -0.01, -0.005, -0.01, 0.0]");
+    let off = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0\nrevisits = 0");
+    let (dir, out) = exhausting_session(&train, &off);
+    assert_eq!(journal(dir.path()).len(), 7, "baseline and 6 moves");
+    assert!(!out.contains("again (visit"), "{out}");
+    let (dir, out) = exhausting_session(&train, &config(""));
+    let j = journal(dir.path());
+    let commits: std::collections::HashSet<_> = j.iter().map(|e| e.4.clone()).collect();
+    assert_eq!(commits.len(), j.len(), "no code measured twice: {j:?}");
+    assert!(!out.contains("again (visit"), "{out}");
+    assert!(out.contains("nothing left to try"), "{out}");
 }

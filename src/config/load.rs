@@ -57,6 +57,7 @@ const DECISION_KEYS: &[&str] = &[
     "z",
     "confirm_runs",
     "recheck_every",
+    "revisits",
 ];
 
 /// Reads and validates the config at `path`; the repository root is its directory.
@@ -548,6 +549,9 @@ fn read_decision(top: &Section) -> Result<DecisionConfig, ConfigError> {
     }
     if let Some(n) = t.uint("recheck_every")? {
         d.recheck_every = n;
+    }
+    if let Some(n) = t.uint("revisits")? {
+        d.revisits = n;
     }
     Ok(d)
 }

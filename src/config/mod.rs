@@ -183,6 +183,9 @@ pub struct DecisionConfig {
     pub confirm_runs: u32,
     /// Re-measure the best every N experiments (0 = never).
     pub recheck_every: u32,
+    /// When the proposer has nothing new: how many more times one near miss may be
+    /// measured (0 = never; the session then ends).
+    pub revisits: u32,
 }
 
 impl DecisionMode {
@@ -213,6 +216,7 @@ impl Default for DecisionConfig {
             z: 2.0,
             confirm_runs: 2,
             recheck_every: 10,
+            revisits: 3,
         }
     }
 }

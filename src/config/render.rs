@@ -190,6 +190,11 @@ fn write_decision(w: &mut String, d: &DecisionConfig) {
     let _ = writeln!(w, "z = {}", float(d.z));
     let _ = writeln!(w, "confirm_runs = {}", d.confirm_runs);
     let _ = writeln!(w, "recheck_every = {}", d.recheck_every);
+    let _ = writeln!(
+        w,
+        "# When the proposer has nothing new, measure a near miss again, up to N more times."
+    );
+    let _ = writeln!(w, "revisits = {}", d.revisits);
 }
 
 fn write_sandbox(w: &mut String, s: &SandboxConfig) {

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod stats;
 
 pub use policy::{
-    ALPHA, CLEAR_MARGIN, Measurement, NoiseModel, Verdict, baseline_needs_more, baseline_plan,
-    decide, default_config, needs_recheck, recheck_seeds, repeats_suffix, seed, z_multiplier,
+    ALPHA, CLEAR_MARGIN, Earlier, Measurement, NoiseModel, Verdict, baseline_needs_more,
+    baseline_plan, decide, decide_again, default_config, near_miss_score, needs_recheck,
+    recheck_seeds, repeats_suffix, seed, z_multiplier,
 };

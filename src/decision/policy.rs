@@ -27,8 +27,17 @@
 //!    up to `1 + confirm_runs` candidate runs in all. One seed at a time, so a candidate that
 //!    turns out no better stops early (rule 1) and one that clears rule 3 stops early too.
 //! 6. No seeds left: keep only with ≥ 2 candidate runs, Δ > min_delta and a one-sided test
-//!    at [`ALPHA`] = 0.05: a paired t-test on the gains when ≥ 2 runs are paired, else a
-//!    two-sample t-test using the pooled σ (df from the noise model).
+//!    at [`ALPHA`] = 0.05: a paired t-test on the gains when every run is paired and the
+//!    pairs carry more df than σ̂ (early in a session), else a two-sample t-test of the
+//!    candidate's mean against the mean of all the best's seeds, with the pooled σ̂ and its
+//!    df (see `confirm` for why).
+//!
+//! # Revisits ([`decide_again`])
+//! When the proposer has nothing new, the session may measure a near miss again (see
+//! `session::revisit`). The rules above then apply to all its runs, earlier visits' and
+//! this one's: seeds new to the candidate (the best's first, then fresh ones), at most
+//! `1 + confirm_runs` new runs per visit, and rule 6 at α/k on the k-th visit
+//! ([`Earlier::alpha`]), so that looking again and again does not let noise through.
 //!
 //! Why paired t and not Wilcoxon's signed-rank test for rule 6: with `confirm_runs = 2` there
 //! are at most 3 pairs, and Wilcoxon's exact one-sided p can never go below 2⁻³ = 0.125, so
@@ -65,6 +74,7 @@ pub fn default_config() -> DecisionConfig {
         z: 2.0,
         confirm_runs: 2,
         recheck_every: 10,
+        revisits: 3,
     }
 }
 
@@ -220,10 +230,17 @@ pub fn needs_recheck(cfg: &DecisionConfig, experiments_since_last_check: u64) ->
         && experiments_since_last_check >= u64::from(cfg.recheck_every)
 }
 
-/// The seed to re-measure the best with: its first seed, so the new value pairs with an old
-/// one and the difference is drift plus noise, nothing else.
+/// The seed to re-measure the best with: the first of the fixed sequence it has not run.
+/// A new seed makes each recheck an independent run: the best's mean sharpens, σ̂ gains a
+/// degree of freedom, later candidates can pair with one more seed, and drift shows as the
+/// new run's distance from the mean. (Rerunning an old seed would mostly repeat the old
+/// number and make the noise look smaller than it is.)
 pub fn recheck_seeds(best: &[Measurement]) -> Vec<u64> {
-    vec![best.first().map_or(seed(0), |m| m.0)]
+    let s = (0..)
+        .map(seed)
+        .find(|s| best.iter().all(|m| m.0 != *s))
+        .unwrap_or(seed(0));
+    vec![s]
 }
 
 /// The results.tsv description suffix for a code version run more than once, e.g.
@@ -243,6 +260,12 @@ pub fn z_multiplier(z: f64, df: u64) -> f64 {
         return z;
     }
     stats::student_t_inv_cdf(stats::normal_cdf(z), df as f64)
+}
+
+/// A level such as 0.05/3 at three significant digits: 0.0167.
+fn short_alpha(a: f64) -> String {
+    let s = format!("{a:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Up to two decimals, trailing zeros trimmed: 2, 2.5, 4.53.
@@ -290,6 +313,10 @@ struct Comparison {
     gain: f64,
     /// The change in the metric itself (candidate − best), for display.
     delta: f64,
+    /// The gain and change of the candidate's mean against the mean of all the best's
+    /// seeds (each seed averaged once), paired or not: what the pooled t-test compares.
+    unpaired_gain: f64,
+    unpaired_delta: f64,
     /// Per-seed gains for the candidate runs whose seed the best also has.
     paired_gains: Vec<f64>,
     n_c: usize,
@@ -305,28 +332,38 @@ impl Comparison {
                 stats::mean(&at).map(|b| direction.gain(v, b))
             })
             .collect();
-        let gain = if paired_gains.len() == candidate.len() {
-            stats::mean(&paired_gains).unwrap_or(0.0)
-        } else {
+        let unpaired_gain = {
             let c: Vec<f64> = candidate.iter().map(|m| m.1).collect();
-            let b: Vec<f64> = best.iter().map(|m| m.1).collect();
+            let b = per_seed(best);
             let (mc, mb) = (
                 stats::mean(&c).unwrap_or(0.0),
                 stats::mean(&b).unwrap_or(0.0),
             );
             direction.gain(mc, mb)
         };
-        let delta = match direction {
-            Direction::Minimize => -gain,
-            Direction::Maximize => gain,
+        let gain = if paired_gains.len() == candidate.len() {
+            stats::mean(&paired_gains).unwrap_or(0.0)
+        } else {
+            unpaired_gain
+        };
+        let to_delta = |g: f64| match direction {
+            Direction::Minimize => -g,
+            Direction::Maximize => g,
         };
         Comparison {
             gain,
-            delta,
+            delta: to_delta(gain),
+            unpaired_gain,
+            unpaired_delta: to_delta(unpaired_gain),
             paired_gains,
             n_c: candidate.len(),
-            n_b: best.len(),
+            n_b: per_seed(best).len(),
         }
+    }
+
+    /// Every candidate run has a best run with the same seed.
+    fn all_paired(&self) -> bool {
+        self.paired_gains.len() == self.n_c
     }
 
     fn d(&self) -> String {
@@ -334,10 +371,26 @@ impl Comparison {
     }
 }
 
-/// The next seed for the candidate: the best's seeds first (paired), then the fixed sequence;
-/// `None` once the candidate has `1 + confirm_runs` runs.
-fn next_seed(cfg: &DecisionConfig, best: &[Measurement], candidate: &[Measurement]) -> Option<u64> {
-    if candidate.len() > cfg.confirm_runs as usize {
+/// The mean of the best's runs on each seed, in seed order: a seed run twice is one
+/// observation, not two (the same code on the same seed mostly repeats itself).
+fn per_seed(runs: &[Measurement]) -> Vec<f64> {
+    let mut by_seed: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+    for &(s, v) in runs {
+        by_seed.entry(s).or_default().push(v);
+    }
+    by_seed.values().filter_map(|v| stats::mean(v)).collect()
+}
+
+/// The next seed for the candidate: the best's seeds first (paired), then the fixed sequence,
+/// never one the candidate has already run (in this visit or an earlier one); `None` once
+/// this visit has `1 + confirm_runs` runs.
+fn next_seed(
+    cfg: &DecisionConfig,
+    best: &[Measurement],
+    candidate: &[Measurement],
+    this_visit: usize,
+) -> Option<u64> {
+    if this_visit > cfg.confirm_runs as usize {
         return None;
     }
     let used = |s: u64| candidate.iter().any(|m| m.0 == s);
@@ -359,10 +412,56 @@ pub fn decide(
     best: &[Measurement],
     candidate: &[Measurement],
 ) -> Verdict {
+    decide_again(cfg, direction, noise, best, &Earlier::default(), candidate)
+}
+
+/// What earlier visits measured of the same code against the same best: their runs and how
+/// many visits (experiments) they were. A near miss revisited later (see
+/// [`crate::session`]) is decided on all its runs, old and new.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Earlier {
+    pub runs: Vec<Measurement>,
+    pub visits: u32,
+}
+
+impl Earlier {
+    /// The one-sided level of this visit's final test: [`ALPHA`] split over the visits
+    /// (α/k at the k-th), so that looking again and again at the same code cannot turn
+    /// noise into a keep more often than α in all (Bonferroni: Σ α/k over k looks is at
+    /// most α·H(k), and the looks are strongly correlated, so far less in practice).
+    pub fn alpha(&self) -> f64 {
+        ALPHA / f64::from(self.visits + 1)
+    }
+}
+
+/// [`decide`] for a candidate that earlier experiments already measured (a revisited near
+/// miss): Δ and the tests use the earlier runs and this visit's together; the seeds asked
+/// for are new to the candidate; this visit gets at most `1 + confirm_runs` runs; the final
+/// test is at [`Earlier::alpha`]. Greedy mode ignores the earlier runs.
+pub fn decide_again(
+    cfg: &DecisionConfig,
+    direction: Direction,
+    noise: &NoiseModel,
+    best: &[Measurement],
+    earlier: &Earlier,
+    candidate: &[Measurement],
+) -> Verdict {
     if candidate.is_empty() {
+        let first = if earlier.runs.is_empty() {
+            recheck_first(best)
+        } else {
+            next_seed(cfg, best, &earlier.runs, 0).unwrap_or(seed(0))
+        };
         return Verdict::Measure {
-            seeds: recheck_seeds(best),
-            evidence: "not measured yet".to_string(),
+            seeds: vec![first],
+            evidence: if earlier.runs.is_empty() {
+                "not measured yet".to_string()
+            } else {
+                format!(
+                    "measured before (n={}), measuring again",
+                    earlier.runs.len()
+                )
+            },
         };
     }
     if candidate.iter().any(|m| !m.1.is_finite()) {
@@ -376,11 +475,48 @@ pub fn decide(
             evidence: "nothing to compare against".to_string(),
         };
     }
-    let cmp = Comparison::new(direction, &best, candidate);
     match cfg.mode {
-        DecisionMode::Greedy => greedy(&cmp),
-        DecisionMode::NoiseAware => noise_aware(cfg, noise, &best, candidate, &cmp),
+        DecisionMode::Greedy => greedy(&Comparison::new(direction, &best, candidate)),
+        DecisionMode::NoiseAware => {
+            let all: Vec<Measurement> = earlier
+                .runs
+                .iter()
+                .copied()
+                .filter(|m| m.1.is_finite())
+                .chain(candidate.iter().copied())
+                .collect();
+            let cmp = Comparison::new(direction, &best, &all);
+            noise_aware(cfg, noise, &best, &all, candidate.len(), earlier, &cmp)
+        }
     }
+}
+
+/// How strongly a discarded candidate's runs still point to a gain over the best: the gain
+/// of its mean over the mean of all the best's seeds, in standard errors σ̂·√(1/n + 1/n_best)
+/// (unpaired: the best may have gained seeds since, e.g. by rechecks). `None` when it shows no gain at all, σ̂ is
+/// unknown or 0 (nothing is uncertain then), or a value is not finite. Ranks near misses
+/// for a revisit; it is not a test.
+pub fn near_miss_score(
+    direction: Direction,
+    noise: &NoiseModel,
+    best: &[Measurement],
+    candidate: &[Measurement],
+) -> Option<f64> {
+    let sigma = noise.sigma().filter(|s| *s > 0.0)?;
+    if candidate.is_empty()
+        || best.is_empty()
+        || candidate.iter().chain(best).any(|m| !m.1.is_finite())
+    {
+        return None;
+    }
+    let cmp = Comparison::new(direction, best, candidate);
+    let se = sigma * (1.0 / cmp.n_c as f64 + 1.0 / cmp.n_b as f64).sqrt();
+    (cmp.unpaired_gain > 0.0).then(|| cmp.unpaired_gain / se)
+}
+
+/// The best's first seed, where a candidate's first run goes so that it pairs.
+fn recheck_first(best: &[Measurement]) -> u64 {
+    best.first().map_or(seed(0), |m| m.0)
 }
 
 fn greedy(cmp: &Comparison) -> Verdict {
@@ -400,6 +536,8 @@ fn noise_aware(
     noise: &NoiseModel,
     best: &[Measurement],
     candidate: &[Measurement],
+    this_visit: usize,
+    earlier: &Earlier,
     cmp: &Comparison,
 ) -> Verdict {
     let n = cmp.n_c;
@@ -451,7 +589,7 @@ fn noise_aware(
         }
     }
     // Rule 5.
-    if let Some(next) = next_seed(cfg, best, candidate) {
+    if let Some(next) = next_seed(cfg, best, candidate, this_visit) {
         let why = match threshold {
             Some((thr, s)) if cmp.gain > thr => {
                 format!("{} beyond {} in 1 run, confirming", cmp.d(), label(thr, s))
@@ -465,11 +603,11 @@ fn noise_aware(
         };
     }
     // Rule 6.
-    confirm(cfg, noise, cmp)
+    confirm(cfg, noise, cmp, earlier.alpha())
 }
 
-/// The final test on a candidate that has had all its runs (rule 6).
-fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison) -> Verdict {
+/// The final test on a candidate that has had all its runs (rule 6), at level `alpha`.
+fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison, alpha: f64) -> Verdict {
     let n = cmp.n_c;
     if n < 2 {
         return Verdict::Discard {
@@ -481,7 +619,17 @@ fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison) -> Verdic
             evidence: format!("{} ≤ min_delta={} (n={n})", cmp.d(), num(cfg.min_delta)),
         };
     }
-    let (p, what) = if cmp.paired_gains.len() >= 2 {
+    let pooled_sigma = noise.sigma().filter(|s| *s > 0.0);
+    // Which test, chosen before looking at the candidate's p: the paired t's variance rests
+    // on its own n − 1 pairs (2 df with the defaults, t₀.₉₅ = 2.92), the pooled t's on the
+    // noise model's df, which grows with every repeated run of the session (t₀.₉₅ → 1.65).
+    // The paired test is used while it has at least as many df; after that the pooled one
+    // has more power unless seed effects are strongly shared between code versions, and it
+    // stays honest when they are (shared seed effects only make it conservative).
+    let pairs = cmp.paired_gains.len();
+    let paired =
+        pairs >= 2 && (pooled_sigma.is_none() || (cmp.all_paired() && pairs as u64 > noise.df()));
+    let (p, what) = if paired {
         let Some(t) = stats::one_sample_t(&cmp.paired_gains, Alternative::Greater) else {
             return Verdict::Discard {
                 evidence: format!("{}: paired test impossible (n={n})", cmp.d()),
@@ -491,16 +639,17 @@ fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison) -> Verdic
             t.p,
             format!("paired t: {} (n={})", p_text(t.p), cmp.paired_gains.len()),
         )
-    } else if let Some(s) = noise.sigma().filter(|s| *s > 0.0) {
+    } else if let Some(s) = pooled_sigma {
         let se = s * (1.0 / n as f64 + 1.0 / cmp.n_b as f64).sqrt();
-        let p = stats::student_t_sf(cmp.gain / se, noise.df() as f64);
+        let p = stats::student_t_sf(cmp.unpaired_gain / se, noise.df() as f64);
         (
             p,
             format!(
-                "pooled t: {} (n={n} vs {}, df={})",
+                "pooled t: {} (n={n} vs {}, df={}, Δ of the means {})",
                 p_text(p),
                 cmp.n_b,
-                noise.df()
+                noise.df(),
+                signed(cmp.unpaired_delta)
             ),
         )
     } else {
@@ -511,13 +660,23 @@ fn confirm(cfg: &DecisionConfig, noise: &NoiseModel, cmp: &Comparison) -> Verdic
             ),
         };
     };
-    if p < ALPHA {
+    let level = if alpha < ALPHA {
+        format!("α={}", short_alpha(alpha))
+    } else {
+        ALPHA.to_string()
+    };
+    if p < alpha {
+        let at = if alpha < ALPHA {
+            format!(" < {level}")
+        } else {
+            String::new()
+        };
         Verdict::Keep {
-            evidence: format!("{what}, {}", cmp.d()),
+            evidence: format!("{what}{at}, {}", cmp.d()),
         }
     } else {
         Verdict::Discard {
-            evidence: format!("{what} ≥ {ALPHA}, {}", cmp.d()),
+            evidence: format!("{what} ≥ {level}, {}", cmp.d()),
         }
     }
 }

@@ -65,10 +65,19 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
         Some((sigma, _)) if sigma > 0.0 => 2.0 * sigma,
         _ => (best.abs() * NEAR_MISS_FRACTION).max(f64::EPSILON),
     };
+    // A code measured again later (a revisited near miss) speaks through its last visit.
+    let revisited_later = |i: usize, r: &ExperimentRecord| {
+        !r.state_hash.is_empty()
+            && records[i + 1..]
+                .iter()
+                .any(|l| l.state_hash == r.state_hash)
+    };
     let mut misses: Vec<(&ExperimentRecord, f64, f64)> = records
         .iter()
         .zip(&a.reference)
-        .filter(|(r, _)| r.status == Status::Discard)
+        .enumerate()
+        .filter(|(i, (r, _))| r.status == Status::Discard && !revisited_later(*i, r))
+        .map(|(_, pair)| pair)
         .filter_map(|(r, reference)| {
             let reference = (*reference)?;
             let gain = info.direction.gain(r.metric?, reference);

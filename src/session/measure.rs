@@ -4,7 +4,7 @@
 
 use super::run::{BATCH_SCALE_KEY, RunResult};
 use super::{Event, Outcome, Session, SessionError, now, rel};
-use crate::decision::policy::{self, Verdict};
+use crate::decision::policy::{self, Earlier, Verdict};
 use crate::experiment::{Category, ExperimentRecord, Status};
 
 pub use crate::experiment::{RUNS_KEY, SD_KEY};
@@ -61,29 +61,37 @@ impl Session<'_> {
     }
 
     /// Runs a committed experiment as often as the policy asks, decides, records, and
-    /// moves the branch.
+    /// moves the branch. `earlier`: what earlier experiments measured of the same code
+    /// against the same best (a revisited near miss), or nothing.
     pub(crate) fn measure_and_decide(
         &mut self,
         mut rec: ExperimentRecord,
+        earlier: &Earlier,
     ) -> Result<Outcome, SessionError> {
         let mut scale = self.batch_scale;
         let dir = self.config.metric.direction;
-        let best_id = self.best().map(|b| b.id);
-        let best_runs = match best_id {
-            Some(id) => self.runs_of(id)?,
+        let best_runs = match self.best().cloned() {
+            Some(b) => self.runs_of_code(&b)?,
             None => Vec::new(),
         };
         let noise = self.noise()?;
         let mut runs: Vec<(u64, f64)> = Vec::new();
         loop {
-            let verdict = policy::decide(&self.config.decision, dir, &noise, &best_runs, &runs);
+            let verdict = policy::decide_again(
+                &self.config.decision,
+                dir,
+                &noise,
+                &best_runs,
+                earlier,
+                &runs,
+            );
             let seed = match verdict {
                 Verdict::Measure { ref seeds, .. } if !seeds.is_empty() => seeds[0],
                 Verdict::Measure { .. } => unreachable!("decide asks for at least one seed"),
                 Verdict::Keep { evidence } | Verdict::Discard { evidence } if runs.is_empty() => {
                     unreachable!("decided without a run: {evidence}")
                 }
-                v => return self.conclude(rec, &runs, v, scale),
+                v => return self.conclude(rec, earlier, &runs, v, scale),
             };
             let r = self.measure(&rec, seed, scale, runs.len())?;
             if r.interrupted() {
@@ -149,12 +157,14 @@ impl Session<'_> {
     fn conclude(
         &mut self,
         mut rec: ExperimentRecord,
+        earlier: &Earlier,
         runs: &[(u64, f64)],
         verdict: Verdict,
         scale: f64,
     ) -> Result<Outcome, SessionError> {
         let status = verdict.status().unwrap_or(Status::Discard);
-        let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+        // A revisit's record stands for the code: its mean and n are over every run of it.
+        let values: Vec<f64> = earlier.runs.iter().chain(runs).map(|m| m.1).collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let prev_best = self.best().and_then(|b| b.metric);
         let evidence = match prev_best {
@@ -171,6 +181,16 @@ impl Session<'_> {
                 )
             }
             None => verdict.evidence().to_string(),
+        };
+        let evidence = if earlier.visits > 0 {
+            format!(
+                "visit {} ({} earlier run(s), {} new): {evidence}",
+                earlier.visits + 1,
+                earlier.runs.len(),
+                runs.len()
+            )
+        } else {
+            evidence
         };
         if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
             rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
@@ -232,10 +252,18 @@ impl Session<'_> {
         if self.noise()?.is_deterministic() {
             return Ok(());
         }
+        self.remeasure_best("rechecked the best")?;
+        Ok(())
+    }
+
+    /// Runs the best once more on a seed it has not run and folds the value into its mean
+    /// (journal, results.tsv). `what` starts the note. False when there is no best or the
+    /// run gave no value (a warning says why).
+    pub(crate) fn remeasure_best(&mut self, what: &str) -> Result<bool, SessionError> {
         let Some(best) = self.best().cloned() else {
-            return Ok(());
+            return Ok(false);
         };
-        let before = self.runs_of(best.id)?;
+        let before = self.runs_of_code(&best)?;
         let seed = policy::recheck_seeds(&before)[0];
         let r = self.measure(&best, seed, self.batch_scale, before.len())?;
         let old = best.metric.unwrap_or(f64::NAN);
@@ -256,13 +284,17 @@ impl Session<'_> {
                 self.write_results()?;
                 let noise = self.noise()?.summary();
                 self.note(format!(
-                    "rechecked the best (seed {seed}): {v:.6} against its mean {old:.6} (drift {:+.6}); noise now {noise}",
-                    v - old
+                    "{what} on a new seed ({seed}): {v:.6} against its mean {old:.6} ({:+.6}: drift plus noise); now n={}; noise {noise}",
+                    v - old,
+                    all.len()
                 ));
+                Ok(true)
             }
-            Err(why) => self.warn(format!("rechecking the best failed: {why}")),
+            Err(why) => {
+                self.warn(format!("{what}: the run failed: {why}"));
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// Finalises a record in the journal and results.tsv, then moves the branch.

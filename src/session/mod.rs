@@ -9,6 +9,7 @@ mod lock;
 mod measure;
 pub mod progress;
 mod repair;
+mod revisit;
 mod run;
 mod start;
 
@@ -22,6 +23,7 @@ pub use start::Setup;
 
 use crate::agent::{AgentError, Context, Proposer, state_hash};
 use crate::config::Config;
+use crate::decision::policy::Earlier;
 use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::platform::Platform;
 use crate::runner::{Cancel, Executor, RunnerError};
@@ -279,8 +281,16 @@ impl<'a> Session<'a> {
             if self.cancel.requested() {
                 return Ok(EndReason::Interrupted);
             }
+            let proposal = match proposal {
+                Err(AgentError::Exhausted(why)) => match self.near_miss_to_revisit()? {
+                    Some(revisit) => Ok((revisit.proposal, revisit.earlier)),
+                    None if self.sharpen_best()? => continue,
+                    None => return Ok(EndReason::Exhausted(why)),
+                },
+                other => other.map(|p| (p, Earlier::default())),
+            };
             match proposal {
-                Ok(p) => match self.experiment(iteration, p)? {
+                Ok((p, earlier)) => match self.experiment(iteration, p, &earlier)? {
                     Outcome::Ran => {
                         ran_now += 1;
                         failed_proposals = 0;
@@ -419,11 +429,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Applies, commits, runs and decides one proposal.
+    /// Applies, commits, runs and decides one proposal (`earlier`: a revisited near miss's
+    /// earlier runs, or nothing).
     fn experiment(
         &mut self,
         iteration: u64,
         p: crate::agent::Proposal,
+        earlier: &Earlier,
     ) -> Result<Outcome, SessionError> {
         let description = one_line(&p.description);
         self.send(Event::Proposal {
@@ -462,9 +474,10 @@ impl<'a> Session<'a> {
             attempt: 1,
             description: &description,
             category: p.category,
+            repeat: earlier.visits > 0,
         };
         match self.commit_state(draft, &files, &before, usage)? {
-            Ok(rec) => self.measure_and_decide(rec),
+            Ok(rec) => self.measure_and_decide(rec, earlier),
             Err(why) => Ok(Outcome::Rejected(why)),
         }
     }
@@ -483,6 +496,7 @@ impl<'a> Session<'a> {
             attempt,
             description,
             category,
+            repeat,
         } = draft;
         if files == before {
             let why = "the proposal changes nothing".to_string();
@@ -494,6 +508,7 @@ impl<'a> Session<'a> {
             .history
             .iter()
             .find(|r| r.state_hash == hash && r.status != Status::Rejected)
+            .filter(|_| !repeat)
         {
             let why = format!(
                 "the resulting files equal experiment {} ({}), already run",
@@ -587,6 +602,8 @@ pub(crate) struct Draft<'d> {
     pub attempt: u32,
     pub description: &'d str,
     pub category: Category,
+    /// A near miss measured again: its state was run before, on purpose.
+    pub repeat: bool,
 }
 
 /// What one proposal came to.

@@ -3,6 +3,7 @@
 //! committed as the next attempt of the same experiment.
 
 use super::{Outcome, Session, SessionError};
+use crate::decision::policy::Earlier;
 use crate::experiment::{ExperimentRecord, Status};
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ pub(crate) enum Repaired {
 impl Repaired {
     pub(crate) fn run(self, session: &mut Session<'_>) -> Result<Outcome, SessionError> {
         match self {
-            Repaired::Run(rec) => session.measure_and_decide(*rec),
+            Repaired::Run(rec) => session.measure_and_decide(*rec, &Earlier::default()),
             Repaired::Rejected => Ok(Outcome::Ran),
         }
     }
@@ -163,6 +164,7 @@ impl Session<'_> {
                     attempt: crashed.attempt + 1,
                     description: &description,
                     category: crashed.category,
+                    repeat: false,
                 },
                 &files,
                 &before,

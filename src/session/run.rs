@@ -4,7 +4,7 @@
 
 use super::{Event, Session, SessionError, rel};
 use crate::decision::policy::NoiseModel;
-use crate::experiment::ExperimentRecord;
+use crate::experiment::{ExperimentRecord, Status};
 use crate::metric::{self, Metrics};
 use crate::runner::{Exit, Job, RunOutcome, RunnerError, sandbox};
 use crate::store::Measurement;
@@ -251,6 +251,32 @@ impl Session<'_> {
             .measurements(self.row.id)?
             .into_iter()
             .filter(|m| m.experiment_id == experiment_id)
+            .filter_map(|m| Some((m.seed, m.value?)))
+            .collect())
+    }
+
+    /// The (seed, value) runs of the code `rec` ran, over every decided experiment that ran
+    /// the same files (a near miss measured again is one code with two experiments), in
+    /// the order they ran. A record with no state hash (an imported row) has its own runs.
+    pub(crate) fn runs_of_code(
+        &self,
+        rec: &ExperimentRecord,
+    ) -> Result<Vec<(u64, f64)>, SessionError> {
+        if rec.state_hash.is_empty() {
+            return self.runs_of(rec.id);
+        }
+        let ids: std::collections::HashSet<i64> = self
+            .history
+            .iter()
+            .filter(|r| r.state_hash == rec.state_hash)
+            .filter(|r| r.id == rec.id || matches!(r.status, Status::Keep | Status::Discard))
+            .map(|r| r.id)
+            .collect();
+        Ok(self
+            .journal
+            .measurements(self.row.id)?
+            .into_iter()
+            .filter(|m| ids.contains(&m.experiment_id))
             .filter_map(|m| Some((m.seed, m.value?)))
             .collect())
     }

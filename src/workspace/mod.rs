@@ -291,6 +291,17 @@ impl Repo {
             .collect()
     }
 
+    /// A file's exact text at `commit`, or `None` when the commit (a discarded experiment's,
+    /// pruned by `git gc`), the file or valid UTF-8 is not there.
+    pub fn file_at(&self, commit: &str, path: &Path) -> Option<String> {
+        let spec = format!("{commit}:{}", path.to_string_lossy().replace('\\', "/"));
+        let out = self.output(&["show", &spec]).ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8(out.stdout).ok()
+    }
+
     /// Writes files into the work tree.
     pub fn write_files(&self, files: &BTreeMap<PathBuf, String>) -> Result<(), GitError> {
         for (p, contents) in files {

@@ -1,0 +1,147 @@
+//! Revisiting near misses: when the proposer has nothing new to try, the session measures
+//! the most promising discarded child of the best again, on seeds it has not run, and
+//! decides on all its runs (old and new) rather than ending with compute to spare.
+//!
+//! Why: a candidate that gains about one σ cannot be confirmed by three runs, and the
+//! built-in search never proposes a state twice, so without this a noisy session stops as
+//! soon as every move from the best was tried once, leaving real gains unconfirmed. Each
+//! revisit adds up to `1 + confirm_runs` runs; the k-th look at the same code tests at α/k
+//! ([`Earlier::alpha`]), so looking again cannot make noise pass much more often.
+//!
+//! Eligible: noise-aware mode with `revisits > 0` and a noise estimate above 0; an
+//! experiment discarded against the current best (its parent is the best's commit) whose
+//! runs, pooled over its visits, still show a gain; at most `revisits` visits after the
+//! first. The one with the largest gain in standard errors goes first. When none is left,
+//! the best itself is measured again (up to as many runs as a fully revisited near miss),
+//! since a best that was lucky makes every candidate look worse; then the near misses are
+//! ranked again.
+
+use super::{Session, SessionError};
+use crate::agent::{FileChange, Proposal, Usage};
+use crate::config::DecisionMode;
+use crate::decision::policy::{self, Earlier};
+use crate::experiment::{ExperimentRecord, Status};
+use std::collections::BTreeMap;
+
+/// A near miss to measure again: the proposal that restores its files, and what its earlier
+/// visits measured.
+pub(crate) struct Revisit {
+    pub proposal: Proposal,
+    pub earlier: Earlier,
+}
+
+impl Session<'_> {
+    /// The near miss to measure again now, or `None` (the session then ends as exhausted).
+    pub(crate) fn near_miss_to_revisit(&mut self) -> Result<Option<Revisit>, SessionError> {
+        let cfg = &self.config.decision;
+        if cfg.mode != DecisionMode::NoiseAware || cfg.revisits == 0 {
+            return Ok(None);
+        }
+        let Some(best) = self.best().cloned() else {
+            return Ok(None);
+        };
+        let noise = self.noise()?;
+        let best_runs = self.runs_of_code(&best)?;
+        let dir = self.config.metric.direction;
+        // Each state's visits against the current best, oldest first.
+        let mut visits: BTreeMap<&str, Vec<&ExperimentRecord>> = BTreeMap::new();
+        for r in &self.history {
+            // Interrupted, rejected or unfinished visits measured nothing to decide on.
+            if matches!(r.status, Status::Keep | Status::Discard | Status::Crash)
+                && r.parent == best.commit
+                && !r.state_hash.is_empty()
+                && r.state_hash != best.state_hash
+                && r.iteration > 0
+            {
+                visits.entry(r.state_hash.as_str()).or_default().push(r);
+            }
+        }
+        let mut ranked: Vec<(f64, Revisit, String)> = Vec::new();
+        for recs in visits.values() {
+            // Only a code that was run and discarded each time: a crash is never retried.
+            if recs.iter().any(|r| r.status != Status::Discard)
+                || recs.len() > cfg.revisits as usize
+            {
+                continue;
+            }
+            let last = recs.last().expect("a state has a visit");
+            let runs = self.runs_of_code(last)?;
+            let Some(score) = policy::near_miss_score(dir, &noise, &best_runs, &runs) else {
+                continue;
+            };
+            let Some(proposal) = self.restore_proposal(last) else {
+                continue;
+            };
+            let earlier = Earlier {
+                runs,
+                visits: u32::try_from(recs.len()).unwrap_or(u32::MAX),
+            };
+            let why = format!(
+                "the proposer has nothing new; measuring `{}` again (visit {}, {} run(s) so far, gain {:.2} standard errors)",
+                last.description,
+                recs.len() + 1,
+                earlier.runs.len(),
+                score
+            );
+            ranked.push((score, Revisit { proposal, earlier }, why));
+        }
+        // The strongest evidence first; the earliest experiment breaks a tie (stable sort).
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let Some((_, revisit, why)) = ranked.into_iter().next() else {
+            return Ok(None);
+        };
+        self.note(why);
+        Ok(Some(revisit))
+    }
+
+    /// When no near miss is left to revisit: runs the best once more on a new seed, while
+    /// it has fewer runs than a near miss revisited to the cap would have
+    /// (`baseline_runs + revisits × (1 + confirm_runs)`, 12 by default). A best measured
+    /// few times may simply have been lucky; a sharper mean changes every comparison, and
+    /// the near misses are ranked again against it. False when nothing was run.
+    pub(crate) fn sharpen_best(&mut self) -> Result<bool, SessionError> {
+        let cfg = &self.config.decision;
+        if cfg.mode != DecisionMode::NoiseAware || cfg.revisits == 0 || self.cancel.requested() {
+            return Ok(false);
+        }
+        let cap =
+            cfg.baseline_runs as usize + cfg.revisits as usize * (1 + cfg.confirm_runs as usize);
+        let Some(best) = self.best().cloned() else {
+            return Ok(false);
+        };
+        if self.noise()?.sigma().is_none_or(|s| s == 0.0) || self.runs_of_code(&best)?.len() >= cap
+        {
+            return Ok(false);
+        }
+        self.remeasure_best(
+            "the proposer has nothing new and no near miss shows a gain: measured the best again",
+        )
+    }
+
+    /// A proposal that puts back the editable files as `rec` ran them, read from its commit.
+    /// `None` when that commit is gone (pruned by `git gc`) or holds none of the files.
+    fn restore_proposal(&self, rec: &ExperimentRecord) -> Option<Proposal> {
+        let changes: Vec<FileChange> = self
+            .config
+            .editable
+            .iter()
+            .filter_map(|path| {
+                let contents = self.repo.file_at(&rec.commit, path)?;
+                Some(FileChange {
+                    path: path.clone(),
+                    contents,
+                })
+            })
+            .collect();
+        if changes.is_empty() {
+            return None;
+        }
+        Some(Proposal {
+            description: rec.description.clone(),
+            category: rec.category,
+            changes,
+            scratchpad: None,
+            usage: Usage::default(),
+        })
+    }
+}
