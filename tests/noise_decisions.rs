@@ -275,11 +275,13 @@ fn runs_of(dir: &Path, iteration: i64) -> Vec<(u64, String)> {
 fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_runs() {
     // LR 0.2 truly gains 0.02. Its first visit (seeds 1-3: 0.99, 0.985, 0.995 against 1.00,
     // 1.01, 0.99) gains 0.01 on average, paired t p ≈ 0.19: a near miss, discarded. The
-    // five other moves are worse. With nothing new to try, the session measures LR 0.2
-    // again on seeds 4-6 (0.97, 0.975, 0.97), and decides on all six runs: Δ = −0.0192,
-    // pooled t (σ̂ = 0.0079 on 4 df, 6 runs against the best's 3) p ≈ 0.013 < α/2 = 0.025.
+    // five other moves are worse. With nothing new to try, the session first measures the
+    // best again (seeds 4-6: 1.0 each) so that both sides will have six runs, then LR 0.2
+    // on seeds 4-6 (0.985, 0.98, 0.985), and decides on all six runs: Δ = −0.0133, below
+    // the 2.43σ̂ = 0.0145 that would keep it outright, so the pooled t decides (σ̂ = 0.0060
+    // on 7 df, 6 runs against 6): p ≈ 0.003 < α/2 = 0.025.
     let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
-    let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, -0.01, -0.005, -0.01, 0.0]");
+    let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, 0.005, 0.0, 0.005]");
     let (dir, out) = exhausting_session(&train, &cfg);
     let j = journal(dir.path());
     assert_eq!(j[1].1, "discard", "{:?}", j[1]);
@@ -287,7 +289,16 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
     for e in &j[2..7] {
         assert_eq!(e.1, "discard", "{e:?}");
     }
-    // The revisit: experiment 7, the same description, new seeds only.
+    // The best got three more seeds before the revisit.
+    let base: Vec<u64> = runs_of(dir.path(), 0).iter().map(|r| r.0).collect();
+    assert_eq!(base, [1, 2, 3, 4, 5, 6]);
+    assert!(
+        out.contains(
+            "before measuring `LR 0.1 → 0.2` again (to 6 runs), measured the best again on a new seed (4)"
+        ),
+        "{out}"
+    );
+    // The revisit: experiment 7, the same description, seeds new to it.
     assert_eq!(j[7].0, 7);
     assert_eq!(j[7].1, "keep", "{:?}", j[7]);
     assert!(
@@ -296,7 +307,9 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
         j[7]
     );
     assert!(
-        j[7].3.contains("pooled t: p=0.01") && j[7].3.contains("< α=0.025"),
+        j[7].3.contains("pooled t: p=0.00")
+            && j[7].3.contains("(n=6 vs 6, df=7, Δ of the means -0.0133)")
+            && j[7].3.contains("< α=0.025"),
         "{:?}",
         j[7]
     );
@@ -304,9 +317,9 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
     assert_eq!(
         runs[..3],
         [
-            (4, "0.970000".to_string()),
-            (5, "0.975000".to_string()),
-            (6, "0.970000".to_string())
+            (4, "0.985000".to_string()),
+            (5, "0.980000".to_string()),
+            (6, "0.985000".to_string())
         ]
     );
     // Once its children are all worse, the new best is measured again up to 12 runs.
@@ -318,7 +331,7 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
     let rows = results(dir.path());
     assert_eq!(rows[7][3], "keep");
     assert_eq!(
-        rows[7][1], "0.980417",
+        rows[7][1], "0.983333",
         "the mean of all twelve runs of LR 0.2"
     );
     assert!(
@@ -342,8 +355,9 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
 #[test]
 fn a_noise_only_near_miss_measured_again_is_discarded_once_its_gain_is_gone() {
     // LR 0.2 is noise only. First visit: gains 0.01, −0.005, 0.01 → a near miss (p ≈ 0.21).
-    // The revisit's seeds 4-6 read 1.0, 1.005, 1.01: the pooled gain shrinks to 0 on the
-    // sixth run (rule 1), and a code with no gain left is not revisited again.
+    // The best is measured to six runs first (seeds 4-6: 1.0 each); the revisit's seeds 4-6
+    // read 1.0, 1.005, 1.01: the pooled gain shrinks to 0 on the sixth run (rule 1), and a
+    // code with no gain left is not revisited again.
     let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
     let train = one_near_miss(1.0, "[-0.01, 0.005, -0.01, 0.0, 0.005, 0.01, 0.0]");
     let (dir, out) = exhausting_session(&train, &cfg);
@@ -364,7 +378,11 @@ fn a_noise_only_near_miss_measured_again_is_discarded_once_its_gain_is_gone() {
     let seeds: Vec<u64> = runs_of(dir.path(), 0).iter().map(|r| r.0).collect();
     assert_eq!(seeds, (1..=12).collect::<Vec<u64>>());
     assert!(
-        out.contains("no near miss shows a gain: measured the best again on a new seed (4)"),
+        out.contains("before measuring `LR 0.1 → 0.2` again (to 6 runs), measured the best again on a new seed (4)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no near miss shows a gain: measured the best again on a new seed (7)"),
         "{out}"
     );
     assert_eq!(results(dir.path())[0][4], "baseline (n=12, ±0.0043)");

@@ -346,6 +346,10 @@ impl Comparison {
         } else {
             unpaired_gain
         };
+        // Equal means that differ in the last bits of a float sum are equal (rule 1).
+        let scale = best.iter().map(|m| m.1.abs()).fold(1.0, f64::max);
+        let snap = |g: f64| if g.abs() <= 1e-12 * scale { 0.0 } else { g };
+        let (gain, unpaired_gain) = (snap(gain), snap(unpaired_gain));
         let to_delta = |g: f64| match direction {
             Direction::Minimize => -g,
             Direction::Maximize => g,

@@ -10,6 +10,7 @@ mod measure;
 pub mod progress;
 mod repair;
 mod revisit;
+use revisit::Leftover;
 mod run;
 mod start;
 
@@ -282,10 +283,12 @@ impl<'a> Session<'a> {
                 return Ok(EndReason::Interrupted);
             }
             let proposal = match proposal {
-                Err(AgentError::Exhausted(why)) => match self.near_miss_to_revisit()? {
-                    Some(revisit) => Ok((revisit.proposal, revisit.earlier)),
-                    None if self.sharpen_best()? => continue,
-                    None => return Ok(EndReason::Exhausted(why)),
+                Err(AgentError::Exhausted(why)) => match self.leftover()? {
+                    Leftover::Revisit(r) => Ok((r.proposal, r.earlier)),
+                    Leftover::MeasureBest(what) if self.remeasure_best(&what)? => continue,
+                    Leftover::MeasureBest(_) | Leftover::Nothing => {
+                        return Ok(EndReason::Exhausted(why));
+                    }
                 },
                 other => other.map(|p| (p, Earlier::default())),
             };

@@ -11,10 +11,10 @@
 //! Eligible: noise-aware mode with `revisits > 0` and a noise estimate above 0; an
 //! experiment discarded against the current best (its parent is the best's commit) whose
 //! runs, pooled over its visits, still show a gain; at most `revisits` visits after the
-//! first. The one with the largest gain in standard errors goes first. When none is left,
-//! the best itself is measured again (up to as many runs as a fully revisited near miss),
-//! since a best that was lucky makes every candidate look worse; then the near misses are
-//! ranked again.
+//! first. The one with the largest gain in standard errors goes first. The best is measured
+//! again first whenever it has fewer runs than that near miss will have (and, with no near
+//! miss left, up to as many runs as a fully revisited one, `baseline_runs + revisits × (1 +
+//! confirm_runs)` = 12 by default): a best that was lucky makes every candidate look worse.
 
 use super::{Session, SessionError};
 use crate::agent::{FileChange, Proposal, Usage};
@@ -30,18 +30,65 @@ pub(crate) struct Revisit {
     pub earlier: Earlier,
 }
 
+/// What the session does when the proposer has nothing new.
+pub(crate) enum Leftover {
+    /// Measure this near miss again.
+    Revisit(Revisit),
+    /// Run the best once more first; the text begins the note that says why.
+    MeasureBest(String),
+    /// Nothing worth a run: the session ends.
+    Nothing,
+}
+
 impl Session<'_> {
-    /// The near miss to measure again now, or `None` (the session then ends as exhausted).
-    pub(crate) fn near_miss_to_revisit(&mut self) -> Result<Option<Revisit>, SessionError> {
-        let cfg = &self.config.decision;
-        if cfg.mode != DecisionMode::NoiseAware || cfg.revisits == 0 {
-            return Ok(None);
+    /// The most useful run left when the proposer is exhausted (see the module docs). The
+    /// best and the near miss about to be revisited are kept at about the same number of
+    /// runs: the variance of a difference of means is smallest when both sides are measured
+    /// equally, and a best measured few times may simply have been lucky.
+    pub(crate) fn leftover(&mut self) -> Result<Leftover, SessionError> {
+        let cfg = self.config.decision.clone();
+        if cfg.mode != DecisionMode::NoiseAware || cfg.revisits == 0 || self.cancel.requested() {
+            return Ok(Leftover::Nothing);
         }
         let Some(best) = self.best().cloned() else {
-            return Ok(None);
+            return Ok(Leftover::Nothing);
         };
         let noise = self.noise()?;
-        let best_runs = self.runs_of_code(&best)?;
+        if noise.sigma().is_none_or(|s| s == 0.0) {
+            return Ok(Leftover::Nothing);
+        }
+        let per_visit = 1 + cfg.confirm_runs as usize;
+        let cap = cfg.baseline_runs as usize + cfg.revisits as usize * per_visit;
+        let best_n = self.runs_of_code(&best)?.len();
+        match self.near_miss_to_revisit(&best, &noise)? {
+            Some((revisit, why)) => {
+                let target = cap.min(revisit.earlier.runs.len() + per_visit);
+                if best_n < target {
+                    return Ok(Leftover::MeasureBest(format!(
+                        "before measuring `{}` again (to {target} runs), measured the best again",
+                        revisit.proposal.description
+                    )));
+                }
+                self.note(why);
+                Ok(Leftover::Revisit(revisit))
+            }
+            None if best_n < cap => Ok(Leftover::MeasureBest(
+                "the proposer has nothing new and no near miss shows a gain: measured the best again"
+                    .to_string(),
+            )),
+            None => Ok(Leftover::Nothing),
+        }
+    }
+
+    /// The near miss with the strongest evidence of a gain over the best, with the note
+    /// announcing its revisit; `None` when no discarded child of the best qualifies.
+    fn near_miss_to_revisit(
+        &self,
+        best: &ExperimentRecord,
+        noise: &crate::decision::policy::NoiseModel,
+    ) -> Result<Option<(Revisit, String)>, SessionError> {
+        let cfg = &self.config.decision;
+        let best_runs = self.runs_of_code(best)?;
         let dir = self.config.metric.direction;
         // Each state's visits against the current best, oldest first.
         let mut visits: BTreeMap<&str, Vec<&ExperimentRecord>> = BTreeMap::new();
@@ -66,7 +113,7 @@ impl Session<'_> {
             }
             let last = recs.last().expect("a state has a visit");
             let runs = self.runs_of_code(last)?;
-            let Some(score) = policy::near_miss_score(dir, &noise, &best_runs, &runs) else {
+            let Some(score) = policy::near_miss_score(dir, noise, &best_runs, &runs) else {
                 continue;
             };
             let Some(proposal) = self.restore_proposal(last) else {
@@ -87,35 +134,10 @@ impl Session<'_> {
         }
         // The strongest evidence first; the earliest experiment breaks a tie (stable sort).
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let Some((_, revisit, why)) = ranked.into_iter().next() else {
-            return Ok(None);
-        };
-        self.note(why);
-        Ok(Some(revisit))
-    }
-
-    /// When no near miss is left to revisit: runs the best once more on a new seed, while
-    /// it has fewer runs than a near miss revisited to the cap would have
-    /// (`baseline_runs + revisits × (1 + confirm_runs)`, 12 by default). A best measured
-    /// few times may simply have been lucky; a sharper mean changes every comparison, and
-    /// the near misses are ranked again against it. False when nothing was run.
-    pub(crate) fn sharpen_best(&mut self) -> Result<bool, SessionError> {
-        let cfg = &self.config.decision;
-        if cfg.mode != DecisionMode::NoiseAware || cfg.revisits == 0 || self.cancel.requested() {
-            return Ok(false);
-        }
-        let cap =
-            cfg.baseline_runs as usize + cfg.revisits as usize * (1 + cfg.confirm_runs as usize);
-        let Some(best) = self.best().cloned() else {
-            return Ok(false);
-        };
-        if self.noise()?.sigma().is_none_or(|s| s == 0.0) || self.runs_of_code(&best)?.len() >= cap
-        {
-            return Ok(false);
-        }
-        self.remeasure_best(
-            "the proposer has nothing new and no near miss shows a gain: measured the best again",
-        )
+        Ok(ranked
+            .into_iter()
+            .next()
+            .map(|(_, revisit, why)| (revisit, why)))
     }
 
     /// A proposal that puts back the editable files as `rec` ran them, read from its commit.
