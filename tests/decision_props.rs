@@ -2,7 +2,10 @@
 //! noise-only and real-gain candidates comparing greedy with noise-aware decisions.
 
 use autoresearch::config::{DecisionConfig, DecisionMode};
-use autoresearch::decision::{Measurement, NoiseModel, Verdict, decide, default_config};
+use autoresearch::decision::{
+    Earlier, Measurement, NoiseModel, Verdict, decide, decide_again, default_config,
+    near_miss_score, recheck_seeds,
+};
 use autoresearch::experiment::Direction;
 use proptest::prelude::*;
 
@@ -197,4 +200,96 @@ fn noise_aware_cuts_false_keeps_against_greedy() {
     let (a_real, _) = simulate(&aware, 3.0, trials, &mut rng);
     eprintln!("3σ real gain: noise-aware keeps {a_real}/{trials}");
     assert!(a_real * 2 > trials, "{a_real}");
+}
+
+/// One candidate through the session's revisit loop, at the policy level: a fresh 3-run
+/// baseline, the first visit, then while it is discarded with its runs still showing a gain
+/// (`near_miss_score`), the best is measured up to the candidate's coming run count and the
+/// candidate visited again (`decide_again`), up to `revisits` times. Noise is independent
+/// per run (σ = 0.01). Returns (kept, candidate runs).
+fn simulate_revisits(cfg: &DecisionConfig, true_gain: f64, rng: &mut Rng) -> (bool, usize) {
+    let sigma = 0.01;
+    let mut run = |mean: f64| mean + sigma * rng.normal();
+    let mut best: Vec<Measurement> = (1..=3).map(|s| (s, 1.0)).collect();
+    for m in &mut best {
+        m.1 = run(1.0);
+    }
+    let mut groups: Vec<Vec<f64>> = Vec::new();
+    let mut earlier = Earlier::default();
+    loop {
+        let noise = NoiseModel::from_groups(
+            groups
+                .iter()
+                .map(Vec::as_slice)
+                .chain([&best_values(&best)[..]]),
+        );
+        let mut cand: Vec<Measurement> = Vec::new();
+        let verdict = loop {
+            match decide_again(cfg, Direction::Minimize, &noise, &best, &earlier, &cand) {
+                Verdict::Measure { seeds, .. } => {
+                    for s in seeds {
+                        cand.push((s, run(1.0 - true_gain * sigma)));
+                    }
+                }
+                v => break v,
+            }
+        };
+        groups.push(cand.iter().map(|m| m.1).collect());
+        earlier.runs.extend(cand);
+        earlier.visits += 1;
+        if verdict.is_keep() {
+            return (true, earlier.runs.len());
+        }
+        let noise = NoiseModel::from_groups(
+            groups
+                .iter()
+                .map(Vec::as_slice)
+                .chain([&best_values(&best)[..]]),
+        );
+        if earlier.visits > cfg.revisits
+            || near_miss_score(Direction::Minimize, &noise, &best, &earlier.runs).is_none()
+        {
+            return (false, earlier.runs.len());
+        }
+        // The best first gets as many runs as the candidate will have.
+        let target = earlier.runs.len() + 1 + cfg.confirm_runs as usize;
+        while best.len() < target {
+            let s = recheck_seeds(&best)[0];
+            best.push((s, run(1.0)));
+        }
+    }
+}
+
+fn best_values(best: &[Measurement]) -> Vec<f64> {
+    best.iter().map(|m| m.1).collect()
+}
+
+#[test]
+fn revisits_add_power_without_letting_much_more_noise_through() {
+    let mut rng = Rng(20261123);
+    let trials = 2000;
+    let once = DecisionConfig {
+        revisits: 0,
+        ..default_config()
+    };
+    let again = default_config();
+    assert_eq!(again.revisits, 6);
+    let rate = |cfg: &DecisionConfig, gain: f64, rng: &mut Rng| {
+        let kept = (0..trials)
+            .filter(|_| simulate_revisits(cfg, gain, rng).0)
+            .count();
+        kept as f64 / trials as f64
+    };
+    let (null_once, null_again) = (rate(&once, 0.0, &mut rng), rate(&again, 0.0, &mut rng));
+    let (real_once, real_again) = (rate(&once, 1.0, &mut rng), rate(&again, 1.0, &mut rng));
+    eprintln!(
+        "noise only kept: {null_once:.3} in one visit, {null_again:.3} with revisits; \
+         a 1σ gain kept: {real_once:.3} → {real_again:.3}"
+    );
+    // Looking again at α/k lets noise through only a little more often than one look
+    // (measured: 6.1 % → 8.7 %; the Bonferroni bound over 7 looks is α·H(7) ≈ 13 %).
+    assert!(null_again <= 0.10, "{null_again}");
+    assert!(null_again <= null_once + 0.04, "{null_once} → {null_again}");
+    // And it finds a 1σ gain far more often (measured: 25 % → 67 %).
+    assert!(real_again >= 2.0 * real_once, "{real_once} → {real_again}");
 }

@@ -280,7 +280,7 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
     // on seeds 4-6 (0.985, 0.98, 0.985), and decides on all six runs: Δ = −0.0133, below
     // the 2.43σ̂ = 0.0145 that would keep it outright, so the pooled t decides (σ̂ = 0.0060
     // on 7 df, 6 runs against 6): p ≈ 0.003 < α/2 = 0.025.
-    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
+    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0\nrevisits = 3");
     let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, 0.005, 0.0, 0.005]");
     let (dir, out) = exhausting_session(&train, &cfg);
     let j = journal(dir.path());
@@ -358,7 +358,7 @@ fn a_noise_only_near_miss_measured_again_is_discarded_once_its_gain_is_gone() {
     // The best is measured to six runs first (seeds 4-6: 1.0 each); the revisit's seeds 4-6
     // read 1.0, 1.005, 1.01: the pooled gain shrinks to 0 on the sixth run (rule 1), and a
     // code with no gain left is not revisited again.
-    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0");
+    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0\nrevisits = 3");
     let train = one_near_miss(1.0, "[-0.01, 0.005, -0.01, 0.0, 0.005, 0.01, 0.0]");
     let (dir, out) = exhausting_session(&train, &cfg);
     let j = journal(dir.path());

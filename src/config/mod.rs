@@ -216,7 +216,7 @@ impl Default for DecisionConfig {
             z: 2.0,
             confirm_runs: 2,
             recheck_every: 10,
-            revisits: 3,
+            revisits: 6,
         }
     }
 }

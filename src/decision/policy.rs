@@ -74,7 +74,7 @@ pub fn default_config() -> DecisionConfig {
         z: 2.0,
         confirm_runs: 2,
         recheck_every: 10,
-        revisits: 3,
+        revisits: 6,
     }
 }
 

@@ -14,7 +14,7 @@
 //! first. The one with the largest gain in standard errors goes first. The best is measured
 //! again first whenever it has fewer runs than that near miss will have (and, with no near
 //! miss left, up to as many runs as a fully revisited one, `baseline_runs + revisits × (1 +
-//! confirm_runs)` = 12 by default): a best that was lucky makes every candidate look worse.
+//! confirm_runs)` = 21 by default): a best that was lucky makes every candidate look worse.
 
 use super::{Session, SessionError};
 use crate::agent::{FileChange, Proposal, Usage};
