@@ -10,8 +10,9 @@ sampler gets the same problem and the same number of evaluations (bench/tpe.py, 
 bench/.venv's Python when present).
 
 Definitions (also in BENCHMARKS.md):
-- run: one training process (a row of the journal's `measurements` table), repeats and
-  drift rechecks included.
+- run: one training process (a row of the journal's `measurements` table), repeats, drift
+  rechecks and re-measurements of the best before a revisit included. A revisited near
+  miss is a new experiment (a journal row) with its own runs.
 - false keep: an experiment kept (iteration ≥ 1) whose true value is not lower than the
   true value of the best it replaced.
 - final: the true value of the session's best after its `--experiments` experiments.

@@ -10,7 +10,6 @@ mod measure;
 pub mod progress;
 mod repair;
 mod revisit;
-use revisit::Leftover;
 mod run;
 mod start;
 
@@ -30,6 +29,7 @@ use crate::platform::Platform;
 use crate::runner::{Cancel, Executor, RunnerError};
 use crate::store::{Journal, SessionRow, StoreError};
 use crate::workspace::{GitError, Repo};
+use revisit::Leftover;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -103,7 +103,8 @@ impl Session<'_> {
                 visits.entry(r.state_hash.as_str()).or_default().push(r);
             }
         }
-        let mut ranked: Vec<(f64, Revisit, String)> = Vec::new();
+        // (score, id of the last visit, visits) for every code that qualifies.
+        let mut ranked: Vec<(f64, i64, &Vec<&ExperimentRecord>)> = Vec::new();
         for recs in visits.values() {
             // Only a code that was run and discarded each time: a crash is never retried.
             if recs.iter().any(|r| r.status != Status::Discard)
@@ -113,31 +114,31 @@ impl Session<'_> {
             }
             let last = recs.last().expect("a state has a visit");
             let runs = self.runs_of_code(last)?;
-            let Some(score) = policy::near_miss_score(dir, noise, &best_runs, &runs) else {
-                continue;
-            };
+            if let Some(score) = policy::near_miss_score(dir, noise, &best_runs, &runs) {
+                ranked.push((score, last.id, recs));
+            }
+        }
+        // The strongest evidence first; the earlier experiment breaks a tie.
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (score, _, recs) in ranked {
+            let last = recs.last().expect("a state has a visit");
+            // A commit pruned by `git gc` cannot be restored: try the next one.
             let Some(proposal) = self.restore_proposal(last) else {
                 continue;
             };
             let earlier = Earlier {
-                runs,
+                runs: self.runs_of_code(last)?,
                 visits: u32::try_from(recs.len()).unwrap_or(u32::MAX),
             };
             let why = format!(
-                "the proposer has nothing new; measuring `{}` again (visit {}, {} run(s) so far, gain {:.2} standard errors)",
+                "the proposer has nothing new; measuring `{}` again (visit {}, {} run(s) so far, gain {score:.2} standard errors)",
                 last.description,
                 recs.len() + 1,
                 earlier.runs.len(),
-                score
             );
-            ranked.push((score, Revisit { proposal, earlier }, why));
+            return Ok(Some((Revisit { proposal, earlier }, why)));
         }
-        // The strongest evidence first; the earliest experiment breaks a tie (stable sort).
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        Ok(ranked
-            .into_iter()
-            .next()
-            .map(|(_, revisit, why)| (revisit, why)))
+        Ok(None)
     }
 
     /// A proposal that puts back the editable files as `rec` ran them, read from its commit.
