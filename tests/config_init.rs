@@ -365,6 +365,7 @@ fn the_config_table() {
 | Branch | `autoresearch/nov23` |
 | Results file | `results.tsv` |
 | Program file | `program.md` |
+| Keep rule | noise-aware (3 baseline runs, z = 2.0, up to 2 confirmation runs, recheck every 10, 6 revisits) |
 "
     );
 }

@@ -350,6 +350,18 @@ fn a_near_miss_is_measured_again_when_the_search_runs_dry_and_kept_on_all_its_ru
     assert!(j.len() > 8, "{j:?}");
     assert!(j[8..].iter().all(|e| e.1 == "discard"), "{j:?}");
     assert!(out.contains("nothing left to try"), "{out}");
+    // The summary says the first visit's discard was overturned.
+    let out = bin()
+        .args(["summary", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    assert!(
+        md.contains("not enough to keep; kept when measured again (iteration 7)"),
+        "{md}"
+    );
 }
 
 #[test]

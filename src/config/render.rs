@@ -273,6 +273,21 @@ fn code_list(paths: &[PathBuf]) -> String {
 }
 
 /// The Research Config as a markdown table, as `init` and `run` print it.
+/// The keep/discard rule in one table cell.
+fn decision_words(d: &DecisionConfig) -> String {
+    match d.mode {
+        super::DecisionMode::Greedy => "greedy (one run, keep if better)".to_string(),
+        super::DecisionMode::NoiseAware => format!(
+            "noise-aware ({} baseline runs, z = {}, up to {} confirmation runs, recheck every {}, {} revisits)",
+            d.baseline_runs,
+            float(d.z),
+            d.confirm_runs,
+            d.recheck_every,
+            d.revisits
+        ),
+    }
+}
+
 pub fn config_table(cfg: &Config) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("Training script", code_list(&cfg.editable)),
@@ -303,6 +318,7 @@ pub fn config_table(cfg: &Config) -> String {
             "Program file",
             format!("`{}`", cell(&cfg.program.to_string_lossy())),
         ),
+        ("Keep rule", decision_words(&cfg.decision)),
     ];
     let mut out = String::from("| Parameter | Value |\n|---|---|\n");
     for (name, value) in rows {

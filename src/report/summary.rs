@@ -171,6 +171,25 @@ fn outcome(r: &ExperimentRecord, reference: Option<f64>, a: &Analysis) -> String
     }
 }
 
+/// Notes on a discarded near miss that a later visit of the same code kept (a revisit).
+fn with_later_visit(text: String, r: &ExperimentRecord, records: &[ExperimentRecord]) -> String {
+    let kept_later = records.iter().find(|l| {
+        l.id > r.id
+            && l.status == Status::Keep
+            && !r.state_hash.is_empty()
+            && l.state_hash == r.state_hash
+    });
+    match kept_later {
+        Some(l) if r.status == Status::Discard => {
+            format!(
+                "{text}; kept when measured again (iteration {})",
+                l.iteration
+            )
+        }
+        _ => text,
+    }
+}
+
 fn what_did_not_work(records: &[ExperimentRecord], a: &Analysis, out: &mut String) {
     let _ = writeln!(out, "\n## What didn't work\n");
     let mut by_cat: BTreeMap<&str, Vec<(&ExperimentRecord, Option<f64>)>> = BTreeMap::new();
@@ -208,7 +227,7 @@ fn what_did_not_work(records: &[ExperimentRecord], a: &Analysis, out: &mut Strin
                 out,
                 "| {} | {} | {} |",
                 r.iteration,
-                cell(&outcome(r, *reference, a)),
+                cell(&with_later_visit(outcome(r, *reference, a), r, records)),
                 cell(&r.description)
             );
         }
