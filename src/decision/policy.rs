@@ -24,7 +24,7 @@
 //!    with probability < 0.3 %. This is the only single-run keep outside rule 2.
 //! 5. Otherwise (a near miss, an unconfirmed single run, or σ unknown) → measure the
 //!    candidate with one more seed, taken from the seeds the best was measured with (paired),
-//!    up to `1 + confirm_runs` candidate runs in all. One seed at a time, so a candidate that
+//!    up to `1 + confirm_runs` candidate runs per visit. One seed at a time, so a candidate that
 //!    turns out no better stops early (rule 1) and one that clears rule 3 stops early too.
 //! 6. No seeds left: keep only with ≥ 2 candidate runs, Δ > min_delta and a one-sided test
 //!    at [`ALPHA`] = 0.05: a paired t-test on the gains when every run is paired and the
@@ -429,10 +429,12 @@ pub struct Earlier {
 }
 
 impl Earlier {
-    /// The one-sided level of this visit's final test: [`ALPHA`] split over the visits
-    /// (α/k at the k-th), so that looking again and again at the same code cannot turn
-    /// noise into a keep more often than α in all (Bonferroni: Σ α/k over k looks is at
-    /// most α·H(k), and the looks are strongly correlated, so far less in practice).
+    /// The one-sided level of this visit's final test: α/k at the k-th visit, so that
+    /// looking again and again at the same code lets noise through only a little more
+    /// often than one look. The Bonferroni bound over k looks is α·H(k) (0.13 for the 7
+    /// looks `revisits = 6` allows); the looks share most of their runs, and in simulation
+    /// (`tests/decision_props.rs`) a noise-only change is kept 8.7 % of the time with
+    /// revisits against 6.1 % with one visit.
     pub fn alpha(&self) -> f64 {
         ALPHA / f64::from(self.visits + 1)
     }
@@ -496,10 +498,10 @@ pub fn decide_again(
 }
 
 /// How strongly a discarded candidate's runs still point to a gain over the best: the gain
-/// of its mean over the mean of all the best's seeds, in standard errors σ̂·√(1/n + 1/n_best)
-/// (unpaired: the best may have gained seeds since, e.g. by rechecks). `None` when it shows no gain at all, σ̂ is
-/// unknown or 0 (nothing is uncertain then), or a value is not finite. Ranks near misses
-/// for a revisit; it is not a test.
+/// of its mean over the mean of all the best's seeds, in standard errors σ̂·√(1/n + 1/n_b)
+/// (unpaired: the best may have gained seeds since, e.g. by rechecks). `None` when it shows
+/// no gain at all, σ̂ is unknown or 0 (nothing is uncertain then), or a value is not
+/// finite. Ranks near misses for a revisit; it is not a test.
 pub fn near_miss_score(
     direction: Direction,
     noise: &NoiseModel,
