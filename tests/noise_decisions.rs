@@ -417,3 +417,48 @@ fn revisits_are_capped_and_greedy_never_revisits() {
     assert!(!out.contains("again (visit"), "{out}");
     assert!(out.contains("nothing left to try"), "{out}");
 }
+
+#[test]
+fn a_session_killed_during_a_revisit_resumes_and_revisits_again() {
+    // The first test's problem; the orchestrator is SIGKILLed just after committing the
+    // revisit (the 7th commit: experiments 1-6 made one each), before journaling its sha.
+    let cfg = noise_aware().replace("[decision]", "[decision]\nrecheck_every = 0\nrevisits = 3");
+    let train = one_near_miss(0.98, "[0.01, 0.005, 0.015, 0.005, 0.0, 0.005]");
+    let dir = repo(&[("train.py", &train), ("autoresearch.toml", &cfg)]);
+    let killed = bin()
+        .env("AUTORESEARCH_CHAOS_KILL_AT", "commit:7")
+        .args(["run", "--yes", "--grace", "1", "--repo"])
+        .arg(dir.path())
+        .args(["-n", "20"])
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", text(&killed));
+    let out = run(dir.path(), &["-n", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(dirty(dir.path()), "");
+    let j = journal(dir.path());
+    assert!(
+        j.iter()
+            .any(|e| e.0 == 7 && !matches!(e.1.as_str(), "keep" | "discard" | "crash")),
+        "the killed visit is on record as unfinished: {j:?}"
+    );
+    // The killed visit ran nothing and is not counted; the resumed session visits again
+    // and keeps LR 0.2 on the same evidence as an unbroken session.
+    let keeps: Vec<_> = j.iter().filter(|e| e.1 == "keep" && e.0 > 0).collect();
+    assert_eq!(keeps.len(), 1, "{j:?}");
+    assert!(
+        keeps[0]
+            .3
+            .starts_with("visit 2 (3 earlier run(s), 3 new): "),
+        "{:?}",
+        keeps[0]
+    );
+    assert!(train_starts_with(dir.path(), "LR = 0.2"));
+    // Every finished experiment is once in results.tsv.
+    let rows = results(dir.path());
+    let finished = j
+        .iter()
+        .filter(|e| matches!(e.1.as_str(), "keep" | "discard" | "crash"))
+        .count();
+    assert_eq!(rows.len(), finished, "{rows:?}\n{j:?}");
+}
