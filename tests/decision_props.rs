@@ -217,12 +217,7 @@ fn simulate_revisits(cfg: &DecisionConfig, true_gain: f64, rng: &mut Rng) -> (bo
     let mut groups: Vec<Vec<f64>> = Vec::new();
     let mut earlier = Earlier::default();
     loop {
-        let noise = NoiseModel::from_groups(
-            groups
-                .iter()
-                .map(Vec::as_slice)
-                .chain([&best_values(&best)[..]]),
-        );
+        let noise = noise_of(&groups, &best);
         let mut cand: Vec<Measurement> = Vec::new();
         let verdict = loop {
             match decide_again(cfg, Direction::Minimize, &noise, &best, &earlier, &cand) {
@@ -240,12 +235,7 @@ fn simulate_revisits(cfg: &DecisionConfig, true_gain: f64, rng: &mut Rng) -> (bo
         if verdict.is_keep() {
             return (true, earlier.runs.len());
         }
-        let noise = NoiseModel::from_groups(
-            groups
-                .iter()
-                .map(Vec::as_slice)
-                .chain([&best_values(&best)[..]]),
-        );
+        let noise = noise_of(&groups, &best);
         if earlier.visits > cfg.revisits
             || near_miss_score(Direction::Minimize, &noise, &best, &earlier.runs).is_none()
         {
@@ -260,8 +250,10 @@ fn simulate_revisits(cfg: &DecisionConfig, true_gain: f64, rng: &mut Rng) -> (bo
     }
 }
 
-fn best_values(best: &[Measurement]) -> Vec<f64> {
-    best.iter().map(|m| m.1).collect()
+/// The session's noise model: one group per candidate visit, and the best's runs.
+fn noise_of(groups: &[Vec<f64>], best: &[Measurement]) -> NoiseModel {
+    let best: Vec<f64> = best.iter().map(|m| m.1).collect();
+    NoiseModel::from_groups(groups.iter().map(Vec::as_slice).chain([&best[..]]))
 }
 
 #[test]

@@ -332,12 +332,13 @@ impl Comparison {
                 stats::mean(&at).map(|b| direction.gain(v, b))
             })
             .collect();
+        let best_per_seed = per_seed(best);
         let unpaired_gain = {
             let c: Vec<f64> = candidate.iter().map(|m| m.1).collect();
-            let b = per_seed(best);
+            let b = &best_per_seed;
             let (mc, mb) = (
                 stats::mean(&c).unwrap_or(0.0),
-                stats::mean(&b).unwrap_or(0.0),
+                stats::mean(b).unwrap_or(0.0),
             );
             direction.gain(mc, mb)
         };
@@ -361,7 +362,7 @@ impl Comparison {
             unpaired_delta: to_delta(unpaired_gain),
             paired_gains,
             n_c: candidate.len(),
-            n_b: per_seed(best).len(),
+            n_b: best_per_seed.len(),
         }
     }
 
@@ -453,11 +454,8 @@ pub fn decide_again(
     candidate: &[Measurement],
 ) -> Verdict {
     if candidate.is_empty() {
-        let first = if earlier.runs.is_empty() {
-            recheck_first(best)
-        } else {
-            next_seed(cfg, best, &earlier.runs, 0).unwrap_or(seed(0))
-        };
+        // The best's first seed not yet run by the candidate, so that the first run pairs.
+        let first = next_seed(cfg, best, &earlier.runs, 0).unwrap_or(seed(0));
         return Verdict::Measure {
             seeds: vec![first],
             evidence: if earlier.runs.is_empty() {
@@ -518,11 +516,6 @@ pub fn near_miss_score(
     let cmp = Comparison::new(direction, best, candidate);
     let se = sigma * (1.0 / cmp.n_c as f64 + 1.0 / cmp.n_b as f64).sqrt();
     (cmp.unpaired_gain > 0.0).then(|| cmp.unpaired_gain / se)
-}
-
-/// The best's first seed, where a candidate's first run goes so that it pairs.
-fn recheck_first(best: &[Measurement]) -> u64 {
-    best.first().map_or(seed(0), |m| m.0)
 }
 
 fn greedy(cmp: &Comparison) -> Verdict {

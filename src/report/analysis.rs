@@ -33,6 +33,17 @@ pub fn is_baseline(r: &ExperimentRecord) -> bool {
     r.iteration == 0 || r.category == crate::experiment::Category::Baseline
 }
 
+/// The experiments after `r` that ran the same code (a near miss measured again), in
+/// order; none for a record with no state hash (an imported row).
+pub fn later_visits<'a>(
+    records: &'a [ExperimentRecord],
+    r: &'a ExperimentRecord,
+) -> impl Iterator<Item = &'a ExperimentRecord> {
+    records
+        .iter()
+        .filter(move |l| l.id > r.id && !r.state_hash.is_empty() && l.state_hash == r.state_hash)
+}
+
 impl<'a> Analysis<'a> {
     pub fn new(direction: Direction, records: &'a [ExperimentRecord]) -> Self {
         let kept_metric = |r: &ExperimentRecord| match (r.status, r.metric) {

@@ -1,7 +1,7 @@
 //! Recommended next steps derived from the records alone, for when no LLM writes them:
 //! near misses worth a re-run, the categories that paid off, and knobs tried one way only.
 
-use super::analysis::{Analysis, is_baseline};
+use super::analysis::{Analysis, is_baseline, later_visits};
 use super::{SessionInfo, cell, fmt_change, fmt_metric};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use std::collections::BTreeMap;
@@ -66,18 +66,10 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
         _ => (best.abs() * NEAR_MISS_FRACTION).max(f64::EPSILON),
     };
     // A code measured again later (a revisited near miss) speaks through its last visit.
-    let revisited_later = |i: usize, r: &ExperimentRecord| {
-        !r.state_hash.is_empty()
-            && records[i + 1..]
-                .iter()
-                .any(|l| l.state_hash == r.state_hash)
-    };
     let mut misses: Vec<(&ExperimentRecord, f64, f64)> = records
         .iter()
         .zip(&a.reference)
-        .enumerate()
-        .filter(|(i, (r, _))| r.status == Status::Discard && !revisited_later(*i, r))
-        .map(|(_, pair)| pair)
+        .filter(|(r, _)| r.status == Status::Discard && later_visits(records, r).next().is_none())
         .filter_map(|(r, reference)| {
             let reference = (*reference)?;
             let gain = info.direction.gain(r.metric?, reference);

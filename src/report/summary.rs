@@ -1,7 +1,7 @@
 //! The end-of-session summary (`autoresearch-summary.md`): what happened, what worked,
 //! what didn't, and what to try next. Pure rendering; the caller writes the file.
 
-use super::analysis::{Analysis, Counts, is_baseline};
+use super::analysis::{Analysis, Counts, is_baseline, later_visits};
 use super::next_steps::derive_next_steps;
 use super::{
     SessionInfo, cell, direction_words, fmt_change, fmt_duration, fmt_metric, short_commit, shorten,
@@ -173,12 +173,7 @@ fn outcome(r: &ExperimentRecord, reference: Option<f64>, a: &Analysis) -> String
 
 /// Notes on a discarded near miss that a later visit of the same code kept (a revisit).
 fn with_later_visit(text: String, r: &ExperimentRecord, records: &[ExperimentRecord]) -> String {
-    let kept_later = records.iter().find(|l| {
-        l.id > r.id
-            && l.status == Status::Keep
-            && !r.state_hash.is_empty()
-            && l.state_hash == r.state_hash
-    });
+    let kept_later = later_visits(records, r).find(|l| l.status == Status::Keep);
     match kept_later {
         Some(l) if r.status == Status::Discard => {
             format!(

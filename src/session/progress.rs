@@ -47,11 +47,16 @@ pub fn noise_from(
     journal: &crate::store::Journal,
     session_id: i64,
 ) -> Result<NoiseModel, crate::store::StoreError> {
+    Ok(noise_of(&journal.measurements(session_id)?))
+}
+
+/// The noise model of measurements already read: one group per experiment.
+pub fn noise_of(measurements: &[crate::store::Measurement]) -> NoiseModel {
     let mut groups: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
-    for m in journal.measurements(session_id)? {
+    for m in measurements {
         if let Some(v) = m.value {
             groups.entry(m.experiment_id).or_default().push(v);
         }
     }
-    Ok(NoiseModel::from_groups(groups.values().map(Vec::as_slice)))
+    NoiseModel::from_groups(groups.values().map(Vec::as_slice))
 }

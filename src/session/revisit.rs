@@ -16,10 +16,11 @@
 //! miss left, up to as many runs as a fully revisited one, `baseline_runs + revisits × (1 +
 //! confirm_runs)` = 21 by default): a best that was lucky makes every candidate look worse.
 
+use super::run::runs_in;
 use super::{Session, SessionError};
 use crate::agent::{FileChange, Proposal, Usage};
 use crate::config::DecisionMode;
-use crate::decision::policy::{self, Earlier};
+use crate::decision::policy::{self, Earlier, NoiseModel};
 use crate::experiment::{ExperimentRecord, Status};
 use std::collections::BTreeMap;
 
@@ -53,14 +54,17 @@ impl Session<'_> {
         let Some(best) = self.best().cloned() else {
             return Ok(Leftover::Nothing);
         };
-        let noise = self.noise()?;
+        // One read of the journal's runs serves the noise model and every code below.
+        let measurements = self.journal.measurements(self.row.id)?;
+        let noise = super::progress::noise_of(&measurements);
         if noise.sigma().is_none_or(|s| s == 0.0) {
             return Ok(Leftover::Nothing);
         }
         let per_visit = 1 + cfg.confirm_runs as usize;
         let cap = cfg.baseline_runs as usize + cfg.revisits as usize * per_visit;
-        let best_n = self.runs_of_code(&best)?.len();
-        match self.near_miss_to_revisit(&best, &noise)? {
+        let best_runs = runs_in(&measurements, &self.code_ids(&best));
+        let best_n = best_runs.len();
+        match self.near_miss_to_revisit(&best, &best_runs, &noise, &measurements) {
             Some((revisit, why)) => {
                 let target = cap.min(revisit.earlier.runs.len() + per_visit);
                 if best_n < target {
@@ -85,10 +89,11 @@ impl Session<'_> {
     fn near_miss_to_revisit(
         &self,
         best: &ExperimentRecord,
-        noise: &crate::decision::policy::NoiseModel,
-    ) -> Result<Option<(Revisit, String)>, SessionError> {
+        best_runs: &[(u64, f64)],
+        noise: &NoiseModel,
+        measurements: &[crate::store::Measurement],
+    ) -> Option<(Revisit, String)> {
         let cfg = &self.config.decision;
-        let best_runs = self.runs_of_code(best)?;
         let dir = self.config.metric.direction;
         // Each state's visits against the current best, oldest first.
         let mut visits: BTreeMap<&str, Vec<&ExperimentRecord>> = BTreeMap::new();
@@ -103,8 +108,9 @@ impl Session<'_> {
                 visits.entry(r.state_hash.as_str()).or_default().push(r);
             }
         }
-        // (score, id of the last visit, visits) for every code that qualifies.
-        let mut ranked: Vec<(f64, i64, &Vec<&ExperimentRecord>)> = Vec::new();
+        // For every code that qualifies: (score, id of its last visit, its visits, its runs).
+        type Ranked<'r> = (f64, i64, &'r [&'r ExperimentRecord], Vec<(u64, f64)>);
+        let mut ranked: Vec<Ranked<'_>> = Vec::new();
         for recs in visits.values() {
             // Only a code that was run and discarded each time: a crash is never retried.
             if recs.iter().any(|r| r.status != Status::Discard)
@@ -113,21 +119,21 @@ impl Session<'_> {
                 continue;
             }
             let last = recs.last().expect("a state has a visit");
-            let runs = self.runs_of_code(last)?;
-            if let Some(score) = policy::near_miss_score(dir, noise, &best_runs, &runs) {
-                ranked.push((score, last.id, recs));
+            let runs = runs_in(measurements, &self.code_ids(last));
+            if let Some(score) = policy::near_miss_score(dir, noise, best_runs, &runs) {
+                ranked.push((score, last.id, recs.as_slice(), runs));
             }
         }
         // The strongest evidence first; the earlier experiment breaks a tie.
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (score, _, recs) in ranked {
+        for (score, _, recs, runs) in ranked {
             let last = recs.last().expect("a state has a visit");
             // A commit pruned by `git gc` cannot be restored: try the next one.
             let Some(proposal) = self.restore_proposal(last) else {
                 continue;
             };
             let earlier = Earlier {
-                runs: self.runs_of_code(last)?,
+                runs,
                 visits: u32::try_from(recs.len()).unwrap_or(u32::MAX),
             };
             let why = format!(
@@ -136,9 +142,9 @@ impl Session<'_> {
                 recs.len() + 1,
                 earlier.runs.len(),
             );
-            return Ok(Some((Revisit { proposal, earlier }, why)));
+            return Some((Revisit { proposal, earlier }, why));
         }
-        Ok(None)
+        None
     }
 
     /// A proposal that puts back the editable files as `rec` ran them, read from its commit.

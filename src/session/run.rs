@@ -244,42 +244,45 @@ impl Session<'_> {
         Ok(super::progress::noise_from(&self.journal, self.row.id)?)
     }
 
-    /// The (seed, value) runs of one experiment.
-    pub(crate) fn runs_of(&self, experiment_id: i64) -> Result<Vec<(u64, f64)>, SessionError> {
-        Ok(self
-            .journal
-            .measurements(self.row.id)?
-            .into_iter()
-            .filter(|m| m.experiment_id == experiment_id)
-            .filter_map(|m| Some((m.seed, m.value?)))
-            .collect())
-    }
-
-    /// The (seed, value) runs of the code `rec` ran, over every decided experiment that ran
-    /// the same files (a near miss measured again is one code with two experiments), in
-    /// the order they ran. A record with no state hash (an imported row) has its own runs.
+    /// The (seed, value) runs of the code `rec` ran (see [`Session::code_ids`]), in the
+    /// order they ran.
     pub(crate) fn runs_of_code(
         &self,
         rec: &ExperimentRecord,
     ) -> Result<Vec<(u64, f64)>, SessionError> {
+        Ok(runs_in(
+            &self.journal.measurements(self.row.id)?,
+            &self.code_ids(rec),
+        ))
+    }
+
+    /// Every decided experiment that ran the same files as `rec` (a near miss measured
+    /// again is one code with two experiments), and `rec` itself. A record with no state
+    /// hash (an imported row) stands alone.
+    pub(crate) fn code_ids(&self, rec: &ExperimentRecord) -> std::collections::HashSet<i64> {
         if rec.state_hash.is_empty() {
-            return self.runs_of(rec.id);
+            return std::collections::HashSet::from([rec.id]);
         }
-        let ids: std::collections::HashSet<i64> = self
-            .history
+        self.history
             .iter()
             .filter(|r| r.state_hash == rec.state_hash)
             .filter(|r| r.id == rec.id || matches!(r.status, Status::Keep | Status::Discard))
             .map(|r| r.id)
-            .collect();
-        Ok(self
-            .journal
-            .measurements(self.row.id)?
-            .into_iter()
-            .filter(|m| ids.contains(&m.experiment_id))
-            .filter_map(|m| Some((m.seed, m.value?)))
-            .collect())
+            .collect()
     }
+}
+
+/// The (seed, value) runs among `measurements` that belong to the experiments `ids`, in
+/// order; runs that gave no value are left out.
+pub(crate) fn runs_in(
+    measurements: &[Measurement],
+    ids: &std::collections::HashSet<i64>,
+) -> Vec<(u64, f64)> {
+    measurements
+        .iter()
+        .filter(|m| ids.contains(&m.experiment_id))
+        .filter_map(|m| Some((m.seed, m.value?)))
+        .collect()
 }
 
 #[cfg(test)]
