@@ -70,11 +70,13 @@ impl Session<'_> {
     ) -> Result<Outcome, SessionError> {
         let mut scale = self.batch_scale;
         let dir = self.config.metric.direction;
-        let best_runs = match self.best().cloned() {
-            Some(b) => self.runs_of_code(&b)?,
-            None => Vec::new(),
-        };
-        let noise = self.noise()?;
+        // One read of the journal's runs gives both the best's runs and the noise model.
+        let measurements = self.journal.measurements(self.row.id)?;
+        let best_runs = self
+            .best()
+            .map(|b| super::run::runs_in(&measurements, &self.code_ids(b)))
+            .unwrap_or_default();
+        let noise = super::progress::noise_of(&measurements);
         let mut runs: Vec<(u64, f64)> = Vec::new();
         loop {
             let verdict = policy::decide_again(
