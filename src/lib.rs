@@ -7,6 +7,7 @@ pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod engine;
 pub mod experiment;
 pub mod metric;
 pub mod platform;

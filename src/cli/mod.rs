@@ -98,6 +98,11 @@ fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// A command-line flag that cannot be honoured (exit 2, like a config error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 fn code_for(e: &anyhow::Error) -> i32 {
     use crate::session::SessionError;
     use crate::workspace::merge::MergeError;
@@ -112,6 +117,7 @@ fn code_for(e: &anyhow::Error) -> i32 {
             };
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some()
+            || cause.downcast_ref::<UsageError>().is_some()
             || cause
                 .downcast_ref::<crate::config::init::InitError>()
                 .is_some()

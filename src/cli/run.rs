@@ -44,6 +44,13 @@ pub struct RunArgs {
     /// Only decisions and the end.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Parallel workers, each training in its own worktree (default: one per visible GPU,
+    /// one on a machine without).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// One worker per listed GPU id (CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES), e.g. 0,1,2,3.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub gpus: Option<Vec<String>>,
 }
 
 pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -96,14 +103,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         grace: std::time::Duration::from_secs_f64(args.grace.max(0.0)),
         ..Options::default()
     };
+    let platform = Platform::detect();
+    let workers = crate::engine::plan_workers(&platform, args.workers, args.gpus.as_deref())
+        .map_err(|e| anyhow::Error::new(crate::cli::UsageError(e)))?;
     let mut reporter = Reporter::new(args.json, args.quiet);
     if !args.json {
         reporter.plain(&config::init::config_table(&cfg));
+        reporter.plain(&format!(
+            "Workers: {}",
+            crate::engine::describe_workers(&workers)
+        ));
         if !args.yes && !confirm("Start the session? [Y/n] ")? {
             reporter.plain("Not started.");
             return Ok(exit::OK);
         }
     }
+    // One worker runs the one-tree loop in the checkout; more run on the engine.
+    let opts = Options {
+        workers: if workers.len() > 1 {
+            workers
+        } else {
+            Vec::new()
+        },
+        ..opts
+    };
     run_session(&args.repo, cfg, opts, &mut reporter)
 }
 

@@ -73,15 +73,19 @@ impl Reporter {
         }
         match e {
             Event::RunOutput {
-                elapsed_s, numbers, ..
+                worker,
+                elapsed_s,
+                numbers,
+                ..
             } => {
                 if self.tty && !self.quiet {
                     let nums: Vec<String> =
                         numbers.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
                     let frac = (elapsed_s / self.budget_s.max(1e-9)).clamp(0.0, 1.0);
                     let filled = (frac * 20.0).round() as usize;
+                    let who = worker.map(|w| format!("w{w} ")).unwrap_or_default();
                     print!(
-                        "\r\x1b[2K  [{}{}] {:>5.0}s/{:.0}s  {}",
+                        "\r\x1b[2K  {who}[{}{}] {:>5.0}s/{:.0}s  {}",
                         "#".repeat(filled),
                         "-".repeat(20 - filled),
                         elapsed_s,
@@ -145,6 +149,7 @@ impl Reporter {
                 self.line(&format!("[{iteration}] {r}  {reason}"));
             }
             Event::RunStarted {
+                worker,
                 iteration,
                 attempt,
                 seed,
@@ -157,14 +162,16 @@ impl Reporter {
                     } else {
                         String::new()
                     };
-                    let what = if *iteration == 0 {
-                        "baseline"
-                    } else {
-                        "running"
+                    let what = match (*iteration, worker) {
+                        (0, _) => "baseline".to_string(),
+                        (_, Some(_)) => format!("running [{iteration}]"),
+                        (_, None) => "running".to_string(),
                     };
-                    self.line(
-                        &self.paint(DIM, &format!("  {what}{again}, seed {seed}, log {log}")),
-                    );
+                    let who = worker.map(|w| format!("w{w} ")).unwrap_or_default();
+                    self.line(&self.paint(
+                        DIM,
+                        &format!("  {who}{what}{again}, seed {seed}, log {log}"),
+                    ));
                 }
             }
             Event::RunFinished { .. } => {}

@@ -43,6 +43,9 @@ pub enum Event {
         reason: String,
     },
     RunStarted {
+        /// The engine's worker (1-based) that runs it; absent in the one-tree loop.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        worker: Option<usize>,
         iteration: u64,
         attempt: u32,
         commit: String,
@@ -53,11 +56,15 @@ pub enum Event {
     },
     /// Numbers from a progress line the script printed (e.g. the step loss).
     RunOutput {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        worker: Option<usize>,
         iteration: u64,
         elapsed_s: f64,
         numbers: Vec<(String, f64)>,
     },
     RunFinished {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        worker: Option<usize>,
         iteration: u64,
         attempt: u32,
         exit: String,

@@ -212,7 +212,7 @@ impl Session<'_> {
     }
 
     /// Emits the decision, re-measures the best now and then, reports progress.
-    fn after_decision(
+    pub(crate) fn after_decision(
         &mut self,
         rec: &ExperimentRecord,
         prev_best: Option<f64>,
@@ -226,7 +226,7 @@ impl Session<'_> {
     }
 
     /// Emits the decision event for a finalised experiment.
-    fn announce(&mut self, rec: &ExperimentRecord, prev_best: Option<f64>) {
+    pub(crate) fn announce(&mut self, rec: &ExperimentRecord, prev_best: Option<f64>) {
         let gain = match (rec.metric, prev_best) {
             (Some(v), Some(b)) if rec.status != Status::Crash => {
                 Some(self.config.metric.direction.gain(v, b))
@@ -300,7 +300,7 @@ impl Session<'_> {
     }
 
     /// Finalises a record in the journal and results.tsv, then moves the branch.
-    fn finalize(
+    pub(crate) fn finalize(
         &mut self,
         rec: &mut ExperimentRecord,
         r: &RunResult,
@@ -338,7 +338,7 @@ impl Session<'_> {
     }
 
     /// Records a run stopped by the user and puts the branch back at the best commit.
-    fn record_interrupted(
+    pub(crate) fn record_interrupted(
         &mut self,
         rec: &mut ExperimentRecord,
         r: &RunResult,
@@ -350,6 +350,10 @@ impl Session<'_> {
     }
 
     pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
+        if self.engine {
+            // Worktrees are put at each run's commit; the checkout is not the session's.
+            return Ok(());
+        }
         let best = self.best_commit();
         crate::chaos::point("reset");
         self.repo.reset_hard(&best)?;
@@ -357,7 +361,7 @@ impl Session<'_> {
     }
 
     /// A progress report every `report_every` finished experiments.
-    fn maybe_report(&mut self) -> Result<(), SessionError> {
+    pub(crate) fn maybe_report(&mut self) -> Result<(), SessionError> {
         let n = self.config.report_every;
         let done = self.finished().filter(|r| r.iteration > 0).count();
         if n == 0 || done == 0 || done % n as usize != 0 {
@@ -368,7 +372,7 @@ impl Session<'_> {
 
     /// Redraws `.autoresearch/progress.png` and `.svg` after each experiment. A chart that
     /// cannot be drawn is a warning, never a reason to stop the research.
-    fn refresh_chart(&mut self) {
+    pub(crate) fn refresh_chart(&mut self) {
         use crate::report::{ChartSeries, chart, render_png, render_svg};
         let series = ChartSeries::from_records(
             &self.config.metric.name,

@@ -18,6 +18,9 @@ pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY};
+pub(crate) use repair::{log_tail, trivial_crash};
+pub(crate) use revisit::Leftover;
+pub(crate) use run::{BATCH_SCALE_KEY, Progress, RunResult, read_result, runs_in};
 pub use run::{SESSION_ENV, classify};
 pub use start::Setup;
 
@@ -29,7 +32,6 @@ use crate::platform::Platform;
 use crate::runner::{Cancel, Executor, RunnerError};
 use crate::store::{Journal, SessionRow, StoreError};
 use crate::workspace::{GitError, Repo};
-use revisit::Leftover;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,6 +59,8 @@ pub struct Options {
     pub max_log_bytes: u64,
     /// Consecutive proposer failures (rejections, transient errors) before giving up.
     pub max_failed_proposals: u32,
+    /// The engine's workers; empty: the one-tree loop in the user's checkout.
+    pub workers: Vec<crate::engine::WorkerSpec>,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             grace: Duration::from_secs(10),
             max_log_bytes: 16 * 1024 * 1024,
             max_failed_proposals: 20,
+            workers: Vec::new(),
         }
     }
 }
@@ -86,6 +91,8 @@ pub enum SessionError {
         "the baseline run failed: {reason}; fix the training script (log: {log}) and run again"
     )]
     BaselineFailed { reason: String, log: String },
+    #[error("{0}")]
+    Engine(String),
     #[error("the proposer stopped the session: {0}")]
     Proposer(String),
     #[error("{0} proposals in a row were unusable (last: {1}); check the [agent] settings")]
@@ -141,32 +148,38 @@ impl EndReason {
 
 /// A session in progress.
 pub struct Session<'a> {
-    repo: Repo,
-    config: Config,
-    platform: Platform,
-    journal: Journal,
-    executor: &'a dyn Executor,
-    proposer: Box<dyn Proposer + 'a>,
-    emit: &'a mut dyn FnMut(&Event),
-    cancel: Cancel,
-    opts: Options,
-    row: SessionRow,
+    pub(crate) repo: Repo,
+    pub(crate) config: Config,
+    pub(crate) platform: Platform,
+    pub(crate) journal: Journal,
+    pub(crate) executor: &'a dyn Executor,
+    pub(crate) proposer: Box<dyn Proposer>,
+    pub(crate) emit: &'a mut dyn FnMut(&Event),
+    pub(crate) cancel: Cancel,
+    pub(crate) opts: Options,
+    pub(crate) row: SessionRow,
     /// Every experiment of this session, oldest first.
-    history: Vec<ExperimentRecord>,
+    pub(crate) history: Vec<ExperimentRecord>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
-    session_token: String,
+    pub(crate) session_token: String,
     /// Batch scale in force (halved by an OOM retry that became the best).
-    batch_scale: f64,
-    read_only_hashes: BTreeMap<PathBuf, String>,
-    scratchpad: Option<String>,
+    pub(crate) batch_scale: f64,
+    pub(crate) read_only_hashes: BTreeMap<PathBuf, String>,
+    pub(crate) scratchpad: Option<String>,
     /// The last good run of the experiment being measured (its log and metrics are kept).
-    last_run: Option<run::RunResult>,
+    pub(crate) last_run: Option<run::RunResult>,
     /// Experiments decided since the best was last re-measured.
-    since_recheck: u64,
-    started: Instant,
+    pub(crate) since_recheck: u64,
+    pub(crate) started: Instant,
     /// LLM cost with no record to carry it (a repair that could not be used).
-    unrecorded_cost_usd: f64,
-    _lock: SessionLock,
+    pub(crate) unrecorded_cost_usd: f64,
+    pub(crate) _lock: SessionLock,
+    /// The parallel engine drives this session (`Options::workers`): experiments are
+    /// committed without a work tree and run in worktrees; the user's checkout is never
+    /// switched or reset.
+    pub(crate) engine: bool,
+    /// The prompt behind the proposal being committed, when the proposer ran elsewhere.
+    pub(crate) pending_prompt: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -187,33 +200,42 @@ impl<'a> Session<'a> {
         &self.row
     }
 
-    fn best_commit(&self) -> String {
+    pub(crate) fn best_commit(&self) -> String {
         self.best()
             .map(|r| r.commit.clone())
             .unwrap_or_else(|| self.row.base_commit.clone())
     }
 
-    fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.repo.root().join(STATE_DIR)
     }
 
-    fn send(&mut self, e: Event) {
+    pub(crate) fn send(&mut self, e: Event) {
         (self.emit)(&e);
     }
 
-    fn warn(&mut self, message: String) {
+    pub(crate) fn warn(&mut self, message: String) {
         self.send(Event::Warning { message });
     }
 
-    fn note(&mut self, message: String) {
+    pub(crate) fn note(&mut self, message: String) {
         self.send(Event::Note { message });
     }
 
     /// Runs the session until a stop condition; the tree is left at the best commit.
     pub fn run(&mut self) -> Result<EndReason, SessionError> {
-        let result = self.run_inner();
-        // Whatever happened, leave the branch at the best commit with a clean tree.
-        let restore = self.repo.reset_hard(&self.best_commit());
+        let result = if self.engine {
+            crate::engine::run(self)
+        } else {
+            self.run_inner()
+        };
+        // Whatever happened, leave the branch at the best commit with a clean tree (the
+        // engine never moved the checkout; its branch is at the best already).
+        let restore = if self.engine {
+            Ok(())
+        } else {
+            self.repo.reset_hard(&self.best_commit())
+        };
         let reason = result?;
         restore?;
         let (best, best_commit) = match self.best() {
@@ -232,7 +254,7 @@ impl<'a> Session<'a> {
         Ok(reason)
     }
 
-    fn finished(&self) -> impl Iterator<Item = &ExperimentRecord> {
+    pub(crate) fn finished(&self) -> impl Iterator<Item = &ExperimentRecord> {
         self.history.iter().filter(|r| r.status.in_results_tsv())
     }
 
@@ -335,7 +357,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn stop_reason(&self, ran_now: u64) -> Option<EndReason> {
+    pub(crate) fn stop_reason(&self, ran_now: u64) -> Option<EndReason> {
         if self.cancel.requested() {
             return Some(EndReason::Interrupted);
         }
@@ -371,7 +393,7 @@ impl<'a> Session<'a> {
     }
 
     /// The last 40 lines of the most recent crash's log.
-    fn last_crash_tail(&self) -> Option<String> {
+    pub(crate) fn last_crash_tail(&self) -> Option<String> {
         let crash = self
             .history
             .iter()
@@ -381,7 +403,7 @@ impl<'a> Session<'a> {
         Some(repair::log_tail(&path, 40))
     }
 
-    fn record_rejection(
+    pub(crate) fn record_rejection(
         &mut self,
         iteration: u64,
         description: &str,
@@ -404,7 +426,7 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn new_record(
+    pub(crate) fn new_record(
         &self,
         iteration: u64,
         description: &str,
@@ -532,20 +554,32 @@ impl<'a> Session<'a> {
             .filter(|(k, v)| before.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.repo.write_files(&changed)?;
-        crate::chaos::point("files_written");
-        let paths: Vec<PathBuf> = changed.keys().cloned().collect();
-        rec.commit = self
-            .repo
-            .commit_paths(&paths, &format!("exp: {description}"))?;
+        let message = format!("exp: {description}");
+        if self.engine {
+            // On the best, without a work tree: the user's checkout is not ours to change.
+            crate::chaos::point("files_written");
+            let scratch = self.state_dir().join("tmp");
+            rec.commit = self
+                .repo
+                .commit_tree(&rec.parent, &changed, &message, &scratch)?;
+        } else {
+            self.repo.write_files(&changed)?;
+            crate::chaos::point("files_written");
+            let paths: Vec<PathBuf> = changed.keys().cloned().collect();
+            rec.commit = self.repo.commit_paths(&paths, &message)?;
+        }
         crate::chaos::point("commit");
         self.journal.update(&rec)?;
         Ok(Ok(rec))
     }
 
     /// Saves the proposer's last prompt beside the experiment's runs, for debugging.
-    fn save_prompt(&self, id: i64) {
-        if let Some(prompt) = self.proposer.last_prompt() {
+    fn save_prompt(&mut self, id: i64) {
+        let prompt = self
+            .pending_prompt
+            .take()
+            .or_else(|| self.proposer.last_prompt());
+        if let Some(prompt) = prompt {
             let dir = self.state_dir().join("runs").join(format!("{id:04}"));
             if std::fs::create_dir_all(&dir).is_ok() {
                 let _ = std::fs::write(dir.join("prompt.md"), prompt);
@@ -562,7 +596,7 @@ impl<'a> Session<'a> {
             + self.unrecorded_cost_usd
     }
 
-    fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {
+    pub(crate) fn save_scratchpad(&mut self, text: &str) -> Result<(), SessionError> {
         const MAX: usize = 16 * 1024;
         let mut t = text.to_string();
         if t.len() > MAX {
@@ -580,7 +614,7 @@ impl<'a> Session<'a> {
     }
 
     /// Regenerates results.tsv from the journal's view of this session.
-    fn write_results(&self) -> Result<(), SessionError> {
+    pub(crate) fn write_results(&self) -> Result<(), SessionError> {
         let path = self.repo.root().join(&self.config.results);
         crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
         Ok(())

@@ -149,7 +149,7 @@ impl Session<'_> {
 
     /// A proposal that puts back the editable files as `rec` ran them, read from its commit.
     /// `None` when that commit is gone (pruned by `git gc`) or holds none of the files.
-    fn restore_proposal(&self, rec: &ExperimentRecord) -> Option<Proposal> {
+    pub(crate) fn restore_proposal(&self, rec: &ExperimentRecord) -> Option<Proposal> {
         let changes: Vec<FileChange> = self
             .config
             .editable

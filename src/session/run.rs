@@ -92,16 +92,76 @@ pub fn classify(
     }
 }
 
+/// Reads a finished run's log: its metrics, its value or crash reason, its peak memory.
+pub(crate) fn read_result(
+    outcome: RunOutcome,
+    spec: &crate::config::MetricSpec,
+    timeout: Duration,
+) -> RunResult {
+    let metrics = metric::parse_file(&outcome.log_path, spec).unwrap_or_default();
+    let value = classify(&outcome, &metrics, &spec.name, timeout);
+    let memory_gb = metrics.memory_gb(spec).or_else(|| {
+        outcome
+            .peak_rss_bytes
+            .map(|b| b as f64 / (1u64 << 30) as f64)
+    });
+    RunResult {
+        outcome,
+        metrics,
+        value,
+        memory_gb,
+        restored: Vec::new(),
+    }
+}
+
+/// Reads a run's progress lines only as fast as anyone can watch them: a script that
+/// floods its output must not pay for a regex on every line.
+pub(crate) struct Progress {
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    /// How often a progress line is parsed for the live display.
+    const EVERY: Duration = Duration::from_millis(100);
+
+    pub(crate) fn new() -> Self {
+        Progress {
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    /// The numbers of `line` with the seconds since the start, when it is time to show
+    /// some and the line has any.
+    pub(crate) fn line(&mut self, line: &str) -> Option<(f64, Vec<(String, f64)>)> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return None;
+        }
+        let numbers = metric::inline_numbers(line, 4);
+        if numbers.is_empty() {
+            return None;
+        }
+        self.last = Some(now);
+        Some((now.duration_since(self.started).as_secs_f64(), numbers))
+    }
+}
+
 impl Session<'_> {
-    /// Runs the current tree once with `seed` and reads the result.
-    pub(crate) fn run_once(
-        &mut self,
-        rec: &ExperimentRecord,
+    /// The job for one run of the tree at `cwd` with `seed`, logging to `runs/<label>`.
+    /// `extra`: the worker's own variables (its device).
+    pub(crate) fn job_for(
+        &self,
+        cwd: &std::path::Path,
         seed: u64,
         batch_scale: f64,
         label: &str,
-    ) -> Result<RunResult, SessionError> {
-        let restored = self.restore_read_only(rec)?;
+        extra: &[(String, String)],
+    ) -> Result<Job, SessionError> {
         let run_dir = self.state_dir().join("runs").join(label);
         let log_path = run_dir.join("run.log");
         let mut env = self.platform.env(self.config.budget, seed);
@@ -117,6 +177,7 @@ impl Session<'_> {
             env.push(("AUTORESEARCH_GRAD_CHECKPOINT".into(), "1".into()));
         }
         env.push((SESSION_ENV.into(), self.session_token.clone()));
+        env.extend(extra.iter().cloned());
         // Resolved again for each run from the probe cached at the start (cheap), so the
         // session holds no sandbox state of its own.
         let sandbox = sandbox::resolve(
@@ -126,18 +187,33 @@ impl Session<'_> {
         )
         .map_err(RunnerError::from)?
         .sandbox;
-        let job = Job {
+        Ok(Job {
             command: self.config.command.clone(),
-            cwd: self.repo.root().to_path_buf(),
+            cwd: cwd.to_path_buf(),
             env,
             budget: self.config.budget,
             timeout: self.config.timeout,
             grace: self.opts.grace,
-            log_path: log_path.clone(),
+            log_path,
             max_log_bytes: self.opts.max_log_bytes,
             sandbox,
-        };
+        })
+    }
+
+    /// Runs the current tree once with `seed` and reads the result.
+    pub(crate) fn run_once(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        batch_scale: f64,
+        label: &str,
+    ) -> Result<RunResult, SessionError> {
+        let restored = self.restore_read_only(rec)?;
+        let root = self.repo.root().to_path_buf();
+        let job = self.job_for(&root, seed, batch_scale, label, &[])?;
+        let log_path = job.log_path.clone();
         self.send(Event::RunStarted {
+            worker: None,
             iteration: rec.iteration,
             attempt: rec.attempt,
             commit: self.repo.short(&rec.commit),
@@ -148,47 +224,32 @@ impl Session<'_> {
         });
         let executor = self.executor;
         let iteration = rec.iteration;
-        let started = std::time::Instant::now();
         let emit = &mut self.emit;
+        let mut progress = Progress::new();
         let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
             crate::chaos::point("run_line");
-            let numbers = metric::inline_numbers(line, 4);
-            if !numbers.is_empty() {
+            if let Some((elapsed_s, numbers)) = progress.line(line) {
                 emit(&Event::RunOutput {
+                    worker: None,
                     iteration,
-                    elapsed_s: started.elapsed().as_secs_f64(),
+                    elapsed_s,
                     numbers,
                 });
             }
         })?;
-        let metrics = metric::parse_file(&log_path, &self.config.metric).unwrap_or_default();
-        let value = classify(
-            &outcome,
-            &metrics,
-            &self.config.metric.name,
-            self.config.timeout,
-        );
-        let memory_gb = metrics.memory_gb(&self.config.metric).or_else(|| {
-            outcome
-                .peak_rss_bytes
-                .map(|b| b as f64 / (1u64 << 30) as f64)
-        });
+        let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
+        r.restored = restored;
         self.send(Event::RunFinished {
+            worker: None,
             iteration,
             attempt: rec.attempt,
-            exit: format!("{:?}", outcome.exit),
-            duration_s: outcome.duration.as_secs_f64(),
-            metric: value.as_ref().ok().copied(),
-            memory_gb,
-            crash: value.as_ref().err().cloned(),
+            exit: format!("{:?}", r.outcome.exit),
+            duration_s: r.outcome.duration.as_secs_f64(),
+            metric: r.value.as_ref().ok().copied(),
+            memory_gb: r.memory_gb,
+            crash: r.value.as_ref().err().cloned(),
         });
-        Ok(RunResult {
-            outcome,
-            metrics,
-            value,
-            memory_gb,
-            restored,
-        })
+        Ok(r)
     }
 
     /// Puts back read-only files that differ from the session's start.

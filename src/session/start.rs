@@ -21,7 +21,7 @@ pub struct Setup<'a> {
     pub config: Config,
     pub platform: Platform,
     pub executor: &'a dyn Executor,
-    pub proposer: Box<dyn Proposer + 'a>,
+    pub proposer: Box<dyn Proposer>,
     pub emit: &'a mut dyn FnMut(&Event),
     pub cancel: Cancel,
     pub opts: Options,
@@ -66,9 +66,14 @@ impl<'a> Session<'a> {
         let branch = s.config.branch();
         let existing = journal.session_by_tag(&s.config.tag)?;
         let resumed = existing.is_some();
+        let engine = !s.opts.workers.is_empty();
         let (row, history) = match existing {
             Some(row) => {
-                let history = resume(&repo, &journal, &row)?;
+                let history = if engine {
+                    resume_beside(&repo, &journal, &row, s.emit)?
+                } else {
+                    resume(&repo, &journal, &row)?
+                };
                 (row, history)
             }
             None => {
@@ -101,7 +106,11 @@ impl<'a> Session<'a> {
                 set_aside_foreign_results(&repo, &s.config.results, s.emit)?;
                 row.id = journal.create_session(&row)?;
                 crate::chaos::point("session_created");
-                repo.create_and_checkout(&branch, &base_commit)?;
+                if engine {
+                    repo.create_branch(&branch, &base_commit)?;
+                } else {
+                    repo.create_and_checkout(&branch, &base_commit)?;
+                }
                 (row, Vec::new())
             }
         };
@@ -130,6 +139,8 @@ impl<'a> Session<'a> {
             started: Instant::now(),
             unrecorded_cost_usd: 0.0,
             _lock: lock,
+            engine,
+            pending_prompt: None,
         };
         if let Some(scale) = session
             .best()
@@ -209,6 +220,58 @@ fn resume(
         }
     }
     repo.reset_hard(&best)?;
+    Ok(history)
+}
+
+/// [`resume`] for the engine, which leaves the user's checkout alone: unfinished
+/// experiments become `interrupted` and the research branch is pointed at the best. A
+/// checkout that has the research branch checked out (a session of the one-tree loop left
+/// it there) is detached at the same commit first, files untouched, so that moving the
+/// branch cannot make it look changed.
+fn resume_beside(
+    repo: &Repo,
+    journal: &Journal,
+    row: &SessionRow,
+    emit: &mut dyn FnMut(&Event),
+) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
+    let mut history = journal.experiments(row.id)?;
+    for r in history.iter_mut().filter(|r| r.status == Status::Running) {
+        r.status = Status::Interrupted;
+        r.reason = "the session stopped before this experiment finished".into();
+        r.finished_at = Some(now());
+        journal.update(r)?;
+    }
+    let best = history
+        .iter()
+        .rev()
+        .find(|r| r.status == Status::Keep)
+        .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
+    if !repo.branch_exists(&row.branch)? {
+        if history.iter().any(|r| r.status.in_results_tsv()) {
+            return Err(SessionError::BranchMissing {
+                tag: row.tag.clone(),
+                branch: row.branch.clone(),
+            });
+        }
+        repo.create_branch(&row.branch, &row.base_commit)?;
+    }
+    if repo.current_branch().is_ok_and(|b| b == row.branch) {
+        repo.git(&["switch", "-q", "--detach"])?;
+        emit(&Event::Warning {
+            message: format!(
+                "your checkout had {} checked out; detached it at the same commit (no file changed) so the session can move the branch; `git switch {}` shows the best at any time",
+                row.branch, row.branch
+            ),
+        });
+    }
+    let name = format!("refs/heads/{}", row.branch);
+    repo.git(&[
+        "update-ref",
+        "-m",
+        "autoresearch: resume at the best",
+        &name,
+        &best,
+    ])?;
     Ok(history)
 }
 

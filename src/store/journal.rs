@@ -56,6 +56,39 @@ CREATE TABLE IF NOT EXISTS measurements (
 );
 ";
 
+/// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
+/// 2: where each run ran (worker, device, host) and how long it took.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a journal written by an older release up to [`SCHEMA_VERSION`], in place, one
+/// step per version, so a session started by it resumes.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 2 {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE measurements ADD COLUMN worker INTEGER;
+             ALTER TABLE measurements ADD COLUMN device TEXT;
+             ALTER TABLE measurements ADD COLUMN host TEXT;
+             ALTER TABLE measurements ADD COLUMN duration_s REAL;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Where and how long one run ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlace {
+    /// 1-based worker number.
+    pub worker: usize,
+    /// The device's name (`NVIDIA H100 80GB HBM3 #0`, `cpu`).
+    pub device: String,
+    pub host: String,
+    pub duration_s: f64,
+}
+
 /// One session as the journal keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -107,6 +140,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -318,6 +352,62 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         crate::chaos::point("measurement");
         Ok(())
+    }
+
+    /// Records one seeded measurement with where it ran.
+    pub fn add_run(&self, m: &Measurement, place: &RunPlace) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    m.experiment_id,
+                    m.seed as i64,
+                    finite(m.value),
+                    m.log_path,
+                    crate::session::now(),
+                    place.worker as i64,
+                    place.device,
+                    place.host,
+                    place.duration_s
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        crate::chaos::point("measurement");
+        Ok(())
+    }
+
+    /// Where each run of a session ran, in the order of [`Journal::measurements`]
+    /// (`None` for runs recorded without a place).
+    pub fn run_places(&self, session_id: i64) -> Result<Vec<Option<RunPlace>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.worker, m.device, m.host, m.duration_s FROM measurements m
+                 JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session_id], |row| {
+                let worker: Option<i64> = row.get(0)?;
+                Ok(worker.map(|w| RunPlace {
+                    worker: usize::try_from(w).unwrap_or(0),
+                    device: row
+                        .get::<_, Option<String>>(1)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    host: row
+                        .get::<_, Option<String>>(2)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    duration_s: row.get::<_, Option<f64>>(3).ok().flatten().unwrap_or(0.0),
+                }))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Measurements of a session's experiments, oldest first.

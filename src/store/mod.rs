@@ -6,7 +6,7 @@ pub mod import;
 pub mod journal;
 pub mod results;
 
-pub use journal::{Journal, Measurement, SessionRow};
+pub use journal::{Journal, Measurement, RunPlace, SessionRow};
 
 use std::path::PathBuf;
 

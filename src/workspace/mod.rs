@@ -3,6 +3,7 @@
 //! runs git for the session; it never decides what to keep.
 
 pub mod merge;
+mod worktree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -258,11 +259,18 @@ impl Repo {
     /// A git command that may create commits: no hooks, no signing, and an identity even
     /// when the user has none configured.
     pub(crate) fn committing(&self, args: &[&str]) -> Command {
+        // `git commit` may detach `git maintenance`/`gc --auto`: a grandchild re-parented
+        // to our subreaper that nobody reaps (a zombie per experiment), and work that
+        // competes with training. An experiment commit needs none of it.
         let mut full = vec![
             "-c",
             "core.hooksPath=/dev/null",
             "-c",
             "commit.gpgsign=false",
+            "-c",
+            "maintenance.auto=false",
+            "-c",
+            "gc.auto=0",
         ];
         full.extend_from_slice(args);
         let mut c = self.command(&full);

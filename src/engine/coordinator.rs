@@ -1,0 +1,638 @@
+//! The coordinator: the single writer of the journal and the only mover of the research
+//! branch. It keeps every worker fed (a trial's pending seeds first, then a prepared
+//! proposal), keeps proposals one per worker ahead of them, and turns each message from a
+//! worker or the proposer into records. What a finished run leads to (a decision, a
+//! retry, a repair, a recheck) is in [`super::decide`].
+
+use super::WorkerSpec;
+use super::proposals::{self, Ask, Reply, Request, Snapshot};
+use super::trial::{Kind, Trial};
+use super::worker::{Assignment, Msg, Worker};
+use crate::agent::{AgentError, Context, Proposal, Proposer, state_hash};
+use crate::decision::policy::{self, Earlier};
+use crate::experiment::{Category, Status};
+use crate::session::{
+    Draft, EndReason, Event, Session, SessionError, one_line, record_usage, rel, runs_in,
+};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+/// How often the coordinator looks at the stop flag while nothing arrives.
+const WAKE: Duration = Duration::from_millis(100);
+
+/// A proposal waiting for a worker.
+pub(super) struct Ready {
+    pub proposal: Proposal,
+    /// The best it was made on.
+    pub parent: String,
+    pub earlier: Earlier,
+    pub prompt: Option<String>,
+    /// Its files' state hash on its parent (so the proposer does not offer it again).
+    pub hash: String,
+}
+
+/// Stands in for the proposer while it runs on its own thread.
+struct Away(String);
+
+impl Proposer for Away {
+    fn name(&self) -> String {
+        self.0.clone()
+    }
+    fn propose(&mut self, _: &Context<'_>) -> Result<Proposal, AgentError> {
+        Err(AgentError::Fatal(
+            "the proposer runs on the engine's thread".into(),
+        ))
+    }
+}
+
+pub(super) struct Engine<'s, 'a> {
+    pub s: &'s mut Session<'a>,
+    pub specs: Vec<WorkerSpec>,
+    trees: Vec<PathBuf>,
+    /// The trial each worker runs, by worker position.
+    busy: Vec<Option<u64>>,
+    assign: Vec<Sender<Assignment>>,
+    ask: Sender<Request>,
+    /// Requests the proposer has not answered yet.
+    asked: usize,
+    pub trials: BTreeMap<u64, Trial>,
+    next_trial: u64,
+    pub ready: VecDeque<Ready>,
+    /// The proposer said it has nothing new (until the next decision).
+    pub exhausted: Option<String>,
+    /// Experiments started by this invocation (the baseline, repairs and rechecks aside).
+    started_now: u64,
+    pub failed_proposals: u32,
+    pub next_iteration: u64,
+    pub stop: Option<EndReason>,
+    host: String,
+}
+
+/// Runs the session on the engine until a stop condition.
+pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
+    let specs = s.opts.workers.clone();
+    let dir = s.state_dir().join("worktrees");
+    let best = s.best_commit();
+    let results_top = s
+        .config
+        .results
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let skip = [results_top.as_str()];
+    let mut trees = Vec::new();
+    for w in &specs {
+        let tree = dir.join(format!("w{}", w.index));
+        s.repo.worktree_at(&tree, &best, &skip)?;
+        trees.push(tree);
+    }
+    let agent_tree = dir.join("agent");
+    s.repo.worktree_at(&agent_tree, &best, &skip)?;
+    s.note(super::describe_workers(&specs));
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (ask, requests) = mpsc::channel::<Request>();
+    let name = s.proposer.name();
+    let proposer = std::mem::replace(&mut s.proposer, Box::new(Away(name)));
+    let root = s.repo.root().to_path_buf();
+    let to_us = tx.clone();
+    // Not scoped: a proposer stuck in a long call must not hold up the end of a session.
+    std::thread::Builder::new()
+        .name("proposer".into())
+        .spawn(move || proposals::serve(proposer, root, agent_tree, &requests, &to_us))
+        .map_err(|e| SessionError::Engine(format!("cannot start the proposer's thread: {e}")))?;
+
+    let executor = s.executor;
+    let cancel = s.cancel.clone();
+    let metric = s.config.metric.clone();
+    let timeout = s.config.timeout;
+    std::thread::scope(|scope| {
+        let mut assign = Vec::new();
+        for (w, tree) in specs.iter().zip(&trees) {
+            let (jobs_tx, jobs) = mpsc::channel::<Assignment>();
+            let worker = Worker {
+                index: w.index,
+                tree: tree.clone(),
+                executor,
+                cancel: cancel.clone(),
+                metric: metric.clone(),
+                timeout,
+            };
+            let out = tx.clone();
+            scope.spawn(move || worker.serve(&jobs, &out));
+            assign.push(jobs_tx);
+        }
+        drop(tx);
+        let next_iteration = s.history.iter().map(|r| r.iteration).max().unwrap_or(0) + 1;
+        let mut engine = Engine {
+            busy: vec![None; specs.len()],
+            specs: specs.clone(),
+            trees,
+            assign,
+            ask,
+            asked: 0,
+            trials: BTreeMap::new(),
+            next_trial: 1,
+            ready: VecDeque::new(),
+            exhausted: None,
+            started_now: 0,
+            failed_proposals: 0,
+            next_iteration,
+            stop: None,
+            host: super::host_name(),
+            s,
+        };
+        let result = engine.drive(&rx);
+        if result.is_err() {
+            // Runs still in flight are killed cleanly; their experiments stay `running` in
+            // the journal and a resume records them as interrupted.
+            cancel.set(cancel.level().max(1));
+        }
+        drop(engine);
+        result
+    })
+}
+
+impl Engine<'_, '_> {
+    fn drive(&mut self, rx: &Receiver<Msg>) -> Result<EndReason, SessionError> {
+        if self.s.baseline().is_none() {
+            if self.s.cancel.requested() {
+                return Ok(EndReason::Interrupted);
+            }
+            self.start_baseline()?;
+        }
+        loop {
+            self.check_stop();
+            self.schedule()?;
+            if self.trials.is_empty() {
+                if let Some(reason) = self.stop.clone() {
+                    return Ok(reason);
+                }
+            }
+            match rx.recv_timeout(WAKE) {
+                Ok(msg) => self.handle(msg)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(SessionError::Engine("every worker thread ended".into()));
+                }
+            }
+        }
+    }
+
+    fn check_stop(&mut self) {
+        if matches!(self.stop, Some(EndReason::Interrupted)) {
+            return;
+        }
+        if let Some(reason) = self.s.stop_reason(self.started_now) {
+            if self.stop.is_none() || reason == EndReason::Interrupted {
+                self.stop = Some(reason);
+            }
+        }
+        if self.stop.is_some() {
+            for r in self.ready.drain(..) {
+                self.s.unrecorded_cost_usd += r.proposal.usage.cost_usd;
+            }
+        }
+    }
+
+    /// Whether another proposal may be asked for now: no stop, the baseline measured, the
+    /// proposer free and not exhausted, fewer prepared than workers, and within the limits.
+    fn may_ask(&self) -> bool {
+        let s = &self.s;
+        let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
+        let planned = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
+        self.stop.is_none()
+            && self.asked == 0
+            && self.exhausted.is_none()
+            && s.baseline().is_some()
+            && self.ready.len() < self.specs.len()
+            && s.opts.iterations.is_none_or(|n| ahead < n)
+            && s.config.max_iterations.is_none_or(|n| planned <= n)
+    }
+
+    /// Feeds idle workers, asks for proposals, and falls back on a leftover when the
+    /// proposer has nothing new and nothing else is going on.
+    fn schedule(&mut self) -> Result<(), SessionError> {
+        for w in 0..self.specs.len() {
+            if self.busy[w].is_some() {
+                continue;
+            }
+            let pending = self
+                .trials
+                .iter()
+                .find(|(_, t)| {
+                    !t.pending.is_empty() && t.failed.is_none() && t.interrupted.is_none()
+                })
+                .map(|(id, _)| *id);
+            if let Some(id) = pending {
+                self.dispatch(w, id)?;
+                continue;
+            }
+            if self.stop.is_some() || self.s.baseline().is_none() {
+                continue;
+            }
+            while let Some(r) = self.ready.pop_front() {
+                if let Some(id) = self.start_candidate(r)? {
+                    self.dispatch(w, id)?;
+                    break;
+                }
+            }
+        }
+        if self.may_ask() {
+            self.request_proposal();
+        }
+        if self.stop.is_none()
+            && self.exhausted.is_some()
+            && self.trials.is_empty()
+            && self.ready.is_empty()
+            && self.asked == 0
+        {
+            self.use_leftover()?;
+        }
+        Ok(())
+    }
+
+    fn use_leftover(&mut self) -> Result<(), SessionError> {
+        let why = self.exhausted.clone().unwrap_or_default();
+        match self.s.leftover()? {
+            crate::session::Leftover::Revisit(r) => {
+                let parent = self.s.best_commit();
+                self.ready.push_back(Ready {
+                    proposal: r.proposal,
+                    parent,
+                    earlier: r.earlier,
+                    prompt: None,
+                    hash: String::new(),
+                });
+            }
+            crate::session::Leftover::MeasureBest(what) => {
+                if !self.start_remeasure(what, Some(why.clone()))? {
+                    self.stop = Some(EndReason::Exhausted(why));
+                }
+            }
+            crate::session::Leftover::Nothing => self.stop = Some(EndReason::Exhausted(why)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn take_iteration(&mut self) -> u64 {
+        let i = self.next_iteration;
+        self.next_iteration += 1;
+        i
+    }
+
+    /// Everything the proposer must not offer again: every state run, running or prepared.
+    fn seen(&self) -> HashSet<String> {
+        self.s
+            .history
+            .iter()
+            .filter(|r| r.status != Status::Rejected)
+            .map(|r| r.state_hash.clone())
+            .chain(self.trials.values().map(|t| t.rec.state_hash.clone()))
+            .chain(self.ready.iter().map(|r| r.hash.clone()))
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
+    pub(super) fn snapshot(
+        &self,
+        iteration: u64,
+        commit: String,
+        tail: Option<String>,
+    ) -> Snapshot {
+        let s = &self.s;
+        Snapshot {
+            config: s.config.clone(),
+            platform: s.platform.clone(),
+            iteration,
+            files: s.repo.files_at(&commit, &s.config.editable),
+            commit,
+            history: s.history.clone(),
+            seen: self.seen(),
+            last_crash_tail: tail,
+            scratchpad: s.scratchpad.clone(),
+        }
+    }
+
+    fn request_proposal(&mut self) {
+        let iteration = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
+        self.s.send(Event::ProposalStarted { iteration });
+        let tail = self.s.last_crash_tail();
+        let snapshot = Box::new(self.snapshot(iteration, self.s.best_commit(), tail));
+        self.send_request(Request {
+            ask: Ask::Propose,
+            snapshot,
+        });
+    }
+
+    pub(super) fn send_request(&mut self, r: Request) {
+        if self.ask.send(r).is_ok() {
+            self.asked += 1;
+        }
+    }
+
+    /// Hands a trial's next seed to worker `w`.
+    fn dispatch(&mut self, w: usize, id: u64) -> Result<(), SessionError> {
+        let t = self.trials.get_mut(&id).expect("a trial to dispatch");
+        let seed = t.pending.pop_front().expect("a pending seed");
+        t.in_flight += 1;
+        let label = t.next_label();
+        let (commit, iteration, attempt, scale) = (
+            t.rec.commit.clone(),
+            t.rec.iteration,
+            t.rec.attempt,
+            t.scale,
+        );
+        let spec = &self.specs[w];
+        let mut extra = spec.env.clone();
+        extra.push(("AUTORESEARCH_WORKER".into(), spec.index.to_string()));
+        let job = self
+            .s
+            .job_for(&self.trees[w], seed, scale, &label, &extra)?;
+        self.s.send(Event::RunStarted {
+            worker: Some(spec.index),
+            iteration,
+            attempt,
+            commit: self.s.repo.short(&commit),
+            seed,
+            budget_s: self.s.config.budget.as_secs_f64(),
+            timeout_s: self.s.config.timeout.as_secs_f64(),
+            log: rel(self.s.repo.root(), &job.log_path),
+        });
+        let a = Assignment {
+            trial: id,
+            iteration,
+            seed,
+            commit,
+            job,
+        };
+        self.assign[w]
+            .send(a)
+            .map_err(|_| SessionError::Engine(format!("worker {} has stopped", spec.index)))?;
+        self.busy[w] = Some(id);
+        Ok(())
+    }
+
+    /// A trial for `rec` whose first seeds come from the policy (or the baseline plan).
+    pub(super) fn add_trial(
+        &mut self,
+        rec: crate::experiment::ExperimentRecord,
+        kind: Kind,
+    ) -> Result<u64, SessionError> {
+        let s = &self.s;
+        let measurements = s.journal.measurements(s.row.id)?;
+        let best_runs = s
+            .best()
+            .map(|b| runs_in(&measurements, &s.code_ids(b)))
+            .unwrap_or_default();
+        let noise = crate::session::progress::noise_of(&measurements);
+        let mut t = Trial::new(rec, kind, s.batch_scale, s.best_commit(), best_runs, noise);
+        t.pending = match &t.kind {
+            Kind::Baseline { .. } => policy::baseline_plan(&s.config.decision).into(),
+            Kind::Candidate { earlier } => match policy::decide_again(
+                &s.config.decision,
+                s.config.metric.direction,
+                &t.noise,
+                &t.best_runs,
+                earlier,
+                &[],
+            ) {
+                policy::Verdict::Measure { seeds, .. } => t.asks_for(&seeds),
+                _ => unreachable!("a candidate with no run is measured first"),
+            },
+            Kind::Remeasure { before, .. } => {
+                t.started = before.len();
+                VecDeque::from(vec![policy::recheck_seeds(before)[0]])
+            }
+        };
+        let id = self.next_trial;
+        self.next_trial += 1;
+        self.trials.insert(id, t);
+        Ok(id)
+    }
+
+    fn start_baseline(&mut self) -> Result<(), SessionError> {
+        let best = self.s.best_commit();
+        let files = self.s.repo.files_at(&best, &self.s.config.editable);
+        let mut rec = self.s.new_record(0, "baseline", Category::Baseline);
+        rec.commit = best.clone();
+        rec.parent = best;
+        rec.proposer = "baseline".into();
+        rec.state_hash = state_hash(&files);
+        rec.id = self.s.journal.insert(self.s.row.id, &rec)?;
+        self.add_trial(rec, Kind::Baseline { values: Vec::new() })?;
+        Ok(())
+    }
+
+    /// Re-measures the best once on a new seed. False when there is no best.
+    pub(super) fn start_remeasure(
+        &mut self,
+        what: String,
+        leftover: Option<String>,
+    ) -> Result<bool, SessionError> {
+        let Some(best) = self.s.best().cloned() else {
+            return Ok(false);
+        };
+        let before = self.s.runs_of_code(&best)?;
+        self.add_trial(
+            best,
+            Kind::Remeasure {
+                before,
+                what,
+                leftover,
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Commits a prepared proposal on the current best (re-based when the best moved since
+    /// it was made) and opens its trial; `None` when it was rejected (recorded).
+    fn start_candidate(&mut self, r: Ready) -> Result<Option<u64>, SessionError> {
+        let p = r.proposal;
+        let description = one_line(&p.description);
+        let best = self.s.best_commit();
+        let mut changed: BTreeMap<PathBuf, String> = p
+            .changes
+            .iter()
+            .map(|c| (c.path.clone(), c.contents.clone()))
+            .collect();
+        if r.parent != best {
+            let scratch = self.s.state_dir().join("tmp");
+            match proposals::rebase(&self.s.repo, &changed, &r.parent, &best, &scratch) {
+                Some(files) => changed = files,
+                None => {
+                    // Its change and the new best's touch the same lines: dropped
+                    // unnumbered; the proposer is asked again, on the new best.
+                    self.s.unrecorded_cost_usd += p.usage.cost_usd;
+                    self.s.note(format!(
+                        "dropped `{description}`: made on an earlier best, its change conflicts with the new best's"
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
+        let iteration = self.take_iteration();
+        let name = self.s.proposer.name();
+        self.s.send(Event::Proposal {
+            iteration,
+            description: description.clone(),
+            category: p.category.as_str().to_string(),
+            proposer: name,
+        });
+        crate::chaos::point("proposal");
+        let mut usage = BTreeMap::new();
+        record_usage(&mut usage, &p.usage);
+        let editable = self.s.config.editable.clone();
+        let forbidden: Vec<String> = p
+            .changes
+            .iter()
+            .filter(|c| !editable.contains(&c.path))
+            .map(|c| c.path.display().to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            let why = format!("edits non-editable files: {}", forbidden.join(", "));
+            self.s
+                .record_rejection(iteration, &description, p.category, &why, usage)?;
+            return self.failed(why).map(|()| None);
+        }
+        let before = self.s.repo.files_at(&best, &editable);
+        let mut files = before.clone();
+        files.extend(changed);
+        self.s.pending_prompt = r.prompt;
+        let draft = Draft {
+            iteration,
+            attempt: 1,
+            description: &description,
+            category: p.category,
+            repeat: r.earlier.visits > 0,
+        };
+        match self.s.commit_state(draft, &files, &before, usage)? {
+            Ok(rec) => {
+                self.started_now += 1;
+                self.failed_proposals = 0;
+                let earlier = r.earlier;
+                self.add_trial(rec, Kind::Candidate { earlier }).map(Some)
+            }
+            Err(why) => self.failed(why).map(|()| None),
+        }
+    }
+
+    /// Counts an unusable proposal; too many in a row end the session.
+    pub(super) fn failed(&mut self, why: String) -> Result<(), SessionError> {
+        self.failed_proposals += 1;
+        if self.failed_proposals >= self.s.opts.max_failed_proposals {
+            return Err(SessionError::TooManyFailedProposals(
+                self.failed_proposals,
+                why,
+            ));
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: Msg) -> Result<(), SessionError> {
+        match msg {
+            Msg::Output {
+                worker,
+                iteration,
+                elapsed_s,
+                numbers,
+            } => {
+                self.s.send(Event::RunOutput {
+                    worker: Some(worker),
+                    iteration,
+                    elapsed_s,
+                    numbers,
+                });
+                Ok(())
+            }
+            Msg::Done {
+                worker,
+                trial,
+                seed,
+                result,
+            } => {
+                let w = self
+                    .specs
+                    .iter()
+                    .position(|s| s.index == worker)
+                    .expect("a known worker");
+                self.busy[w] = None;
+                let r = result.map_err(SessionError::Engine)?;
+                let place = crate::store::RunPlace {
+                    worker,
+                    device: self.specs[w].device.clone(),
+                    host: self.host.clone(),
+                    duration_s: r.outcome.duration.as_secs_f64(),
+                };
+                self.run_done(trial, seed, r, &place)
+            }
+            Msg::Proposal(reply) => {
+                self.asked = self.asked.saturating_sub(1);
+                self.on_reply(*reply)
+            }
+        }
+    }
+
+    fn on_reply(&mut self, reply: Reply) -> Result<(), SessionError> {
+        // The experiment gets its number when it starts (or is rejected), so that proposals
+        // dropped along the way leave no gaps.
+        let Reply {
+            ask,
+            parent,
+            result,
+            prompt,
+            usage,
+            ..
+        } = reply;
+        if let Ask::Repair { crashed, .. } = ask {
+            return self.on_repair(*crashed, result, prompt, usage);
+        }
+        if self.stop.is_some() {
+            self.s.unrecorded_cost_usd += usage.cost_usd;
+            return Ok(());
+        }
+        match result.expect("a proposal request is answered") {
+            Ok(p) => {
+                if let Some(pad) = &p.scratchpad {
+                    self.s.save_scratchpad(pad)?;
+                }
+                let mut files = self.s.repo.files_at(&parent, &self.s.config.editable);
+                files.extend(
+                    p.changes
+                        .iter()
+                        .map(|c| (c.path.clone(), c.contents.clone())),
+                );
+                self.ready.push_back(Ready {
+                    hash: state_hash(&files),
+                    proposal: p,
+                    parent,
+                    earlier: Earlier::default(),
+                    prompt,
+                });
+                Ok(())
+            }
+            Err(AgentError::Exhausted(why)) => {
+                self.exhausted = Some(why);
+                Ok(())
+            }
+            Err(AgentError::Fatal(why)) => Err(SessionError::Proposer(why)),
+            Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+                let why = e.to_string();
+                let mut extra = BTreeMap::new();
+                record_usage(&mut extra, &usage);
+                let iteration = self.take_iteration();
+                self.s.record_rejection(
+                    iteration,
+                    "(no usable proposal)",
+                    Category::Other,
+                    &why,
+                    extra,
+                )?;
+                self.failed(why)
+            }
+        }
+    }
+}

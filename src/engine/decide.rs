@@ -1,0 +1,486 @@
+//! What a finished run leads to: its measurement in the journal, and once nothing of its
+//! trial is in flight, the policy's next step: more seeds, a keep or discard, an OOM retry,
+//! a crash (and a repair request), a recheck's new mean.
+//!
+//! A keep moves the research branch from the trial's parent to its commit by
+//! compare-and-swap. A candidate that beats its parent after another experiment became the
+//! best meanwhile is not kept over a best it was never compared with: it is recorded as a
+//! discard that says so, and its change is queued again on top of the new best (as a
+//! combination), where it is measured like any other proposal.
+
+use super::coordinator::{Engine, Ready};
+use super::proposals::{Ask, Request};
+use super::trial::{Kind, Trial};
+use crate::agent::{AgentError, Proposal, Usage};
+use crate::decision::policy::{self, Earlier, Verdict};
+use crate::experiment::{ExperimentRecord, Status};
+use crate::session::{
+    BATCH_SCALE_KEY, Draft, RUNS_KEY, RunResult, SD_KEY, SessionError, log_tail, one_line,
+    record_usage, rel, trivial_crash,
+};
+use crate::store::{Measurement, RunPlace};
+use std::collections::BTreeMap;
+
+impl Engine<'_, '_> {
+    /// Journals a finished run and, when its trial has nothing else in flight, moves the
+    /// trial on.
+    pub(super) fn run_done(
+        &mut self,
+        id: u64,
+        seed: u64,
+        r: RunResult,
+        place: &RunPlace,
+    ) -> Result<(), SessionError> {
+        let root = self.s.repo.root().to_path_buf();
+        let t = self.trials.get_mut(&id).expect("a run's trial");
+        t.in_flight -= 1;
+        self.s.send(crate::session::Event::RunFinished {
+            worker: Some(place.worker),
+            iteration: t.rec.iteration,
+            attempt: t.rec.attempt,
+            exit: format!("{:?}", r.outcome.exit),
+            duration_s: r.outcome.duration.as_secs_f64(),
+            metric: r.value.as_ref().ok().copied(),
+            memory_gb: r.memory_gb,
+            crash: r.value.as_ref().err().cloned(),
+        });
+        if r.interrupted() {
+            t.interrupted.get_or_insert(r);
+        } else {
+            self.s.journal.add_run(
+                &Measurement {
+                    experiment_id: t.rec.id,
+                    seed,
+                    value: r.value.as_ref().ok().copied(),
+                    log_path: Some(rel(&root, &r.outcome.log_path)),
+                },
+                place,
+            )?;
+            match &r.value {
+                Ok(v) => {
+                    t.runs.push((seed, *v));
+                    if let Kind::Baseline { values } = &mut t.kind {
+                        values.push(*v);
+                    }
+                    t.last = Some(r);
+                }
+                Err(why) => {
+                    if t.failed.is_none() {
+                        let why = why.clone();
+                        t.failed = Some((r, why, seed));
+                    }
+                }
+            }
+        }
+        if t.in_flight > 0 {
+            return Ok(());
+        }
+        let t = self.trials.remove(&id).expect("the trial");
+        self.advance(id, t)
+    }
+
+    /// The next step of a trial with nothing in flight.
+    fn advance(&mut self, id: u64, mut t: Trial) -> Result<(), SessionError> {
+        if let Some(r) = t.interrupted.take() {
+            if !matches!(t.kind, Kind::Remeasure { .. }) {
+                let values = t.values();
+                self.s.record_interrupted(&mut t.rec, &r, &values)?;
+            }
+            return Ok(());
+        }
+        match &t.kind {
+            Kind::Baseline { values } => {
+                if let Some((r, why, seed)) = t.failed.take() {
+                    let reason = if values.is_empty() {
+                        why
+                    } else {
+                        format!(
+                            "run {} of the baseline (seed {seed}): {why}",
+                            values.len() + 1
+                        )
+                    };
+                    let values = values.clone();
+                    self.s
+                        .finalize(&mut t.rec, &r, &values, Status::Crash, reason.clone())?;
+                    self.s.announce(&t.rec, None);
+                    return Err(SessionError::BaselineFailed {
+                        reason,
+                        log: t.rec.log_path.clone().unwrap_or_default(),
+                    });
+                }
+                if !policy::baseline_needs_more(&self.s.config.decision, values) {
+                    t.pending.clear();
+                }
+                if !t.pending.is_empty() {
+                    self.trials.insert(id, t);
+                    return Ok(());
+                }
+                let values = values.clone();
+                let why = match policy::repeats_suffix(&values) {
+                    Some(s) => format!("the unmodified code ({s})"),
+                    None => "the unmodified code".to_string(),
+                };
+                let r = t.last.take().expect("a measured baseline has a run");
+                self.s
+                    .finalize(&mut t.rec, &r, &values, Status::Keep, why)?;
+                self.s.announce(&t.rec, None);
+                self.s.refresh_chart();
+                Ok(())
+            }
+            Kind::Candidate { earlier } => {
+                if let Some((r, why, seed)) = t.failed.take() {
+                    return self.crashed(t, r, why, seed);
+                }
+                let verdict = policy::decide_again(
+                    &self.s.config.decision,
+                    self.s.config.metric.direction,
+                    &t.noise,
+                    &t.best_runs,
+                    earlier,
+                    &t.runs,
+                );
+                if let Verdict::Measure { seeds, .. } = &verdict {
+                    t.pending = t.asks_for(seeds);
+                    if !t.pending.is_empty() {
+                        self.trials.insert(id, t);
+                        return Ok(());
+                    }
+                }
+                self.conclude(t, &verdict)
+            }
+            Kind::Remeasure { .. } => self.remeasured(t),
+        }
+    }
+
+    /// Records a keep or discard.
+    fn conclude(&mut self, mut t: Trial, verdict: &Verdict) -> Result<(), SessionError> {
+        let Kind::Candidate { earlier } = &t.kind else {
+            unreachable!("only candidates are concluded")
+        };
+        let mut status = verdict.status().unwrap_or(Status::Discard);
+        let values: Vec<f64> = earlier.runs.iter().chain(&t.runs).map(|m| m.1).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let best_now = self.s.best_commit();
+        let stale = t.best_commit != best_now;
+        let prev_best = self.s.best().and_then(|b| b.metric);
+        // What it was compared with: its parent's value.
+        let parent_value = if stale {
+            let v: Vec<f64> = t.best_runs.iter().map(|m| m.1).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        } else {
+            prev_best
+        };
+        let mut evidence = match parent_value {
+            Some(b) => {
+                let delta = mean - b;
+                let pct = if b != 0.0 {
+                    100.0 * delta / b.abs()
+                } else {
+                    0.0
+                };
+                format!(
+                    "{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}",
+                    verdict.evidence()
+                )
+            }
+            None => verdict.evidence().to_string(),
+        };
+        if earlier.visits > 0 {
+            evidence = format!(
+                "visit {} ({} earlier run(s), {} new): {evidence}",
+                earlier.visits + 1,
+                earlier.runs.len(),
+                t.runs.len()
+            );
+        }
+        let mut again = None;
+        if status == Status::Keep && stale {
+            status = Status::Discard;
+            let best_it = self.s.best().map_or(0, |b| b.iteration);
+            evidence = format!(
+                "{evidence}; it beat its parent, but experiment {best_it} became the best while it ran: queued again against the new best"
+            );
+            again = Some(best_it);
+        }
+        if status == Status::Keep
+            && (t.scale - self.s.platform.adjustments.batch_scale).abs() > 1e-12
+        {
+            t.rec.metrics.insert(BATCH_SCALE_KEY.into(), t.scale);
+        }
+        let r = t.last.take().expect("a decided experiment has a run");
+        self.s.finalize(&mut t.rec, &r, &values, status, evidence)?;
+        if status == Status::Keep {
+            let branch = self.s.row.branch.clone();
+            self.s
+                .repo
+                .move_branch(&branch, &t.rec.commit, &t.best_commit)?;
+            self.s.batch_scale = t.scale;
+        }
+        if let Some(best_it) = again {
+            let runs = t.runs.clone();
+            self.queue_again(&t.rec, &runs, best_it);
+        }
+        self.after_decision(&t.rec, prev_best)
+    }
+
+    /// Queues `rec`'s change again on the current best: re-based there when it applies
+    /// (a combination of both gains), else its own files committed on top of the best (the
+    /// lines both changed take its values) and measured against the best with the runs it
+    /// has as an earlier visit.
+    fn queue_again(&mut self, rec: &ExperimentRecord, runs: &[(u64, f64)], best_it: u64) {
+        let Some(mut proposal) = self.s.restore_proposal(rec) else {
+            return;
+        };
+        let best = self.s.best_commit();
+        let files: BTreeMap<_, _> = proposal
+            .changes
+            .iter()
+            .map(|c| (c.path.clone(), c.contents.clone()))
+            .collect();
+        let scratch = self.s.state_dir().join("tmp");
+        let (files, earlier, how) =
+            match super::proposals::rebase(&self.s.repo, &files, &rec.parent, &best, &scratch) {
+                Some(rebased) => (rebased, Earlier::default(), "again, on top of"),
+                None => {
+                    let earlier = Earlier {
+                        runs: runs.to_vec(),
+                        visits: 1,
+                    };
+                    (files, earlier, "against")
+                }
+            };
+        let hash = crate::agent::state_hash(&files);
+        proposal.changes = files
+            .into_iter()
+            .map(|(path, contents)| crate::agent::FileChange { path, contents })
+            .collect();
+        proposal.description = format!("{} ({how} {best_it})", rec.description);
+        self.ready.push_front(Ready {
+            proposal,
+            parent: best,
+            earlier,
+            prompt: None,
+            hash,
+        });
+    }
+
+    /// A crashed candidate: one OOM retry at half the batch, else the crash is recorded
+    /// and, for a trivial slip, the proposer is asked for a repair.
+    fn crashed(
+        &mut self,
+        mut t: Trial,
+        r: RunResult,
+        why: String,
+        seed: u64,
+    ) -> Result<(), SessionError> {
+        if r.oom() && t.rec.attempt == 1 && t.runs.is_empty() {
+            let reason = format!("{why}; retrying once with batch scale ×0.5");
+            self.s
+                .finalize(&mut t.rec, &r, &[], Status::Crash, reason)?;
+            let mut retry = t.rec.clone();
+            retry.attempt = 2;
+            retry.status = Status::Running;
+            retry.description = format!("{} (OOM retry: batch scale ×0.5)", t.rec.description);
+            retry.reason.clear();
+            retry.started_at = crate::session::now();
+            retry.finished_at = None;
+            retry.metric = None;
+            retry.metrics.clear();
+            retry.id = self.s.journal.insert(self.s.row.id, &retry)?;
+            let Kind::Candidate { earlier } = t.kind else {
+                unreachable!("a crashed candidate")
+            };
+            let scale = t.scale * 0.5;
+            let id = self.add_trial(retry, Kind::Candidate { earlier })?;
+            if let Some(nt) = self.trials.get_mut(&id) {
+                nt.scale = scale;
+                nt.best_commit = t.best_commit;
+            }
+            return Ok(());
+        }
+        let reason = if t.runs.is_empty() {
+            why
+        } else {
+            format!(
+                "run {} (seed {seed}) crashed after {} good run(s): {why}",
+                t.runs.len() + 1,
+                t.runs.len()
+            )
+        };
+        let values = t.values();
+        self.s
+            .finalize(&mut t.rec, &r, &values, Status::Crash, reason)?;
+        let tail = log_tail(&r.outcome.log_path, 60);
+        let repair = t.runs.is_empty()
+            && t.rec.attempt <= self.s.config.agent.repair_attempts
+            && trivial_crash(&tail);
+        self.after_decision(&t.rec, None)?;
+        if repair && self.stop.is_none() {
+            let snapshot =
+                Box::new(self.snapshot(t.rec.iteration, t.rec.commit.clone(), Some(tail.clone())));
+            self.send_request(Request {
+                ask: Ask::Repair {
+                    crashed: Box::new(t.rec),
+                    traceback: tail,
+                },
+                snapshot,
+            });
+        }
+        Ok(())
+    }
+
+    /// The proposer's answer to a repair request: committed as the crashed experiment's
+    /// next attempt (on the current best), or a warning.
+    pub(super) fn on_repair(
+        &mut self,
+        crashed: ExperimentRecord,
+        result: Option<Result<Proposal, AgentError>>,
+        prompt: Option<String>,
+        usage: Usage,
+    ) -> Result<(), SessionError> {
+        let p = match result {
+            None => return Ok(()),
+            Some(Err(e)) => {
+                self.s.unrecorded_cost_usd += usage.cost_usd;
+                self.s.warn(format!(
+                    "no repair for experiment {}: {e}",
+                    crashed.iteration
+                ));
+                return Ok(());
+            }
+            Some(Ok(p)) => p,
+        };
+        let editable = self.s.config.editable.clone();
+        if self.stop.is_some() || p.changes.iter().any(|c| !editable.contains(&c.path)) {
+            self.s.unrecorded_cost_usd += p.usage.cost_usd;
+            if self.stop.is_none() {
+                self.s.warn(format!(
+                    "the repair for experiment {} edits non-editable files; not applied",
+                    crashed.iteration
+                ));
+            }
+            return Ok(());
+        }
+        let mut files = self.s.repo.files_at(&crashed.commit, &editable);
+        files.extend(
+            p.changes
+                .iter()
+                .map(|c| (c.path.clone(), c.contents.clone())),
+        );
+        let best = self.s.best_commit();
+        if crashed.parent != best {
+            let scratch = self.s.state_dir().join("tmp");
+            let Some(f) =
+                super::proposals::rebase(&self.s.repo, &files, &crashed.parent, &best, &scratch)
+            else {
+                self.s.warn(format!(
+                    "the repair for experiment {} conflicts with the new best; not applied",
+                    crashed.iteration
+                ));
+                return Ok(());
+            };
+            files = f;
+        }
+        let before = self.s.repo.files_at(&best, &editable);
+        let description = format!(
+            "{} (repaired: {})",
+            crashed.description,
+            one_line(&p.description)
+        );
+        let mut extra = BTreeMap::new();
+        record_usage(&mut extra, &p.usage);
+        self.s.warn(format!(
+            "experiment {} crashed on a trivial error; trying the proposer's repair (attempt {})",
+            crashed.iteration,
+            crashed.attempt + 1
+        ));
+        self.s.pending_prompt = prompt;
+        let draft = Draft {
+            iteration: crashed.iteration,
+            attempt: crashed.attempt + 1,
+            description: &description,
+            category: crashed.category,
+            repeat: false,
+        };
+        if let Ok(rec) = self.s.commit_state(draft, &files, &before, extra)? {
+            self.add_trial(
+                rec,
+                Kind::Candidate {
+                    earlier: Earlier::default(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A recheck of the best came back: fold its value into the best's mean.
+    fn remeasured(&mut self, mut t: Trial) -> Result<(), SessionError> {
+        let Kind::Remeasure {
+            before,
+            what,
+            leftover,
+        } = std::mem::replace(&mut t.kind, Kind::Baseline { values: Vec::new() })
+        else {
+            unreachable!("a remeasure trial")
+        };
+        self.exhausted = None;
+        let Some(&(seed, v)) = t.runs.last() else {
+            let why = t.failed.map(|f| f.1).unwrap_or_default();
+            self.s.warn(format!("{what}: the run failed: {why}"));
+            if let Some(why) = leftover {
+                self.stop = Some(crate::session::EndReason::Exhausted(why));
+            }
+            return Ok(());
+        };
+        let Some(mut updated) = self.s.history.iter().find(|h| h.id == t.rec.id).cloned() else {
+            return Ok(());
+        };
+        let old = updated.metric.unwrap_or(f64::NAN);
+        let mut all: Vec<f64> = before.iter().map(|m| m.1).collect();
+        all.push(v);
+        updated.metric = Some(all.iter().sum::<f64>() / all.len() as f64);
+        updated.metrics.insert(RUNS_KEY.into(), all.len() as f64);
+        if let Some(sd) = crate::decision::stats::std_dev(&all) {
+            updated.metrics.insert(SD_KEY.into(), sd);
+        }
+        self.s.journal.update(&updated)?;
+        if let Some(h) = self.s.history.iter_mut().find(|h| h.id == updated.id) {
+            *h = updated;
+        }
+        self.s.write_results()?;
+        let noise = self.s.noise()?.summary();
+        self.s.note(format!(
+            "{what} on a new seed ({seed}): {v:.6} against its mean {old:.6} ({:+.6}: drift plus noise); now n={}; noise {noise}",
+            v - old,
+            all.len()
+        ));
+        Ok(())
+    }
+
+    /// Emits the decision, queues a recheck of the best now and then, reports progress.
+    fn after_decision(
+        &mut self,
+        rec: &ExperimentRecord,
+        prev_best: Option<f64>,
+    ) -> Result<(), SessionError> {
+        self.s.announce(rec, prev_best);
+        crate::chaos::point("decision");
+        self.exhausted = None;
+        self.s.since_recheck += 1;
+        let rechecking = self
+            .trials
+            .values()
+            .any(|t| matches!(t.kind, Kind::Remeasure { .. }));
+        if policy::needs_recheck(&self.s.config.decision, self.s.since_recheck)
+            && !self.s.cancel.requested()
+            && !rechecking
+        {
+            self.s.since_recheck = 0;
+            if !self.s.noise()?.is_deterministic() {
+                self.start_remeasure("rechecked the best".into(), None)?;
+            }
+        }
+        self.s.refresh_chart();
+        self.s.maybe_report()
+    }
+}

@@ -1,0 +1,134 @@
+//! Proposals prepared ahead: the proposer runs on a thread of its own, on owned snapshots
+//! of the session, so that it thinks while the workers train. A CLI agent works in a
+//! scratch worktree of its own, put at the proposal's parent before each call, never in a
+//! tree that trains and never in the user's checkout. Also: re-basing a proposal made on
+//! an older best onto the current one.
+
+use super::worker::Msg;
+use crate::agent::{AgentError, Context, Proposal, Proposer, Usage};
+use crate::config::Config;
+use crate::experiment::ExperimentRecord;
+use crate::platform::Platform;
+use crate::workspace::Repo;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+
+/// Everything a proposer sees, owned, so that it can cross to the proposer's thread.
+pub(crate) struct Snapshot {
+    pub config: Config,
+    pub platform: Platform,
+    pub iteration: u64,
+    /// The commit the proposal is made on (the best, or a crashed experiment to repair).
+    pub commit: String,
+    pub files: BTreeMap<PathBuf, String>,
+    pub history: Vec<ExperimentRecord>,
+    pub seen: HashSet<String>,
+    pub last_crash_tail: Option<String>,
+    pub scratchpad: Option<String>,
+}
+
+/// What is asked of the proposer.
+pub(crate) enum Ask {
+    Propose,
+    /// Repair the trivial crash of this experiment, whose traceback is given.
+    Repair {
+        crashed: Box<ExperimentRecord>,
+        traceback: String,
+    },
+}
+
+pub(crate) struct Request {
+    pub ask: Ask,
+    pub snapshot: Box<Snapshot>,
+}
+
+/// The proposer's answer to one request.
+pub(crate) struct Reply {
+    pub ask: Ask,
+    /// The commit it was made on.
+    pub parent: String,
+    /// `None`: this proposer cannot repair.
+    pub result: Option<Result<Proposal, AgentError>>,
+    pub prompt: Option<String>,
+    /// What the call cost, also when its answer was unusable.
+    pub usage: Usage,
+}
+
+/// Serves requests until the coordinator hangs up. `tree`: the scratch worktree.
+pub(crate) fn serve(
+    mut proposer: Box<dyn Proposer>,
+    repo_root: PathBuf,
+    tree: PathBuf,
+    requests: &Receiver<Request>,
+    out: &Sender<Msg>,
+) {
+    for Request { ask, snapshot } in requests {
+        let s = *snapshot;
+        // The tree the agent sees: the proposal's parent, exactly.
+        let at = Repo::open(&tree)
+            .ok()
+            .filter(|r| r.root() == tree)
+            .map(|r| r.checkout_detached(&s.commit));
+        let root: &Path = if matches!(at, Some(Ok(()))) {
+            &tree
+        } else {
+            // Only a CLI agent edits its tree; the others read files, which the checkout
+            // has too (read-only files and program.md are never changed by a session).
+            &repo_root
+        };
+        let ctx = Context {
+            repo: root,
+            config: &s.config,
+            platform: &s.platform,
+            iteration: s.iteration,
+            files: &s.files,
+            history: &s.history,
+            best: crate::session::best_of(&s.history),
+            baseline: crate::session::baseline_of(&s.history),
+            seen: &s.seen,
+            last_crash_tail: s.last_crash_tail.as_deref(),
+            scratchpad: s.scratchpad.as_deref(),
+        };
+        crate::chaos::point("propose");
+        let result = match &ask {
+            Ask::Propose => Some(proposer.propose(&ctx)),
+            Ask::Repair { traceback, .. } => proposer.repair(&ctx, traceback),
+        };
+        let usage = match &result {
+            Some(Ok(p)) => p.usage,
+            _ => proposer.last_usage(),
+        };
+        let reply = Reply {
+            ask,
+            parent: s.commit.clone(),
+            result,
+            prompt: proposer.last_prompt(),
+            usage,
+        };
+        if out.send(Msg::Proposal(Box::new(reply))).is_err() {
+            return;
+        }
+    }
+}
+
+/// `files` (made on `from`) re-based onto `onto`: each file's change from `from` merged
+/// into `onto`'s text. `None` when a change conflicts with what `onto` changed.
+pub(crate) fn rebase(
+    repo: &Repo,
+    files: &BTreeMap<PathBuf, String>,
+    from: &str,
+    onto: &str,
+    scratch: &Path,
+) -> Option<BTreeMap<PathBuf, String>> {
+    let mut out = BTreeMap::new();
+    for (path, theirs) in files {
+        let base = repo.file_at(from, path).unwrap_or_default();
+        let ours = repo.file_at(onto, path).unwrap_or_default();
+        out.insert(
+            path.clone(),
+            repo.merge_text(&ours, &base, theirs, scratch)?,
+        );
+    }
+    Some(out)
+}

@@ -1,0 +1,102 @@
+//! A worker: a thread that owns one detached worktree and one device. For each assignment
+//! it puts the worktree exactly at the commit (tracked files as committed, so whatever the
+//! last run changed is gone), runs the job through the executor, reads the metric, and
+//! reports back. It never writes the journal and never moves a ref.
+
+use crate::config::MetricSpec;
+use crate::runner::{Cancel, Executor, Job};
+use crate::session::{Progress, RunResult, read_result};
+use crate::workspace::Repo;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+/// One run for a worker to do.
+pub(crate) struct Assignment {
+    pub trial: u64,
+    pub iteration: u64,
+    pub seed: u64,
+    pub commit: String,
+    pub job: Job,
+}
+
+/// What the threads tell the coordinator.
+pub(crate) enum Msg {
+    /// Numbers from a progress line (at most ten a second per run).
+    Output {
+        worker: usize,
+        iteration: u64,
+        elapsed_s: f64,
+        numbers: Vec<(String, f64)>,
+    },
+    /// A run ended; `Err`: it could not be run at all (git or the executor failed).
+    Done {
+        worker: usize,
+        trial: u64,
+        seed: u64,
+        result: Result<RunResult, String>,
+    },
+    /// The proposer answered.
+    Proposal(Box<super::proposals::Reply>),
+}
+
+/// What a worker thread needs.
+pub(crate) struct Worker<'e> {
+    pub index: usize,
+    pub tree: PathBuf,
+    pub executor: &'e dyn Executor,
+    pub cancel: Cancel,
+    pub metric: MetricSpec,
+    pub timeout: Duration,
+}
+
+impl Worker<'_> {
+    /// Runs assignments until the coordinator hangs up.
+    pub(crate) fn serve(self, jobs: &Receiver<Assignment>, out: &Sender<Msg>) {
+        for a in jobs {
+            let result = self.run(&a, out);
+            let done = Msg::Done {
+                worker: self.index,
+                trial: a.trial,
+                seed: a.seed,
+                result,
+            };
+            if out.send(done).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn run(&self, a: &Assignment, out: &Sender<Msg>) -> Result<RunResult, String> {
+        let tree = Repo::open(&self.tree).map_err(|e| e.to_string())?;
+        if tree.root() != self.tree {
+            return Err(format!(
+                "worktree {} is not a work tree of its own",
+                self.tree.display()
+            ));
+        }
+        tree.checkout_detached(&a.commit).map_err(|e| {
+            format!(
+                "cannot put worker {}'s worktree at {}: {e}",
+                self.index, a.commit
+            )
+        })?;
+        let mut progress = Progress::new();
+        let (worker, iteration) = (self.index, a.iteration);
+        let outcome = self
+            .executor
+            .run(&a.job, &self.cancel, &mut |line: &str| {
+                crate::chaos::point("run_line");
+                if let Some((elapsed_s, numbers)) = progress.line(line) {
+                    let _ = out.send(Msg::Output {
+                        worker,
+                        iteration,
+                        elapsed_s,
+                        numbers,
+                    });
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(read_result(outcome, &self.metric, self.timeout))
+    }
+}
