@@ -118,13 +118,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(exit::OK);
         }
     }
-    // One worker runs the one-tree loop in the checkout; more run on the engine.
+    // The engine when asked for (`--workers`, `--gpus`) or when there is more than one
+    // device; otherwise the one-tree loop in the checkout, as before.
+    let engine = args.workers.is_some() || args.gpus.is_some() || workers.len() > 1;
     let opts = Options {
-        workers: if workers.len() > 1 {
-            workers
-        } else {
-            Vec::new()
-        },
+        workers: if engine { workers } else { Vec::new() },
         ..opts
     };
     run_session(&args.repo, cfg, opts, &mut reporter)

@@ -5,15 +5,13 @@
 //! retry, a repair, a recheck) is in [`super::decide`].
 
 use super::WorkerSpec;
-use super::proposals::{self, Ask, Reply, Request, Snapshot};
+use super::proposals::{self, Ask, Request, Snapshot};
 use super::trial::{Kind, Trial};
 use super::worker::{Assignment, Msg, Worker};
 use crate::agent::{AgentError, Context, Proposal, Proposer, state_hash};
 use crate::decision::policy::{self, Earlier};
 use crate::experiment::{Category, Status};
-use crate::session::{
-    Draft, EndReason, Event, Session, SessionError, one_line, record_usage, rel, runs_in,
-};
+use crate::session::{EndReason, Event, Session, SessionError, rel, runs_in};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -57,13 +55,15 @@ pub(super) struct Engine<'s, 'a> {
     ask: Sender<Request>,
     /// Requests the proposer has not answered yet.
     asked: usize,
+    /// Of those, repair requests (a session waits for them before it ends).
+    pub repairs: usize,
     pub trials: BTreeMap<u64, Trial>,
     next_trial: u64,
     pub ready: VecDeque<Ready>,
     /// The proposer said it has nothing new (until the next decision).
     pub exhausted: Option<String>,
     /// Experiments started by this invocation (the baseline, repairs and rechecks aside).
-    started_now: u64,
+    pub started_now: u64,
     pub failed_proposals: u32,
     pub next_iteration: u64,
     pub stop: Option<EndReason>,
@@ -134,6 +134,7 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             assign,
             ask,
             asked: 0,
+            repairs: 0,
             trials: BTreeMap::new(),
             next_trial: 1,
             ready: VecDeque::new(),
@@ -169,7 +170,11 @@ impl Engine<'_, '_> {
             self.schedule()?;
             if self.trials.is_empty() {
                 if let Some(reason) = self.stop.clone() {
-                    return Ok(reason);
+                    // A repair belongs to the experiment that crashed: wait for it, unless
+                    // the user asked to stop.
+                    if self.repairs == 0 || reason == EndReason::Interrupted {
+                        return Ok(reason);
+                    }
                 }
             }
             match rx.recv_timeout(WAKE) {
@@ -199,7 +204,8 @@ impl Engine<'_, '_> {
     }
 
     /// Whether another proposal may be asked for now: no stop, the baseline measured, the
-    /// proposer free and not exhausted, fewer prepared than workers, and within the limits.
+    /// proposer free and not exhausted, fewer prepared than workers plus one (a spare, for
+    /// when the next one turns out stale and conflicting), and within the limits.
     fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
@@ -208,7 +214,7 @@ impl Engine<'_, '_> {
             && self.asked == 0
             && self.exhausted.is_none()
             && s.baseline().is_some()
-            && self.ready.len() < self.specs.len()
+            && self.ready.len() < self.specs.len() + 1
             && s.opts.iterations.is_none_or(|n| ahead < n)
             && s.config.max_iterations.is_none_or(|n| planned <= n)
     }
@@ -242,7 +248,7 @@ impl Engine<'_, '_> {
             }
         }
         if self.may_ask() {
-            self.request_proposal();
+            self.request_proposal()?;
         }
         if self.stop.is_none()
             && self.exhausted.is_some()
@@ -317,7 +323,7 @@ impl Engine<'_, '_> {
         }
     }
 
-    fn request_proposal(&mut self) {
+    fn request_proposal(&mut self) -> Result<(), SessionError> {
         let iteration = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
         self.s.send(Event::ProposalStarted { iteration });
         let tail = self.s.last_crash_tail();
@@ -325,13 +331,18 @@ impl Engine<'_, '_> {
         self.send_request(Request {
             ask: Ask::Propose,
             snapshot,
-        });
+        })
     }
 
-    pub(super) fn send_request(&mut self, r: Request) {
-        if self.ask.send(r).is_ok() {
-            self.asked += 1;
+    pub(super) fn send_request(&mut self, r: Request) -> Result<(), SessionError> {
+        if matches!(r.ask, Ask::Repair { .. }) {
+            self.repairs += 1;
         }
+        self.ask
+            .send(r)
+            .map_err(|_| SessionError::Engine("the proposer's thread has ended".into()))?;
+        self.asked += 1;
+        Ok(())
     }
 
     /// Hands a trial's next seed to worker `w`.
@@ -448,90 +459,6 @@ impl Engine<'_, '_> {
         Ok(true)
     }
 
-    /// Commits a prepared proposal on the current best (re-based when the best moved since
-    /// it was made) and opens its trial; `None` when it was rejected (recorded).
-    fn start_candidate(&mut self, r: Ready) -> Result<Option<u64>, SessionError> {
-        let p = r.proposal;
-        let description = one_line(&p.description);
-        let best = self.s.best_commit();
-        let mut changed: BTreeMap<PathBuf, String> = p
-            .changes
-            .iter()
-            .map(|c| (c.path.clone(), c.contents.clone()))
-            .collect();
-        if r.parent != best {
-            let scratch = self.s.state_dir().join("tmp");
-            match proposals::rebase(&self.s.repo, &changed, &r.parent, &best, &scratch) {
-                Some(files) => changed = files,
-                None => {
-                    // Its change and the new best's touch the same lines: dropped
-                    // unnumbered; the proposer is asked again, on the new best.
-                    self.s.unrecorded_cost_usd += p.usage.cost_usd;
-                    self.s.note(format!(
-                        "dropped `{description}`: made on an earlier best, its change conflicts with the new best's"
-                    ));
-                    return Ok(None);
-                }
-            }
-        }
-        let iteration = self.take_iteration();
-        let name = self.s.proposer.name();
-        self.s.send(Event::Proposal {
-            iteration,
-            description: description.clone(),
-            category: p.category.as_str().to_string(),
-            proposer: name,
-        });
-        crate::chaos::point("proposal");
-        let mut usage = BTreeMap::new();
-        record_usage(&mut usage, &p.usage);
-        let editable = self.s.config.editable.clone();
-        let forbidden: Vec<String> = p
-            .changes
-            .iter()
-            .filter(|c| !editable.contains(&c.path))
-            .map(|c| c.path.display().to_string())
-            .collect();
-        if !forbidden.is_empty() {
-            let why = format!("edits non-editable files: {}", forbidden.join(", "));
-            self.s
-                .record_rejection(iteration, &description, p.category, &why, usage)?;
-            return self.failed(why).map(|()| None);
-        }
-        let before = self.s.repo.files_at(&best, &editable);
-        let mut files = before.clone();
-        files.extend(changed);
-        self.s.pending_prompt = r.prompt;
-        let draft = Draft {
-            iteration,
-            attempt: 1,
-            description: &description,
-            category: p.category,
-            repeat: r.earlier.visits > 0,
-        };
-        match self.s.commit_state(draft, &files, &before, usage)? {
-            Ok(rec) => {
-                self.started_now += 1;
-                self.failed_proposals = 0;
-                let earlier = r.earlier;
-                self.add_trial(rec, Kind::Candidate { earlier }).map(Some)
-            }
-            Err(why) => self.failed(why).map(|()| None),
-        }
-    }
-
-    /// Counts an unusable proposal; too many in a row end the session.
-    pub(super) fn failed(&mut self, why: String) -> Result<(), SessionError> {
-        self.failed_proposals += 1;
-        if self.failed_proposals >= self.s.opts.max_failed_proposals {
-            return Err(SessionError::TooManyFailedProposals(
-                self.failed_proposals,
-                why,
-            ));
-        }
-        Ok(())
-    }
-
     fn handle(&mut self, msg: Msg) -> Result<(), SessionError> {
         match msg {
             Msg::Output {
@@ -572,66 +499,6 @@ impl Engine<'_, '_> {
             Msg::Proposal(reply) => {
                 self.asked = self.asked.saturating_sub(1);
                 self.on_reply(*reply)
-            }
-        }
-    }
-
-    fn on_reply(&mut self, reply: Reply) -> Result<(), SessionError> {
-        // The experiment gets its number when it starts (or is rejected), so that proposals
-        // dropped along the way leave no gaps.
-        let Reply {
-            ask,
-            parent,
-            result,
-            prompt,
-            usage,
-            ..
-        } = reply;
-        if let Ask::Repair { crashed, .. } = ask {
-            return self.on_repair(*crashed, result, prompt, usage);
-        }
-        if self.stop.is_some() {
-            self.s.unrecorded_cost_usd += usage.cost_usd;
-            return Ok(());
-        }
-        match result.expect("a proposal request is answered") {
-            Ok(p) => {
-                if let Some(pad) = &p.scratchpad {
-                    self.s.save_scratchpad(pad)?;
-                }
-                let mut files = self.s.repo.files_at(&parent, &self.s.config.editable);
-                files.extend(
-                    p.changes
-                        .iter()
-                        .map(|c| (c.path.clone(), c.contents.clone())),
-                );
-                self.ready.push_back(Ready {
-                    hash: state_hash(&files),
-                    proposal: p,
-                    parent,
-                    earlier: Earlier::default(),
-                    prompt,
-                });
-                Ok(())
-            }
-            Err(AgentError::Exhausted(why)) => {
-                self.exhausted = Some(why);
-                Ok(())
-            }
-            Err(AgentError::Fatal(why)) => Err(SessionError::Proposer(why)),
-            Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
-                let why = e.to_string();
-                let mut extra = BTreeMap::new();
-                record_usage(&mut extra, &usage);
-                let iteration = self.take_iteration();
-                self.s.record_rejection(
-                    iteration,
-                    "(no usable proposal)",
-                    Category::Other,
-                    &why,
-                    extra,
-                )?;
-                self.failed(why)
             }
         }
     }

@@ -315,7 +315,7 @@ impl Engine<'_, '_> {
             && t.rec.attempt <= self.s.config.agent.repair_attempts
             && trivial_crash(&tail);
         self.after_decision(&t.rec, None)?;
-        if repair && self.stop.is_none() {
+        if repair && self.stop != Some(crate::session::EndReason::Interrupted) {
             let snapshot =
                 Box::new(self.snapshot(t.rec.iteration, t.rec.commit.clone(), Some(tail.clone())));
             self.send_request(Request {
@@ -324,7 +324,7 @@ impl Engine<'_, '_> {
                     traceback: tail,
                 },
                 snapshot,
-            });
+            })?;
         }
         Ok(())
     }
@@ -351,9 +351,10 @@ impl Engine<'_, '_> {
             Some(Ok(p)) => p,
         };
         let editable = self.s.config.editable.clone();
-        if self.stop.is_some() || p.changes.iter().any(|c| !editable.contains(&c.path)) {
+        let interrupted = self.stop == Some(crate::session::EndReason::Interrupted);
+        if interrupted || p.changes.iter().any(|c| !editable.contains(&c.path)) {
             self.s.unrecorded_cost_usd += p.usage.cost_usd;
-            if self.stop.is_none() {
+            if !interrupted {
                 self.s.warn(format!(
                     "the repair for experiment {} edits non-editable files; not applied",
                     crashed.iteration

@@ -10,6 +10,7 @@
 
 mod coordinator;
 mod decide;
+mod intake;
 mod proposals;
 mod trial;
 mod worker;

@@ -91,10 +91,16 @@ pub(crate) fn serve(
             scratchpad: s.scratchpad.as_deref(),
         };
         crate::chaos::point("propose");
-        let result = match &ask {
+        // A panic in a proposer must not leave the coordinator waiting for an answer.
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &ask {
             Ask::Propose => Some(proposer.propose(&ctx)),
             Ask::Repair { traceback, .. } => proposer.repair(&ctx, traceback),
-        };
+        }));
+        let result = call.unwrap_or_else(|_| {
+            Some(Err(AgentError::Fatal(
+                "the proposer panicked (a bug in autoresearch: please report it)".into(),
+            )))
+        });
         let usage = match &result {
             Some(Ok(p)) => p.usage,
             _ => proposer.last_usage(),

@@ -54,7 +54,14 @@ impl Worker<'_> {
     /// Runs assignments until the coordinator hangs up.
     pub(crate) fn serve(self, jobs: &Receiver<Assignment>, out: &Sender<Msg>) {
         for a in jobs {
-            let result = self.run(&a, out);
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&a, out)))
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "worker {} panicked (a bug in autoresearch)",
+                            self.index
+                        ))
+                    });
             let done = Msg::Done {
                 worker: self.index,
                 trial: a.trial,

@@ -3,6 +3,8 @@
 //! must hold after any crash and resume.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use crate::common::{IDENTITY, PREPARE, bin, git};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;

@@ -1,0 +1,160 @@
+//! Proposals arriving: the proposer's answers become prepared proposals (or recorded
+//! rejections), and a prepared proposal becomes an experiment: re-based onto the current
+//! best when that moved, checked, committed, and given a trial.
+
+use super::coordinator::{Engine, Ready};
+use super::proposals::{self, Ask, Reply};
+use super::trial::Kind;
+use crate::agent::{AgentError, state_hash};
+use crate::decision::policy::Earlier;
+use crate::experiment::Category;
+use crate::session::{Draft, Event, SessionError, one_line, record_usage};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+impl Engine<'_, '_> {
+    /// Commits a prepared proposal on the current best (re-based when the best moved since
+    /// it was made) and opens its trial; `None` when it was rejected (recorded).
+    pub(super) fn start_candidate(&mut self, r: Ready) -> Result<Option<u64>, SessionError> {
+        let p = r.proposal;
+        let description = one_line(&p.description);
+        let best = self.s.best_commit();
+        let mut changed: BTreeMap<PathBuf, String> = p
+            .changes
+            .iter()
+            .map(|c| (c.path.clone(), c.contents.clone()))
+            .collect();
+        if r.parent != best {
+            let scratch = self.s.state_dir().join("tmp");
+            match proposals::rebase(&self.s.repo, &changed, &r.parent, &best, &scratch) {
+                Some(files) => changed = files,
+                None => {
+                    // Its change and the new best's touch the same lines: dropped
+                    // unnumbered; the proposer is asked again, on the new best.
+                    self.s.unrecorded_cost_usd += p.usage.cost_usd;
+                    self.s.note(format!(
+                        "dropped `{description}`: made on an earlier best, its change conflicts with the new best's"
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
+        let iteration = self.take_iteration();
+        let name = self.s.proposer.name();
+        self.s.send(Event::Proposal {
+            iteration,
+            description: description.clone(),
+            category: p.category.as_str().to_string(),
+            proposer: name,
+        });
+        crate::chaos::point("proposal");
+        let mut usage = BTreeMap::new();
+        record_usage(&mut usage, &p.usage);
+        let editable = self.s.config.editable.clone();
+        let forbidden: Vec<String> = p
+            .changes
+            .iter()
+            .filter(|c| !editable.contains(&c.path))
+            .map(|c| c.path.display().to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            let why = format!("edits non-editable files: {}", forbidden.join(", "));
+            self.s
+                .record_rejection(iteration, &description, p.category, &why, usage)?;
+            return self.failed(why).map(|()| None);
+        }
+        let before = self.s.repo.files_at(&best, &editable);
+        let mut files = before.clone();
+        files.extend(changed);
+        self.s.pending_prompt = r.prompt;
+        let draft = Draft {
+            iteration,
+            attempt: 1,
+            description: &description,
+            category: p.category,
+            repeat: r.earlier.visits > 0,
+        };
+        match self.s.commit_state(draft, &files, &before, usage)? {
+            Ok(rec) => {
+                self.started_now += 1;
+                self.failed_proposals = 0;
+                let earlier = r.earlier;
+                self.add_trial(rec, Kind::Candidate { earlier }).map(Some)
+            }
+            Err(why) => self.failed(why).map(|()| None),
+        }
+    }
+
+    /// Counts an unusable proposal; too many in a row end the session.
+    pub(super) fn failed(&mut self, why: String) -> Result<(), SessionError> {
+        self.failed_proposals += 1;
+        if self.failed_proposals >= self.s.opts.max_failed_proposals {
+            return Err(SessionError::TooManyFailedProposals(
+                self.failed_proposals,
+                why,
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_reply(&mut self, reply: Reply) -> Result<(), SessionError> {
+        // The experiment gets its number when it starts (or is rejected), so that proposals
+        // dropped along the way leave no gaps.
+        let Reply {
+            ask,
+            parent,
+            result,
+            prompt,
+            usage,
+            ..
+        } = reply;
+        if let Ask::Repair { crashed, .. } = ask {
+            self.repairs = self.repairs.saturating_sub(1);
+            return self.on_repair(*crashed, result, prompt, usage);
+        }
+        if self.stop.is_some() {
+            self.s.unrecorded_cost_usd += usage.cost_usd;
+            return Ok(());
+        }
+        match result.expect("a proposal request is answered") {
+            Ok(p) => {
+                if let Some(pad) = &p.scratchpad {
+                    self.s.save_scratchpad(pad)?;
+                }
+                let mut files = self.s.repo.files_at(&parent, &self.s.config.editable);
+                files.extend(
+                    p.changes
+                        .iter()
+                        .map(|c| (c.path.clone(), c.contents.clone())),
+                );
+                self.ready.push_back(Ready {
+                    hash: state_hash(&files),
+                    proposal: p,
+                    parent,
+                    earlier: Earlier::default(),
+                    prompt,
+                });
+                Ok(())
+            }
+            Err(AgentError::Exhausted(why)) => {
+                self.exhausted = Some(why);
+                Ok(())
+            }
+            Err(AgentError::Fatal(why)) => Err(SessionError::Proposer(why)),
+            Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+                let why = e.to_string();
+                let mut extra = BTreeMap::new();
+                record_usage(&mut extra, &usage);
+                let iteration = self.take_iteration();
+                self.s.record_rejection(
+                    iteration,
+                    "(no usable proposal)",
+                    Category::Other,
+                    &why,
+                    extra,
+                )?;
+                self.failed(why)
+            }
+        }
+    }
+}

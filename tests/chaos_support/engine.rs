@@ -1,0 +1,118 @@
+//! Chaos with workers: the same kill points as the one-tree chaos test, on a session of
+//! `--workers 3`, with runs in flight on several workers when the orchestrator dies. After
+//! each kill and a resume: every finished experiment once in the journal and results.tsv,
+//! nothing left `running`, the research branch at the best, every worktree clean at a
+//! commit, the user's checkout untouched (still on main, same commit, nothing changed) and
+//! no process of the session alive.
+
+use super::*;
+
+const WORKERS: &str = "3";
+
+fn launch_workers(dir: &Path, n: u64, kill: Kill) -> Run {
+    let mut cmd = command(dir, n, kill, &[]);
+    cmd.args(["--workers", WORKERS]);
+    collect(cmd, kill)
+}
+
+/// The engine's invariants after a completed (resumed) session.
+pub fn check_engine_consistent(dir: &Path, head_before: &str) -> Result<(), String> {
+    let rows = journal_rows(dir);
+    if let Some(r) = rows.iter().find(|r| r.status == "running") {
+        return Err(format!("a row is still running after the session: {r:?}"));
+    }
+    let done = finished(&rows);
+    let mut commits: Vec<&str> = done.iter().map(|r| r.commit.as_str()).collect();
+    commits.sort_unstable();
+    if let Some(w) = commits.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("commit {} finished twice in the journal", w[0]));
+    }
+    let want = as_tsv(&done);
+    let got = results_rows(dir)?.ok_or("results.tsv is missing")?;
+    if got != want {
+        return Err(format!(
+            "results.tsv {got:?} differs from the journal's finished experiments {want:?}"
+        ));
+    }
+    let best = done
+        .iter()
+        .rev()
+        .find(|r| r.status == "keep")
+        .ok_or("no kept experiment (not even the baseline)")?;
+    let branch = git(dir, &["rev-parse", "autoresearch/t"]);
+    if branch != best.commit {
+        return Err(format!(
+            "autoresearch/t is at {branch}, the best (last kept) is {} ({})",
+            best.commit, best.description
+        ));
+    }
+    if git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]) != "main"
+        || git(dir, &["rev-parse", "HEAD"]) != head_before
+    {
+        return Err("the user's checkout was switched or moved".into());
+    }
+    let changed = git(dir, &["status", "--porcelain", "--ignored=no"]);
+    if !changed.is_empty() {
+        return Err(format!("the user's checkout changed: {changed}"));
+    }
+    for w in 1..=3 {
+        let tree = dir.join(format!(".autoresearch/worktrees/w{w}"));
+        let dirty = git(&tree, &["status", "--porcelain", "--untracked-files=no"]);
+        if !dirty.is_empty() {
+            return Err(format!("worktree w{w} is dirty: {dirty}"));
+        }
+    }
+    let alive = survivors(dir);
+    if !alive.is_empty() {
+        return Err(format!("processes of the session survived: {alive:?}"));
+    }
+    Ok(())
+}
+
+/// One kill point on a fresh repo with three workers, then a resume of 3 experiments.
+pub fn kill_and_resume_engine(config: &str, kill: Kill, first: u64) -> Result<(), String> {
+    let dir = repo_with(TRAIN, config);
+    let d = dir.path();
+    let head = git(d, &["rev-parse", "HEAD"]);
+    let killed = launch_workers(d, first, kill);
+    if !killed.killed() {
+        return Err(format!("never killed: {}", killed.describe()));
+    }
+    check_after_kill(d)?;
+    let before = finished_experiments(d);
+    let resumed = launch_workers(d, 3, Kill::Never);
+    if !resumed.status.success() {
+        return Err(format!("the resume failed: {}", resumed.describe()));
+    }
+    let started = resumed.events.first().ok_or("the resume printed nothing")?;
+    if started["event"] != "session_started" || started["resumed"] != true {
+        return Err(format!("the resume began with {started}"));
+    }
+    check_engine_consistent(d, &head)?;
+    let after = finished_experiments(d);
+    if after != before + 3 {
+        return Err(format!(
+            "the resumed session finished {} experiments, not 3",
+            after as i64 - before as i64
+        ));
+    }
+    Ok(())
+}
+
+/// Runs every kill point with workers, then fails listing those that broke an invariant.
+pub fn run_engine_points(config: &str, points: &[(Kill, u64)]) {
+    let failures: Vec<String> = points
+        .iter()
+        .filter_map(|&(kill, first)| {
+            kill_and_resume_engine(config, kill, first)
+                .err()
+                .map(|why| format!("{kill}: {why}"))
+        })
+        .collect();
+    eprintln!(
+        "chaos (3 workers): {} kill points, {} passed",
+        points.len(),
+        points.len() - failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,79 @@
+//! The engine with an LLM proposer: `--workers 1` against a real HTTP server on 127.0.0.1
+//! speaking Chat Completions. Proposals are asked for while the worker trains, so some are
+//! made on a best that has moved by the time they run: they are re-based onto it.
+
+mod common;
+mod llm_session_support;
+mod llm_support;
+
+use common::{dirty, git, text};
+use llm_session_support::*;
+use llm_support::{Server, ok, openai_answer};
+
+#[test]
+fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
+    let reply = |d: &str, s: &str, r: &str| ok(openai_answer(&answer(d, s, r)));
+    let server = Server::start(vec![
+        reply("raise LR 0.1 -> 0.2", "LR = 0.1", "LR = 0.2"),
+        reply("widen 4 -> 8", "WIDTH = 4", "WIDTH = 8"),
+        reply("narrow 4 -> 2", "WIDTH = 4", "WIDTH = 2"),
+        reply("widen 4 -> 16", "WIDTH = 4", "WIDTH = 16"),
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = common::bin()
+        .args([
+            "run",
+            "--yes",
+            "--json",
+            "--grace",
+            "1",
+            "-n",
+            "3",
+            "--workers",
+            "1",
+        ])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    let shape: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r.iteration, r.status.as_str()))
+        .collect();
+    assert_eq!(
+        shape,
+        [(0, "keep"), (1, "keep"), (2, "discard"), (3, "discard")],
+        "{rows:?}"
+    );
+    assert_eq!(rows[1].description, "raise LR 0.1 -> 0.2");
+    assert!(
+        rows.iter()
+            .skip(1)
+            .all(|r| r.proposer == "openai:test-model")
+    );
+    // The WIDTH proposals were made on the baseline and ran on top of the LR keep.
+    for r in &rows[2..] {
+        let at = |c: &str| git(dir.path(), &["show", &format!("{c}:train.py")]);
+        let text = at(&r.commit);
+        assert!(text.starts_with("LR = 0.2\nWIDTH = "), "{text}");
+        assert!(!text.contains("WIDTH = 4\n"), "{text}");
+        assert_eq!(
+            git(dir.path(), &["rev-parse", &format!("{}^", r.commit)]),
+            rows[1].commit
+        );
+    }
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "autoresearch/t"]),
+        rows[1].commit
+    );
+    // The checkout is the user's: on main, the baseline's files, clean.
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "main"
+    );
+    assert!(file(dir.path(), "train.py").starts_with("LR = 0.1"));
+    assert_eq!(dirty(dir.path()), "");
+    assert!(common::survivors(dir.path()).is_empty());
+}
