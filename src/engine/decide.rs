@@ -170,29 +170,13 @@ impl Engine<'_, '_> {
         } else {
             prev_best
         };
-        let mut evidence = match parent_value {
-            Some(b) => {
-                let delta = mean - b;
-                let pct = if b != 0.0 {
-                    100.0 * delta / b.abs()
-                } else {
-                    0.0
-                };
-                format!(
-                    "{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}",
-                    verdict.evidence()
-                )
-            }
-            None => verdict.evidence().to_string(),
-        };
-        if earlier.visits > 0 {
-            evidence = format!(
-                "visit {} ({} earlier run(s), {} new): {evidence}",
-                earlier.visits + 1,
-                earlier.runs.len(),
-                t.runs.len()
-            );
-        }
+        let mut evidence = crate::session::evidence(
+            parent_value,
+            mean,
+            verdict.evidence(),
+            earlier,
+            t.runs.len(),
+        );
         let mut again = None;
         if status == Status::Keep && stale {
             status = Status::Discard;

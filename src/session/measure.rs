@@ -9,6 +9,38 @@ use crate::experiment::{Category, ExperimentRecord, Status};
 
 pub use crate::experiment::{RUNS_KEY, SD_KEY};
 
+/// A decision's evidence line: the move from the value it was compared with to its mean,
+/// the policy's words, and for a revisit which visit it was.
+pub(crate) fn evidence(
+    compared_with: Option<f64>,
+    mean: f64,
+    policy: &str,
+    earlier: &Earlier,
+    new_runs: usize,
+) -> String {
+    let evidence = match compared_with {
+        Some(b) => {
+            let delta = mean - b;
+            let pct = if b != 0.0 {
+                100.0 * delta / b.abs()
+            } else {
+                0.0
+            };
+            format!("{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {policy}")
+        }
+        None => policy.to_string(),
+    };
+    if earlier.visits > 0 {
+        format!(
+            "visit {} ({} earlier run(s), {new_runs} new): {evidence}",
+            earlier.visits + 1,
+            earlier.runs.len()
+        )
+    } else {
+        evidence
+    }
+}
+
 impl Session<'_> {
     /// Runs the unmodified code (several seeds in noise-aware mode, to measure the noise)
     /// and records it as the baseline.
@@ -169,31 +201,7 @@ impl Session<'_> {
         let values: Vec<f64> = earlier.runs.iter().chain(runs).map(|m| m.1).collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let prev_best = self.best().and_then(|b| b.metric);
-        let evidence = match prev_best {
-            Some(b) => {
-                let delta = mean - b;
-                let pct = if b != 0.0 {
-                    100.0 * delta / b.abs()
-                } else {
-                    0.0
-                };
-                format!(
-                    "{b:.6} → {mean:.6} (Δ {delta:+.6}, {pct:+.2}%); {}",
-                    verdict.evidence()
-                )
-            }
-            None => verdict.evidence().to_string(),
-        };
-        let evidence = if earlier.visits > 0 {
-            format!(
-                "visit {} ({} earlier run(s), {} new): {evidence}",
-                earlier.visits + 1,
-                earlier.runs.len(),
-                runs.len()
-            )
-        } else {
-            evidence
-        };
+        let evidence = evidence(prev_best, mean, verdict.evidence(), earlier, runs.len());
         if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
             rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
         }

@@ -18,6 +18,7 @@ pub(crate) use cost::record_usage;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
+pub(crate) use measure::evidence;
 pub use measure::{RUNS_KEY, SD_KEY};
 pub(crate) use repair::{log_tail, trivial_crash};
 pub(crate) use revisit::Leftover;

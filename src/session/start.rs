@@ -181,13 +181,12 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Reconciles a session that is being continued: unfinished experiments become
-/// `interrupted`, and the research branch is checked out at the best commit.
-fn resume(
-    repo: &Repo,
+/// The session's experiments, the unfinished ones recorded as `interrupted`, and the best
+/// commit (the last kept, else the session's base).
+fn reconcile(
     journal: &Journal,
     row: &SessionRow,
-) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
+) -> Result<(Vec<crate::experiment::ExperimentRecord>, String), SessionError> {
     let mut history = journal.experiments(row.id)?;
     for r in history.iter_mut().filter(|r| r.status == Status::Running) {
         r.status = Status::Interrupted;
@@ -200,6 +199,17 @@ fn resume(
         .rev()
         .find(|r| r.status == Status::Keep)
         .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
+    Ok((history, best))
+}
+
+/// Reconciles a session that is being continued: unfinished experiments become
+/// `interrupted`, and the research branch is checked out at the best commit.
+fn resume(
+    repo: &Repo,
+    journal: &Journal,
+    row: &SessionRow,
+) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
+    let (history, best) = reconcile(journal, row)?;
     if !repo.branch_exists(&row.branch)? {
         if history.iter().any(|r| r.status.in_results_tsv()) {
             return Err(SessionError::BranchMissing {
@@ -234,18 +244,7 @@ fn resume_beside(
     row: &SessionRow,
     emit: &mut dyn FnMut(&Event),
 ) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
-    let mut history = journal.experiments(row.id)?;
-    for r in history.iter_mut().filter(|r| r.status == Status::Running) {
-        r.status = Status::Interrupted;
-        r.reason = "the session stopped before this experiment finished".into();
-        r.finished_at = Some(now());
-        journal.update(r)?;
-    }
-    let best = history
-        .iter()
-        .rev()
-        .find(|r| r.status == Status::Keep)
-        .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
+    let (history, best) = reconcile(journal, row)?;
     if !repo.branch_exists(&row.branch)? {
         if history.iter().any(|r| r.status.in_results_tsv()) {
             return Err(SessionError::BranchMissing {
