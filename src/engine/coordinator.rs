@@ -11,7 +11,7 @@ use super::worker::{Assignment, Msg, Worker};
 use crate::agent::{AgentError, Context, Proposal, Proposer, state_hash};
 use crate::decision::policy::{self, Earlier};
 use crate::experiment::{Category, Status};
-use crate::session::{EndReason, Event, Session, SessionError, rel, runs_in};
+use crate::session::{EndReason, Event, Session, SessionError, runs_in};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -82,15 +82,15 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
         .next()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let skip = [results_top.as_str()];
+    let links = s.repo.untracked_top_level(&[results_top.as_str()])?;
     let mut trees = Vec::new();
     for w in &specs {
         let tree = dir.join(format!("w{}", w.index));
-        s.repo.worktree_at(&tree, &best, &skip)?;
+        s.repo.worktree_at(&tree, &best, &links)?;
         trees.push(tree);
     }
     let agent_tree = dir.join("agent");
-    s.repo.worktree_at(&agent_tree, &best, &skip)?;
+    s.repo.worktree_at(&agent_tree, &best, &links)?;
     s.note(super::describe_workers(&specs));
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -351,35 +351,22 @@ impl Engine<'_, '_> {
         let seed = t.pending.pop_front().expect("a pending seed");
         t.in_flight += 1;
         let label = t.next_label();
-        let (commit, iteration, attempt, scale) = (
-            t.rec.commit.clone(),
-            t.rec.iteration,
-            t.rec.attempt,
-            t.scale,
-        );
+        let t = &self.trials[&id];
         let spec = &self.specs[w];
         let mut extra = spec.env.clone();
         extra.push(("AUTORESEARCH_WORKER".into(), spec.index.to_string()));
         let job = self
             .s
-            .job_for(&self.trees[w], seed, scale, &label, &extra)?;
-        self.s.send(Event::RunStarted {
-            worker: Some(spec.index),
-            iteration,
-            attempt,
-            commit: self.s.repo.short(&commit),
-            seed,
-            budget_s: self.s.config.budget.as_secs_f64(),
-            timeout_s: self.s.config.timeout.as_secs_f64(),
-            log: rel(self.s.repo.root(), &job.log_path),
-        });
+            .job_for(&self.trees[w], seed, t.scale, &label, &extra)?;
+        let started = self.s.run_started(Some(spec.index), &t.rec, seed, &job);
         let a = Assignment {
             trial: id,
-            iteration,
+            iteration: t.rec.iteration,
             seed,
-            commit,
+            commit: t.rec.commit.clone(),
             job,
         };
+        self.s.send(started);
         self.assign[w]
             .send(a)
             .map_err(|_| SessionError::Engine(format!("worker {} has stopped", spec.index)))?;
@@ -402,7 +389,7 @@ impl Engine<'_, '_> {
         let noise = crate::session::progress::noise_of(&measurements);
         let mut t = Trial::new(rec, kind, s.batch_scale, s.best_commit(), best_runs, noise);
         t.pending = match &t.kind {
-            Kind::Baseline { .. } => policy::baseline_plan(&s.config.decision).into(),
+            Kind::Baseline => policy::baseline_plan(&s.config.decision).into(),
             Kind::Candidate { earlier } => match policy::decide_again(
                 &s.config.decision,
                 s.config.metric.direction,
@@ -434,7 +421,7 @@ impl Engine<'_, '_> {
         rec.proposer = "baseline".into();
         rec.state_hash = state_hash(&files);
         rec.id = self.s.journal.insert(self.s.row.id, &rec)?;
-        self.add_trial(rec, Kind::Baseline { values: Vec::new() })?;
+        self.add_trial(rec, Kind::Baseline)?;
         Ok(())
     }
 

@@ -14,10 +14,7 @@ use super::trial::{Kind, Trial};
 use crate::agent::{AgentError, Proposal, Usage};
 use crate::decision::policy::{self, Earlier, Verdict};
 use crate::experiment::{ExperimentRecord, Status};
-use crate::session::{
-    BATCH_SCALE_KEY, Draft, RUNS_KEY, RunResult, SD_KEY, SessionError, log_tail, one_line,
-    record_usage, rel, trivial_crash,
-};
+use crate::session::{BATCH_SCALE_KEY, EndReason, RunResult, SessionError, crash_reason, rel};
 use crate::store::{Measurement, RunPlace};
 use std::collections::BTreeMap;
 
@@ -34,16 +31,7 @@ impl Engine<'_, '_> {
         let root = self.s.repo.root().to_path_buf();
         let t = self.trials.get_mut(&id).expect("a run's trial");
         t.in_flight -= 1;
-        self.s.send(crate::session::Event::RunFinished {
-            worker: Some(place.worker),
-            iteration: t.rec.iteration,
-            attempt: t.rec.attempt,
-            exit: format!("{:?}", r.outcome.exit),
-            duration_s: r.outcome.duration.as_secs_f64(),
-            metric: r.value.as_ref().ok().copied(),
-            memory_gb: r.memory_gb,
-            crash: r.value.as_ref().err().cloned(),
-        });
+        self.s.send(r.finished(Some(place.worker), &t.rec));
         if r.interrupted() {
             t.interrupted.get_or_insert(r);
         } else {
@@ -59,9 +47,6 @@ impl Engine<'_, '_> {
             match &r.value {
                 Ok(v) => {
                     t.runs.push((seed, *v));
-                    if let Kind::Baseline { values } = &mut t.kind {
-                        values.push(*v);
-                    }
                     t.last = Some(r);
                 }
                 Err(why) => {
@@ -89,43 +74,22 @@ impl Engine<'_, '_> {
             return Ok(());
         }
         match &t.kind {
-            Kind::Baseline { values } => {
+            Kind::Baseline => {
+                let values = t.values();
                 if let Some((r, why, seed)) = t.failed.take() {
-                    let reason = if values.is_empty() {
-                        why
-                    } else {
-                        format!(
-                            "run {} of the baseline (seed {seed}): {why}",
-                            values.len() + 1
-                        )
-                    };
-                    let values = values.clone();
-                    self.s
-                        .finalize(&mut t.rec, &r, &values, Status::Crash, reason.clone())?;
-                    self.s.announce(&t.rec, None);
-                    return Err(SessionError::BaselineFailed {
-                        reason,
-                        log: t.rec.log_path.clone().unwrap_or_default(),
-                    });
+                    return Err(self
+                        .s
+                        .baseline_crashed(&mut t.rec, &r, &values, &why, seed)?);
                 }
-                if !policy::baseline_needs_more(&self.s.config.decision, values) {
+                if !policy::baseline_needs_more(&self.s.config.decision, &values) {
                     t.pending.clear();
                 }
                 if !t.pending.is_empty() {
                     self.trials.insert(id, t);
                     return Ok(());
                 }
-                let values = values.clone();
-                let why = match policy::repeats_suffix(&values) {
-                    Some(s) => format!("the unmodified code ({s})"),
-                    None => "the unmodified code".to_string(),
-                };
                 let r = t.last.take().expect("a measured baseline has a run");
-                self.s
-                    .finalize(&mut t.rec, &r, &values, Status::Keep, why)?;
-                self.s.announce(&t.rec, None);
-                self.s.refresh_chart();
-                Ok(())
+                self.s.baseline_measured(&mut t.rec, &r, &values)
             }
             Kind::Candidate { earlier } => {
                 if let Some((r, why, seed)) = t.failed.take() {
@@ -258,48 +222,28 @@ impl Engine<'_, '_> {
         seed: u64,
     ) -> Result<(), SessionError> {
         if r.oom() && t.rec.attempt == 1 && t.runs.is_empty() {
-            let reason = format!("{why}; retrying once with batch scale ×0.5");
-            self.s
-                .finalize(&mut t.rec, &r, &[], Status::Crash, reason)?;
-            let mut retry = t.rec.clone();
-            retry.attempt = 2;
-            retry.status = Status::Running;
-            retry.description = format!("{} (OOM retry: batch scale ×0.5)", t.rec.description);
-            retry.reason.clear();
-            retry.started_at = crate::session::now();
-            retry.finished_at = None;
-            retry.metric = None;
-            retry.metrics.clear();
-            retry.id = self.s.journal.insert(self.s.row.id, &retry)?;
+            let retry = self.s.oom_retry(&mut t.rec, &r, &why)?;
             let Kind::Candidate { earlier } = t.kind else {
                 unreachable!("a crashed candidate")
             };
-            let scale = t.scale * 0.5;
             let id = self.add_trial(retry, Kind::Candidate { earlier })?;
             if let Some(nt) = self.trials.get_mut(&id) {
-                nt.scale = scale;
+                nt.scale = t.scale * 0.5;
                 nt.best_commit = t.best_commit;
             }
             return Ok(());
         }
-        let reason = if t.runs.is_empty() {
-            why
-        } else {
-            format!(
-                "run {} (seed {seed}) crashed after {} good run(s): {why}",
-                t.runs.len() + 1,
-                t.runs.len()
-            )
-        };
+        let reason = crash_reason(&why, seed, t.runs.len());
         let values = t.values();
         self.s
             .finalize(&mut t.rec, &r, &values, Status::Crash, reason)?;
-        let tail = log_tail(&r.outcome.log_path, 60);
-        let repair = t.runs.is_empty()
-            && t.rec.attempt <= self.s.config.agent.repair_attempts
-            && trivial_crash(&tail);
+        let repair = if t.runs.is_empty() {
+            self.s.repair_traceback(&t.rec, &r.outcome.log_path)
+        } else {
+            None
+        };
         self.after_decision(&t.rec, None)?;
-        if repair && self.stop != Some(crate::session::EndReason::Interrupted) {
+        if let Some(tail) = repair.filter(|_| self.stop != Some(EndReason::Interrupted)) {
             let snapshot =
                 Box::new(self.snapshot(t.rec.iteration, t.rec.commit.clone(), Some(tail.clone())));
             self.send_request(Request {
@@ -335,8 +279,8 @@ impl Engine<'_, '_> {
             Some(Ok(p)) => p,
         };
         let editable = self.s.config.editable.clone();
-        let interrupted = self.stop == Some(crate::session::EndReason::Interrupted);
-        if interrupted || p.changes.iter().any(|c| !editable.contains(&c.path)) {
+        let interrupted = self.stop == Some(EndReason::Interrupted);
+        if interrupted || self.s.forbidden(&p.changes).is_some() {
             self.s.unrecorded_cost_usd += p.usage.cost_usd;
             if !interrupted {
                 self.s.warn(format!(
@@ -367,27 +311,8 @@ impl Engine<'_, '_> {
             files = f;
         }
         let before = self.s.repo.files_at(&best, &editable);
-        let description = format!(
-            "{} (repaired: {})",
-            crashed.description,
-            one_line(&p.description)
-        );
-        let mut extra = BTreeMap::new();
-        record_usage(&mut extra, &p.usage);
-        self.s.warn(format!(
-            "experiment {} crashed on a trivial error; trying the proposer's repair (attempt {})",
-            crashed.iteration,
-            crashed.attempt + 1
-        ));
         self.s.pending_prompt = prompt;
-        let draft = Draft {
-            iteration: crashed.iteration,
-            attempt: crashed.attempt + 1,
-            description: &description,
-            category: crashed.category,
-            repeat: false,
-        };
-        if let Ok(rec) = self.s.commit_state(draft, &files, &before, extra)? {
+        if let Ok(rec) = self.s.commit_repair(&crashed, &p, &files, &before)? {
             self.add_trial(
                 rec,
                 Kind::Candidate {
@@ -399,47 +324,27 @@ impl Engine<'_, '_> {
     }
 
     /// A recheck of the best came back: fold its value into the best's mean.
-    fn remeasured(&mut self, mut t: Trial) -> Result<(), SessionError> {
+    fn remeasured(&mut self, t: Trial) -> Result<(), SessionError> {
         let Kind::Remeasure {
             before,
             what,
             leftover,
-        } = std::mem::replace(&mut t.kind, Kind::Baseline { values: Vec::new() })
+        } = t.kind
         else {
             unreachable!("a remeasure trial")
         };
         self.exhausted = None;
-        let Some(&(seed, v)) = t.runs.last() else {
-            let why = t.failed.map(|f| f.1).unwrap_or_default();
-            self.s.warn(format!("{what}: the run failed: {why}"));
-            if let Some(why) = leftover {
-                self.stop = Some(crate::session::EndReason::Exhausted(why));
+        match t.runs.last() {
+            Some(&(seed, v)) => self.s.fold_into_best(&t.rec, &before, seed, v, &what),
+            None => {
+                let why = t.failed.map(|f| f.1).unwrap_or_default();
+                self.s.warn(format!("{what}: the run failed: {why}"));
+                if let Some(why) = leftover {
+                    self.stop = Some(EndReason::Exhausted(why));
+                }
+                Ok(())
             }
-            return Ok(());
-        };
-        let Some(mut updated) = self.s.history.iter().find(|h| h.id == t.rec.id).cloned() else {
-            return Ok(());
-        };
-        let old = updated.metric.unwrap_or(f64::NAN);
-        let mut all: Vec<f64> = before.iter().map(|m| m.1).collect();
-        all.push(v);
-        updated.metric = Some(all.iter().sum::<f64>() / all.len() as f64);
-        updated.metrics.insert(RUNS_KEY.into(), all.len() as f64);
-        if let Some(sd) = crate::decision::stats::std_dev(&all) {
-            updated.metrics.insert(SD_KEY.into(), sd);
         }
-        self.s.journal.update(&updated)?;
-        if let Some(h) = self.s.history.iter_mut().find(|h| h.id == updated.id) {
-            *h = updated;
-        }
-        self.s.write_results()?;
-        let noise = self.s.noise()?.summary();
-        self.s.note(format!(
-            "{what} on a new seed ({seed}): {v:.6} against its mean {old:.6} ({:+.6}: drift plus noise); now n={}; noise {noise}",
-            v - old,
-            all.len()
-        ));
-        Ok(())
     }
 
     /// Emits the decision, queues a recheck of the best now and then, reports progress.

@@ -51,14 +51,7 @@ impl Engine<'_, '_> {
         let mut usage = BTreeMap::new();
         record_usage(&mut usage, &p.usage);
         let editable = self.s.config.editable.clone();
-        let forbidden: Vec<String> = p
-            .changes
-            .iter()
-            .filter(|c| !editable.contains(&c.path))
-            .map(|c| c.path.display().to_string())
-            .collect();
-        if !forbidden.is_empty() {
-            let why = format!("edits non-editable files: {}", forbidden.join(", "));
+        if let Some(why) = self.s.forbidden(&p.changes) {
             self.s
                 .record_rejection(iteration, &description, p.category, &why, usage)?;
             return self.failed(why).map(|()| None);

@@ -63,13 +63,11 @@ pub(crate) fn serve(
     requests: &Receiver<Request>,
     out: &Sender<Msg>,
 ) {
+    let scratch = Repo::open_worktree(&tree);
     for Request { ask, snapshot } in requests {
         let s = *snapshot;
         // The tree the agent sees: the proposal's parent, exactly.
-        let at = Repo::open(&tree)
-            .ok()
-            .filter(|r| r.root() == tree)
-            .map(|r| r.checkout_detached(&s.commit));
+        let at = scratch.as_ref().map(|r| r.checkout_detached(&s.commit));
         let root: &Path = if matches!(at, Some(Ok(()))) {
             &tree
         } else {

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 /// What a trial measures.
 pub(crate) enum Kind {
     /// The unmodified code, on the baseline plan's seeds.
-    Baseline { values: Vec<f64> },
+    Baseline,
     /// A proposal (or a near miss measured again, with its earlier runs).
     Candidate { earlier: Earlier },
     /// The best, once more on a new seed (a drift recheck, or before a revisit).
@@ -86,7 +86,7 @@ impl Trial {
         }
     }
 
-    /// Seeds this visit already ran or runs now.
+    /// Of `seeds`, those this visit has not run yet.
     pub(crate) fn asks_for(&self, seeds: &[u64]) -> VecDeque<u64> {
         seeds
             .iter()

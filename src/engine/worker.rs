@@ -53,15 +53,22 @@ pub(crate) struct Worker<'e> {
 impl Worker<'_> {
     /// Runs assignments until the coordinator hangs up.
     pub(crate) fn serve(self, jobs: &Receiver<Assignment>, out: &Sender<Msg>) {
+        let tree = Repo::open_worktree(&self.tree).ok_or_else(|| {
+            format!(
+                "worktree {} is not a work tree of its own",
+                self.tree.display()
+            )
+        });
         for a in jobs {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&a, out)))
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "worker {} panicked (a bug in autoresearch)",
-                            self.index
-                        ))
-                    });
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run(tree.as_ref().map_err(Clone::clone)?, &a, out)
+            }))
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "worker {} panicked (a bug in autoresearch)",
+                    self.index
+                ))
+            });
             let done = Msg::Done {
                 worker: self.index,
                 trial: a.trial,
@@ -74,14 +81,7 @@ impl Worker<'_> {
         }
     }
 
-    fn run(&self, a: &Assignment, out: &Sender<Msg>) -> Result<RunResult, String> {
-        let tree = Repo::open(&self.tree).map_err(|e| e.to_string())?;
-        if tree.root() != self.tree {
-            return Err(format!(
-                "worktree {} is not a work tree of its own",
-                self.tree.display()
-            ));
-        }
+    fn run(&self, tree: &Repo, a: &Assignment, out: &Sender<Msg>) -> Result<RunResult, String> {
         tree.checkout_detached(&a.commit).map_err(|e| {
             format!(
                 "cannot put worker {}'s worktree at {}: {e}",

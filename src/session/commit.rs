@@ -23,7 +23,7 @@ impl Session<'_> {
         rec.reason = reason.to_string();
         rec.finished_at = Some(now());
         rec.id = self.journal.insert(self.row.id, &rec)?;
-        self.history.push(rec);
+        self.remember(rec);
         self.send(Event::Rejected {
             iteration,
             description: description.to_string(),

@@ -9,6 +9,19 @@ use crate::experiment::{Category, ExperimentRecord, Status};
 
 pub use crate::experiment::{RUNS_KEY, SD_KEY};
 
+/// Why a candidate crashed: the run's own reason, and which run it was when good runs came
+/// before it.
+pub(crate) fn crash_reason(why: &str, seed: u64, good_runs: usize) -> String {
+    if good_runs == 0 {
+        why.to_string()
+    } else {
+        format!(
+            "run {} (seed {seed}) crashed after {good_runs} good run(s): {why}",
+            good_runs + 1
+        )
+    }
+}
+
 /// A decision's evidence line: the move from the value it was compared with to its mean,
 /// the policy's words, and for a revisit which visit it was.
 pub(crate) fn evidence(
@@ -65,31 +78,80 @@ impl Session<'_> {
             if r.interrupted() {
                 return self.record_interrupted(&mut rec, &r, &values);
             }
-            if let Err(reason) = &r.value {
-                let reason = if values.is_empty() {
-                    reason.clone()
-                } else {
-                    format!("run {} of the baseline (seed {seed}): {reason}", k + 1)
-                };
-                self.finalize(&mut rec, &r, &values, Status::Crash, reason.clone())?;
-                self.announce(&rec, None);
-                return Err(SessionError::BaselineFailed {
-                    reason,
-                    log: rec.log_path.clone().unwrap_or_default(),
-                });
+            if let Err(why) = &r.value {
+                return Err(self.baseline_crashed(&mut rec, &r, &values, why, seed)?);
             }
             values.push(r.value.as_ref().copied().unwrap_or(f64::NAN));
             last = Some(r);
         }
         let r = last.expect("the baseline plan has at least one seed");
-        let why = match policy::repeats_suffix(&values) {
+        self.baseline_measured(&mut rec, &r, &values)
+    }
+
+    /// Records the baseline as crashed (`values`: its good runs before the one that failed
+    /// with `why` on `seed`) and gives the error that ends the session.
+    pub(crate) fn baseline_crashed(
+        &mut self,
+        rec: &mut ExperimentRecord,
+        r: &RunResult,
+        values: &[f64],
+        why: &str,
+        seed: u64,
+    ) -> Result<SessionError, SessionError> {
+        let reason = if values.is_empty() {
+            why.to_string()
+        } else {
+            format!(
+                "run {} of the baseline (seed {seed}): {why}",
+                values.len() + 1
+            )
+        };
+        self.finalize(rec, r, values, Status::Crash, reason.clone())?;
+        self.announce(rec, None);
+        Ok(SessionError::BaselineFailed {
+            reason,
+            log: rec.log_path.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Records the measured baseline as the first keep.
+    pub(crate) fn baseline_measured(
+        &mut self,
+        rec: &mut ExperimentRecord,
+        r: &RunResult,
+        values: &[f64],
+    ) -> Result<(), SessionError> {
+        let why = match policy::repeats_suffix(values) {
             Some(s) => format!("the unmodified code ({s})"),
             None => "the unmodified code".to_string(),
         };
-        self.finalize(&mut rec, &r, &values, Status::Keep, why)?;
-        self.announce(&rec, None);
+        self.finalize(rec, r, values, Status::Keep, why)?;
+        self.announce(rec, None);
         self.refresh_chart();
         Ok(())
+    }
+
+    /// The spec's OOM remedy, one retry with half the batch: records `rec` as crashed
+    /// with `why` and journals its retry (attempt 2), which runs the same commit.
+    pub(crate) fn oom_retry(
+        &mut self,
+        rec: &mut ExperimentRecord,
+        r: &RunResult,
+        why: &str,
+    ) -> Result<ExperimentRecord, SessionError> {
+        let reason = format!("{why}; retrying once with batch scale ×0.5");
+        self.finalize(rec, r, &[], Status::Crash, reason)?;
+        let mut retry = rec.clone();
+        retry.attempt = 2;
+        retry.status = Status::Running;
+        retry.description = format!("{} (OOM retry: batch scale ×0.5)", rec.description);
+        retry.reason.clear();
+        retry.started_at = now();
+        retry.finished_at = None;
+        retry.metric = None;
+        retry.metrics.clear();
+        retry.id = self.journal.insert(self.row.id, &retry)?;
+        Ok(retry)
     }
 
     /// Runs a committed experiment as often as the policy asks, decides, records, and
@@ -139,34 +201,12 @@ impl Session<'_> {
                     self.last_run = Some(r);
                 }
                 Err(ref why) if r.oom() && rec.attempt == 1 && runs.is_empty() => {
-                    // The spec's remedy: one retry with half the batch.
-                    let reason = format!("{why}; retrying once with batch scale ×0.5");
-                    self.finalize(&mut rec, &r, &[], Status::Crash, reason)?;
                     scale *= 0.5;
-                    let mut retry = rec.clone();
-                    retry.attempt = 2;
-                    retry.status = Status::Running;
-                    retry.description =
-                        format!("{} (OOM retry: batch scale ×0.5)", rec.description);
-                    retry.reason.clear();
-                    retry.started_at = now();
-                    retry.finished_at = None;
-                    retry.metric = None;
-                    retry.metrics.clear();
-                    retry.id = self.journal.insert(self.row.id, &retry)?;
                     // The tree still holds the experiment's commit: the retry runs it again.
-                    rec = retry;
+                    rec = self.oom_retry(&mut rec, &r, why)?;
                 }
                 Err(ref why) => {
-                    let reason = if runs.is_empty() {
-                        why.clone()
-                    } else {
-                        format!(
-                            "run {} (seed {seed}) crashed after {} good run(s): {why}",
-                            runs.len() + 1,
-                            runs.len()
-                        )
-                    };
+                    let reason = crash_reason(why, seed, runs.len());
                     let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
                     self.finalize(&mut rec, &r, &values, Status::Crash, reason)?;
                     let repair = if runs.is_empty() {
@@ -276,28 +316,9 @@ impl Session<'_> {
         let before = self.runs_of_code(&best)?;
         let seed = policy::recheck_seeds(&before)[0];
         let r = self.measure(&best, seed, self.batch_scale, before.len())?;
-        let old = best.metric.unwrap_or(f64::NAN);
         match r.value {
             Ok(v) => {
-                let mut all: Vec<f64> = before.iter().map(|m| m.1).collect();
-                all.push(v);
-                let mut updated = best.clone();
-                updated.metric = Some(all.iter().sum::<f64>() / all.len() as f64);
-                updated.metrics.insert(RUNS_KEY.into(), all.len() as f64);
-                if let Some(sd) = crate::decision::stats::std_dev(&all) {
-                    updated.metrics.insert(SD_KEY.into(), sd);
-                }
-                self.journal.update(&updated)?;
-                if let Some(h) = self.history.iter_mut().find(|h| h.id == best.id) {
-                    *h = updated;
-                }
-                self.write_results()?;
-                let noise = self.noise()?.summary();
-                self.note(format!(
-                    "{what} on a new seed ({seed}): {v:.6} against its mean {old:.6} ({:+.6}: drift plus noise); now n={}; noise {noise}",
-                    v - old,
-                    all.len()
-                ));
+                self.fold_into_best(&best, &before, seed, v, what)?;
                 Ok(true)
             }
             Err(why) => {
@@ -305,6 +326,39 @@ impl Session<'_> {
                 Ok(false)
             }
         }
+    }
+
+    /// Folds a new run (`seed`, `v`) of the best into its mean over `before` and it
+    /// (journal, results.tsv), with a note that starts with `what`.
+    pub(crate) fn fold_into_best(
+        &mut self,
+        best: &ExperimentRecord,
+        before: &[(u64, f64)],
+        seed: u64,
+        v: f64,
+        what: &str,
+    ) -> Result<(), SessionError> {
+        let old = best.metric.unwrap_or(f64::NAN);
+        let mut all: Vec<f64> = before.iter().map(|m| m.1).collect();
+        all.push(v);
+        let mut updated = best.clone();
+        updated.metric = Some(all.iter().sum::<f64>() / all.len() as f64);
+        updated.metrics.insert(RUNS_KEY.into(), all.len() as f64);
+        if let Some(sd) = crate::decision::stats::std_dev(&all) {
+            updated.metrics.insert(SD_KEY.into(), sd);
+        }
+        self.journal.update(&updated)?;
+        if let Some(h) = self.history.iter_mut().find(|h| h.id == best.id) {
+            *h = updated;
+        }
+        self.write_results()?;
+        let noise = self.noise()?.summary();
+        self.note(format!(
+            "{what} on a new seed ({seed}): {v:.6} against its mean {old:.6} ({:+.6}: drift plus noise); now n={}; noise {noise}",
+            v - old,
+            all.len()
+        ));
+        Ok(())
     }
 
     /// Finalises a record in the journal and results.tsv, then moves the branch.
@@ -340,7 +394,7 @@ impl Session<'_> {
         rec.finished_at = Some(now());
         rec.duration_s = Some(r.outcome.duration.as_secs_f64());
         self.journal.update(rec)?;
-        self.history.push(rec.clone());
+        self.remember(rec.clone());
         self.write_results()?;
         Ok(())
     }

@@ -18,9 +18,8 @@ pub(crate) use cost::record_usage;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
 pub use lock::{LockError, SessionLock};
-pub(crate) use measure::evidence;
 pub use measure::{RUNS_KEY, SD_KEY};
-pub(crate) use repair::{log_tail, trivial_crash};
+pub(crate) use measure::{crash_reason, evidence};
 pub(crate) use revisit::Leftover;
 pub(crate) use run::{BATCH_SCALE_KEY, Progress, RunResult, read_result, runs_in};
 pub use run::{SESSION_ENV, classify};
@@ -160,7 +159,7 @@ pub struct Session<'a> {
     pub(crate) cancel: Cancel,
     pub(crate) opts: Options,
     pub(crate) row: SessionRow,
-    /// Every experiment of this session, oldest first.
+    /// Every experiment of this session in the journal's order (by id), oldest first.
     pub(crate) history: Vec<ExperimentRecord>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
     pub(crate) session_token: String,
@@ -424,15 +423,7 @@ impl<'a> Session<'a> {
         if let Some(s) = &p.scratchpad {
             self.save_scratchpad(s)?;
         }
-        // Defence in depth: the proposer is untrusted; only editable files may change.
-        let forbidden: Vec<String> = p
-            .changes
-            .iter()
-            .filter(|c| !self.config.editable.contains(&c.path))
-            .map(|c| c.path.display().to_string())
-            .collect();
-        if !forbidden.is_empty() {
-            let why = format!("edits non-editable files: {}", forbidden.join(", "));
+        if let Some(why) = self.forbidden(&p.changes) {
             let mut usage = BTreeMap::new();
             record_usage(&mut usage, &p.usage);
             self.record_rejection(iteration, &description, p.category, &why, usage)?;
@@ -456,6 +447,17 @@ impl<'a> Session<'a> {
             Ok(rec) => self.measure_and_decide(rec, earlier),
             Err(why) => Ok(Outcome::Rejected(why)),
         }
+    }
+
+    /// Defence in depth: the proposer is untrusted; only editable files may change. The
+    /// reason a proposal's `changes` are refused, if they are.
+    pub(crate) fn forbidden(&self, changes: &[crate::agent::FileChange]) -> Option<String> {
+        let paths: Vec<String> = changes
+            .iter()
+            .filter(|c| !self.config.editable.contains(&c.path))
+            .map(|c| c.path.display().to_string())
+            .collect();
+        (!paths.is_empty()).then(|| format!("edits non-editable files: {}", paths.join(", ")))
     }
 
     /// Total estimated LLM cost of this session so far.
@@ -484,19 +486,19 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Regenerates results.tsv from the journal's view of this session, in the order the
-    /// experiments started (the journal's), which a resume reproduces whatever order the
-    /// engine's workers finished them in.
+    /// Regenerates results.tsv from the journal's view of this session.
     pub(crate) fn write_results(&self) -> Result<(), SessionError> {
         let path = self.repo.root().join(&self.config.results);
-        if self.engine {
-            let mut rows = self.history.clone();
-            rows.sort_by_key(|r| r.id);
-            crate::store::results::write(&path, &self.config.metric.name, &rows)?;
-        } else {
-            crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
-        }
+        crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
         Ok(())
+    }
+
+    /// Adds a finished (or rejected) record to the history, which stays in the journal's
+    /// order (the order experiments started): the engine's workers finish them in any
+    /// order, and a resume reads them back in this one.
+    pub(crate) fn remember(&mut self, rec: ExperimentRecord) {
+        let at = self.history.partition_point(|r| r.id < rec.id);
+        self.history.insert(at, rec);
     }
 }
 

@@ -86,13 +86,9 @@ impl Session<'_> {
         crashed: &ExperimentRecord,
         log: &std::path::Path,
     ) -> Result<Option<Repaired>, SessionError> {
-        if crashed.attempt > self.config.agent.repair_attempts {
+        let Some(tail) = self.repair_traceback(crashed, log) else {
             return Ok(None);
-        }
-        let tail = log_tail(log, 60);
-        if !trivial_crash(&tail) {
-            return Ok(None);
-        }
+        };
         let crashed_files = self.repo.read_files(&self.config.editable);
         let seen: std::collections::HashSet<String> = self
             .history
@@ -128,10 +124,7 @@ impl Session<'_> {
             }
             Some(Ok(p)) => p,
         };
-        if p.changes
-            .iter()
-            .any(|c| !self.config.editable.contains(&c.path))
-        {
+        if self.forbidden(&p.changes).is_some() {
             self.unrecorded_cost_usd += p.usage.cost_usd;
             self.warn(format!(
                 "the repair for experiment {} edits non-editable files; not applied",
@@ -145,6 +138,37 @@ impl Session<'_> {
         }
         self.reset_to_best()?;
         let before = self.repo.read_files(&self.config.editable);
+        Ok(Some(
+            match self.commit_repair(crashed, &p, &files, &before)? {
+                Ok(rec) => Repaired::Run(Box::new(rec)),
+                Err(_) => Repaired::Rejected,
+            },
+        ))
+    }
+
+    /// The traceback of `crashed`'s log when it is worth one repair: a trivial slip, and
+    /// repair attempts left.
+    pub(crate) fn repair_traceback(
+        &self,
+        crashed: &ExperimentRecord,
+        log: &std::path::Path,
+    ) -> Option<String> {
+        if crashed.attempt > self.config.agent.repair_attempts {
+            return None;
+        }
+        let tail = log_tail(log, 60);
+        trivial_crash(&tail).then_some(tail)
+    }
+
+    /// Commits `files` (the crashed files with the repair `p` applied, made to fit on the
+    /// best, whose files are `before`) as the next attempt of `crashed`.
+    pub(crate) fn commit_repair(
+        &mut self,
+        crashed: &ExperimentRecord,
+        p: &crate::agent::Proposal,
+        files: &BTreeMap<std::path::PathBuf, String>,
+        before: &BTreeMap<std::path::PathBuf, String>,
+    ) -> Result<Result<ExperimentRecord, String>, SessionError> {
         let description = format!(
             "{} (repaired: {})",
             crashed.description,
@@ -157,22 +181,13 @@ impl Session<'_> {
             crashed.iteration,
             crashed.attempt + 1
         ));
-        Ok(Some(
-            match self.commit_state(
-                super::Draft {
-                    iteration: crashed.iteration,
-                    attempt: crashed.attempt + 1,
-                    description: &description,
-                    category: crashed.category,
-                    repeat: false,
-                },
-                &files,
-                &before,
-                usage,
-            )? {
-                Ok(rec) => Repaired::Run(Box::new(rec)),
-                Err(_) => Repaired::Rejected,
-            },
-        ))
+        let draft = super::Draft {
+            iteration: crashed.iteration,
+            attempt: crashed.attempt + 1,
+            description: &description,
+            category: crashed.category,
+            repeat: false,
+        };
+        self.commit_state(draft, files, before, usage)
     }
 }

@@ -33,6 +33,20 @@ impl RunResult {
     pub(crate) fn interrupted(&self) -> bool {
         self.outcome.exit == Exit::Interrupted
     }
+    /// The event that says this run of `rec` ended (on `worker`, on the engine).
+    pub(crate) fn finished(&self, worker: Option<usize>, rec: &ExperimentRecord) -> Event {
+        Event::RunFinished {
+            worker,
+            iteration: rec.iteration,
+            attempt: rec.attempt,
+            exit: format!("{:?}", self.outcome.exit),
+            duration_s: self.outcome.duration.as_secs_f64(),
+            metric: self.value.as_ref().ok().copied(),
+            memory_gb: self.memory_gb,
+            crash: self.value.as_ref().err().cloned(),
+        }
+    }
+
     pub(crate) fn oom(&self) -> bool {
         self.value.is_err()
             && (self.metrics.oom || matches!(self.outcome.exit, Exit::Code(137) | Exit::Signal(9)))
@@ -200,6 +214,26 @@ impl Session<'_> {
         })
     }
 
+    /// The event that says `job` (a run of `rec` with `seed`) starts.
+    pub(crate) fn run_started(
+        &self,
+        worker: Option<usize>,
+        rec: &ExperimentRecord,
+        seed: u64,
+        job: &Job,
+    ) -> Event {
+        Event::RunStarted {
+            worker,
+            iteration: rec.iteration,
+            attempt: rec.attempt,
+            commit: self.repo.short(&rec.commit),
+            seed,
+            budget_s: self.config.budget.as_secs_f64(),
+            timeout_s: self.config.timeout.as_secs_f64(),
+            log: rel(self.repo.root(), &job.log_path),
+        }
+    }
+
     /// Runs the current tree once with `seed` and reads the result.
     pub(crate) fn run_once(
         &mut self,
@@ -211,17 +245,8 @@ impl Session<'_> {
         let restored = self.restore_read_only(rec)?;
         let root = self.repo.root().to_path_buf();
         let job = self.job_for(&root, seed, batch_scale, label, &[])?;
-        let log_path = job.log_path.clone();
-        self.send(Event::RunStarted {
-            worker: None,
-            iteration: rec.iteration,
-            attempt: rec.attempt,
-            commit: self.repo.short(&rec.commit),
-            seed,
-            budget_s: self.config.budget.as_secs_f64(),
-            timeout_s: self.config.timeout.as_secs_f64(),
-            log: rel(self.repo.root(), &log_path),
-        });
+        let started = self.run_started(None, rec, seed, &job);
+        self.send(started);
         let executor = self.executor;
         let iteration = rec.iteration;
         let emit = &mut self.emit;
@@ -239,16 +264,7 @@ impl Session<'_> {
         })?;
         let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
         r.restored = restored;
-        self.send(Event::RunFinished {
-            worker: None,
-            iteration,
-            attempt: rec.attempt,
-            exit: format!("{:?}", r.outcome.exit),
-            duration_s: r.outcome.duration.as_secs_f64(),
-            metric: r.value.as_ref().ok().copied(),
-            memory_gb: r.memory_gb,
-            crash: r.value.as_ref().err().cloned(),
-        });
+        self.send(r.finished(None, rec));
         Ok(r)
     }
 

@@ -202,6 +202,26 @@ fn reconcile(
     Ok((history, best))
 }
 
+/// Whether the research branch is missing and must be made again at the session's base:
+/// the session was killed between recording itself and creating the branch. Missing
+/// after experiments finished is an error (their commits would be lost from view).
+fn branch_to_recreate(
+    repo: &Repo,
+    row: &SessionRow,
+    history: &[crate::experiment::ExperimentRecord],
+) -> Result<bool, SessionError> {
+    if repo.branch_exists(&row.branch)? {
+        return Ok(false);
+    }
+    if history.iter().any(|r| r.status.in_results_tsv()) {
+        return Err(SessionError::BranchMissing {
+            tag: row.tag.clone(),
+            branch: row.branch.clone(),
+        });
+    }
+    Ok(true)
+}
+
 /// Reconciles a session that is being continued: unfinished experiments become
 /// `interrupted`, and the research branch is checked out at the best commit.
 fn resume(
@@ -210,14 +230,7 @@ fn resume(
     row: &SessionRow,
 ) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
     let (history, best) = reconcile(journal, row)?;
-    if !repo.branch_exists(&row.branch)? {
-        if history.iter().any(|r| r.status.in_results_tsv()) {
-            return Err(SessionError::BranchMissing {
-                tag: row.tag.clone(),
-                branch: row.branch.clone(),
-            });
-        }
-        // Killed between recording the session and creating its branch.
+    if branch_to_recreate(repo, row, &history)? {
         repo.ensure_clean()?;
         repo.create_and_checkout(&row.branch, &row.base_commit)?;
     }
@@ -245,13 +258,7 @@ fn resume_beside(
     emit: &mut dyn FnMut(&Event),
 ) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
     let (history, best) = reconcile(journal, row)?;
-    if !repo.branch_exists(&row.branch)? {
-        if history.iter().any(|r| r.status.in_results_tsv()) {
-            return Err(SessionError::BranchMissing {
-                tag: row.tag.clone(),
-                branch: row.branch.clone(),
-            });
-        }
+    if branch_to_recreate(repo, row, &history)? {
         repo.create_branch(&row.branch, &row.base_commit)?;
     }
     if repo.current_branch().is_ok_and(|b| b == row.branch) {

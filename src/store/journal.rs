@@ -335,27 +335,21 @@ impl Journal {
         Ok(out)
     }
 
-    /// Records one seeded measurement of an experiment's code.
+    /// Records one seeded measurement of an experiment's code (where it ran unknown).
     pub fn add_measurement(&self, m: &Measurement) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO measurements (experiment_id, seed, value, log_path, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    m.experiment_id,
-                    m.seed as i64,
-                    finite(m.value),
-                    m.log_path,
-                    crate::session::now()
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        crate::chaos::point("measurement");
-        Ok(())
+        self.insert_measurement(m, None)
     }
 
     /// Records one seeded measurement with where it ran.
     pub fn add_run(&self, m: &Measurement, place: &RunPlace) -> Result<(), StoreError> {
+        self.insert_measurement(m, Some(place))
+    }
+
+    fn insert_measurement(
+        &self,
+        m: &Measurement,
+        place: Option<&RunPlace>,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s)
@@ -366,48 +360,15 @@ impl Journal {
                     finite(m.value),
                     m.log_path,
                     crate::session::now(),
-                    place.worker as i64,
-                    place.device,
-                    place.host,
-                    place.duration_s
+                    place.map(|p| p.worker as i64),
+                    place.map(|p| p.device.as_str()),
+                    place.map(|p| p.host.as_str()),
+                    place.map(|p| p.duration_s)
                 ],
             )
             .map_err(|e| self.err(e))?;
         crate::chaos::point("measurement");
         Ok(())
-    }
-
-    /// Where each run of a session ran, in the order of [`Journal::measurements`]
-    /// (`None` for runs recorded without a place).
-    pub fn run_places(&self, session_id: i64) -> Result<Vec<Option<RunPlace>>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT m.worker, m.device, m.host, m.duration_s FROM measurements m
-                 JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([session_id], |row| {
-                let worker: Option<i64> = row.get(0)?;
-                Ok(worker.map(|w| RunPlace {
-                    worker: usize::try_from(w).unwrap_or(0),
-                    device: row
-                        .get::<_, Option<String>>(1)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                    host: row
-                        .get::<_, Option<String>>(2)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                    duration_s: row.get::<_, Option<f64>>(3).ok().flatten().unwrap_or(0.0),
-                }))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
     }
 
     /// Measurements of a session's experiments, oldest first.

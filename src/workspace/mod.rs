@@ -47,6 +47,19 @@ pub enum GitError {
     },
 }
 
+/// The trimmed stdout of a finished git command, or `Failed` with its stderr; `args`
+/// names the command in the error.
+fn stdout_of(out: Output, args: impl FnOnce() -> String) -> Result<String, GitError> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    } else {
+        Err(GitError::Failed {
+            args: args(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
 /// A git work tree.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -92,15 +105,7 @@ impl Repo {
 
     /// Runs git and returns trimmed stdout, or a `Failed` error with stderr.
     pub fn git(&self, args: &[&str]) -> Result<String, GitError> {
-        let out = self.output(args)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
-        } else {
-            Err(GitError::Failed {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
-        }
+        stdout_of(self.output(args)?, || args.join(" "))
     }
 
     /// True when git exits 0.

@@ -3,7 +3,7 @@
 //! without touching any work tree (`commit-tree` on a temporary index), and the research
 //! branch moved with a compare-and-swap `update-ref`. Never touches the user's checkout.
 
-use super::{GitError, Repo};
+use super::{GitError, Repo, stdout_of};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -61,14 +61,7 @@ impl Repo {
                 .env("GIT_INDEX_FILE", &index)
                 .output()
                 .map_err(GitError::Spawn)?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-            } else {
-                Err(GitError::Failed {
-                    args: args.join(" "),
-                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                })
-            }
+            stdout_of(out, || args.join(" "))
         };
         with_index(&["read-tree", parent])?;
         for (path, contents) in changed {
@@ -90,13 +83,7 @@ impl Repo {
             .committing(&["commit-tree", &tree, "-p", parent, "-m", message])
             .output()
             .map_err(GitError::Spawn)?;
-        if !out.status.success() {
-            return Err(GitError::Failed {
-                args: format!("commit-tree -m {message:?}"),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        stdout_of(out, || format!("commit-tree -m {message:?}"))
     }
 
     fn hash_blob(&self, contents: &str) -> Result<String, GitError> {
@@ -115,13 +102,7 @@ impl Repo {
                 .map_err(GitError::Spawn)?;
         }
         let out = child.wait_with_output().map_err(GitError::Spawn)?;
-        if !out.status.success() {
-            return Err(GitError::Failed {
-                args: "hash-object -w --stdin".into(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        stdout_of(out, || "hash-object -w --stdin".into())
     }
 
     /// The file mode of `path` at `commit` (`100644`, `100755`), if it is there.
@@ -183,12 +164,11 @@ impl Repo {
     }
 
     /// A detached worktree at `path` checked out at `commit` (created, or reset when it is
-    /// there already), with the checkout's untracked and ignored top-level entries (a
-    /// `data/` folder, `.venv`, caches) linked in, so training finds what it finds in the
-    /// checkout. `skip`: more top-level names never to link (the results file).
-    pub fn worktree_at(&self, path: &Path, commit: &str, skip: &[&str]) -> Result<(), GitError> {
-        let usable = path.join(".git").exists() && Repo::open(path).is_ok_and(|r| r.root() == path);
-        if !usable {
+    /// there already), with each of `links` (top-level names in the checkout, from
+    /// [`Repo::untracked_top_level`]) linked in, so training finds what it finds in the
+    /// checkout.
+    pub fn worktree_at(&self, path: &Path, commit: &str, links: &[String]) -> Result<(), GitError> {
+        if Repo::open_worktree(path).is_none() {
             let _ = std::fs::remove_dir_all(path);
             let _ = self.git(&["worktree", "prune"]);
             if let Some(dir) = path.parent() {
@@ -204,18 +184,30 @@ impl Repo {
             root: path.to_path_buf(),
         };
         tree.checkout_detached(commit)?;
-        self.link_untracked(path, skip)
+        self.link_into(path, links)
+    }
+
+    /// The work tree at `path`, when it is one of its own (not a folder that merely sits
+    /// inside the checkout's tree, as a deleted worktree's leftovers would).
+    pub fn open_worktree(path: &Path) -> Option<Repo> {
+        if !path.join(".git").exists() {
+            return None;
+        }
+        Repo::open(path).ok().filter(|r| r.root() == path)
     }
 
     /// `git checkout --detach -f <commit>` and drop tracked changes: the tree is exactly
     /// the commit's (untracked files stay).
     pub fn checkout_detached(&self, commit: &str) -> Result<(), GitError> {
-        self.git(&["checkout", "-q", "--detach", "-f", commit])?;
-        self.git(&["reset", "-q", "--hard", commit]).map(drop)
+        // `-f` throws away changes to tracked files in the index and the tree.
+        self.git(&["checkout", "-q", "--detach", "-f", commit])
+            .map(drop)
     }
 
-    /// Symlinks into `tree` each top-level entry of the checkout that git does not track.
-    fn link_untracked(&self, tree: &Path, skip: &[&str]) -> Result<(), GitError> {
+    /// The top-level entries of the checkout that git does not track or ignores (a `data/`
+    /// folder, `.venv`, caches), but for `.git`, `.autoresearch` and `skip` (the results
+    /// file): what a worktree links to.
+    pub fn untracked_top_level(&self, skip: &[&str]) -> Result<Vec<String>, GitError> {
         let out = self.git(&[
             "ls-files",
             "--others",
@@ -235,20 +227,22 @@ impl Repo {
             .split('\0')
             .chain(ignored.split('\0'))
             .filter_map(|p| p.trim_end_matches('/').split('/').next())
-            .filter(|n| !n.is_empty())
+            .filter(|n| !n.is_empty() && !NEVER_LINKED.contains(n) && !skip.contains(n))
             .map(str::to_string)
             .collect();
         names.sort();
         names.dedup();
+        Ok(names)
+    }
+
+    /// Symlinks each of `names` from the checkout into `tree`, where not there yet.
+    fn link_into(&self, tree: &Path, names: &[String]) -> Result<(), GitError> {
         for name in names {
-            if NEVER_LINKED.contains(&name.as_str()) || skip.contains(&name.as_str()) {
-                continue;
-            }
-            let link = tree.join(&name);
+            let link = tree.join(name);
             if std::fs::symlink_metadata(&link).is_ok() {
                 continue;
             }
-            std::os::unix::fs::symlink(self.root.join(&name), &link)
+            std::os::unix::fs::symlink(self.root.join(name), &link)
                 .map_err(|source| GitError::Io { path: link, source })?;
         }
         Ok(())
@@ -316,11 +310,13 @@ mod tests {
         std::fs::write(dir.path().join("data/x.bin"), "x").unwrap();
         let head = repo.head().unwrap();
         let wt = dir.path().join(".autoresearch/worktrees/w1");
-        repo.worktree_at(&wt, &head, &[]).unwrap();
+        let links = repo.untracked_top_level(&[]).unwrap();
+        assert_eq!(links, ["data"]);
+        repo.worktree_at(&wt, &head, &links).unwrap();
         assert_eq!(std::fs::read_to_string(wt.join("data/x.bin")).unwrap(), "x");
         assert!(!wt.join(".autoresearch").exists());
         std::fs::write(wt.join("train.py"), "broken").unwrap();
-        repo.worktree_at(&wt, &head, &[]).unwrap();
+        repo.worktree_at(&wt, &head, &links).unwrap();
         assert_eq!(
             std::fs::read_to_string(wt.join("train.py")).unwrap(),
             "LR = 0.1\n"

@@ -17,28 +17,8 @@ fn launch_workers(dir: &Path, n: u64, kill: Kill) -> Run {
 
 /// The engine's invariants after a completed (resumed) session.
 pub fn check_engine_consistent(dir: &Path, head_before: &str) -> Result<(), String> {
-    let rows = journal_rows(dir);
-    if let Some(r) = rows.iter().find(|r| r.status == "running") {
-        return Err(format!("a row is still running after the session: {r:?}"));
-    }
-    let done = finished(&rows);
-    let mut commits: Vec<&str> = done.iter().map(|r| r.commit.as_str()).collect();
-    commits.sort_unstable();
-    if let Some(w) = commits.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("commit {} finished twice in the journal", w[0]));
-    }
-    let want = as_tsv(&done);
-    let got = results_rows(dir)?.ok_or("results.tsv is missing")?;
-    if got != want {
-        return Err(format!(
-            "results.tsv {got:?} differs from the journal's finished experiments {want:?}"
-        ));
-    }
-    let best = done
-        .iter()
-        .rev()
-        .find(|r| r.status == "keep")
-        .ok_or("no kept experiment (not even the baseline)")?;
+    check_records(dir, "results.tsv")?;
+    let best = last_kept(dir)?;
     let branch = git(dir, &["rev-parse", "autoresearch/t"]);
     if branch != best.commit {
         return Err(format!(

@@ -311,6 +311,13 @@ pub fn check_consistent(dir: &Path) -> Result<(), String> {
 
 /// [`check_consistent`] with results.tsv at `results` (relative to the repo).
 pub fn check_consistent_at(dir: &Path, results: &str) -> Result<(), String> {
+    check_records(dir, results)?;
+    check_at_best(dir)
+}
+
+/// No journal row left running, no commit finished twice, and results.tsv (at `results`,
+/// relative to the repo) exactly the journal's finished experiments.
+fn check_records(dir: &Path, results: &str) -> Result<(), String> {
     let rows = journal_rows(dir);
     if let Some(r) = rows.iter().find(|r| r.status == "running") {
         return Err(format!("a row is still running after the session: {r:?}"));
@@ -328,19 +335,23 @@ pub fn check_consistent_at(dir: &Path, results: &str) -> Result<(), String> {
             "results.tsv {got:?} differs from the journal's finished experiments {want:?}"
         ));
     }
-    check_at_best(dir)
+    Ok(())
+}
+
+/// The journal's last kept experiment: the best.
+fn last_kept(dir: &Path) -> Result<Row, String> {
+    finished(&journal_rows(dir))
+        .into_iter()
+        .rev()
+        .find(|r| r.status == "keep")
+        .cloned()
+        .ok_or_else(|| "no kept experiment (not even the baseline)".to_string())
 }
 
 /// HEAD at the journal's last kept commit on the research branch, nothing changed or left
 /// in the work tree, and no process of the session alive.
 pub fn check_at_best(dir: &Path) -> Result<(), String> {
-    let rows = journal_rows(dir);
-    let done = finished(&rows);
-    let best = done
-        .iter()
-        .rev()
-        .find(|r| r.status == "keep")
-        .ok_or("no kept experiment (not even the baseline)")?;
+    let best = last_kept(dir)?;
     let head = git(dir, &["rev-parse", "HEAD"]);
     if head != best.commit {
         return Err(format!(
