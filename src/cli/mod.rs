@@ -129,9 +129,11 @@ fn code_for(e: &anyhow::Error) -> i32 {
         }
         if let Some(s) = cause.downcast_ref::<SessionError>() {
             return match s {
+                SessionError::ProjectNotAtTop { .. } => exit::CONFIG,
                 SessionError::Git(_)
                 | SessionError::ResultsTracked(_)
-                | SessionError::BranchMissing { .. } => exit::REPOSITORY,
+                | SessionError::BranchMissing { .. }
+                | SessionError::ResumeRefused(_) => exit::REPOSITORY,
                 SessionError::BaselineFailed { .. } => exit::BASELINE,
                 SessionError::Proposer(_) | SessionError::TooManyFailedProposals(..) => {
                     exit::PROPOSER

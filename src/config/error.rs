@@ -130,6 +130,14 @@ pub enum ConfigError {
         file: PathBuf,
         repo: PathBuf,
     },
+    /// `problem` starts with the path as written, e.g. `"." names the project folder`.
+    #[error("{at}: `{key}` = {}; {fix}", one_line(problem))]
+    UnsafePath {
+        at: Location,
+        key: &'static str,
+        problem: String,
+        fix: &'static str,
+    },
     #[error(
         "{at}: `{}` is editable but {}; an editable file cannot be read-only, remove it from one list",
         one_line(&file.display().to_string()),

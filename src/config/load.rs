@@ -3,6 +3,7 @@
 //! writes, and it never invents a budget or a metric.
 
 use super::error::{ConfigError, Location, invalid_at};
+use super::paths::{self, Role};
 use super::repo::{default_command, dependency_files, is_dependency_file};
 use super::section::{Cx, Section};
 use super::{AgentBackend, AgentConfig, Config, DecisionConfig, DecisionMode, MetricSpec, Scope};
@@ -168,6 +169,7 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         ));
     }
     for (file, at) in &editable {
+        paths::check(repo, Role::Editable, file, at)?;
         if !repo.join(file).is_file() {
             return Err(ConfigError::FileMissing {
                 at: at.clone(),
@@ -182,6 +184,7 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
     match &explicit_read_only {
         Some(list) => {
             for (file, at) in list {
+                paths::check(repo, Role::ReadOnly, file, at)?;
                 if !repo.join(file).is_file() {
                     return Err(ConfigError::FileMissing {
                         at: at.clone(),
@@ -274,11 +277,25 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         None => super::default_tag(chrono::Local::now().date_naive()),
     };
     let results = match top.path("results")? {
-        Some((p, _)) => p,
+        Some((p, at)) => {
+            paths::check(repo, Role::Results, &p, &at)?;
+            let clash = editable.iter().chain(&read_only).any(|f| *f == p)
+                || top.path("program")?.is_some_and(|(q, _)| q == p);
+            if clash {
+                return Err(invalid_at(
+                    at,
+                    "results",
+                    format!("is `{}`, a file the session reads", p.display()),
+                    "name a file of its own, e.g. results = \"results.tsv\"",
+                ));
+            }
+            p
+        }
         None => PathBuf::from("results.tsv"),
     };
     let program = match top.path("program")? {
         Some((p, at)) => {
+            paths::check(repo, Role::Program, &p, &at)?;
             if !repo.join(&p).is_file() {
                 return Err(ConfigError::FileMissing {
                     at,
@@ -310,7 +327,11 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         report_every,
         agent: read_agent(top)?,
         decision: read_decision(top)?,
-        sandbox: super::sandbox::read(top)?,
+        sandbox: {
+            let sandbox = super::sandbox::read(top)?;
+            paths::check_writable(repo, &sandbox.writable, &Location::file_only(cx.file))?;
+            sandbox
+        },
     })
 }
 

@@ -6,6 +6,7 @@ pub mod duration;
 mod error;
 pub mod init;
 mod load;
+mod paths;
 mod render;
 mod repo;
 mod sandbox;

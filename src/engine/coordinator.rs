@@ -111,6 +111,9 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
     let timeout = s.config.timeout;
     std::thread::scope(|scope| {
         let mut assign = Vec::new();
+        // The research branch moves under the runs (the coordinator keeps results while
+        // others train): the guard after each run leaves it to the coordinator.
+        let owned = vec![format!("refs/heads/{}", s.config.branch())];
         for (w, tree) in specs.iter().zip(&trees) {
             let (jobs_tx, jobs) = mpsc::channel::<Assignment>();
             let worker = Worker {
@@ -120,6 +123,7 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
                 cancel: cancel.clone(),
                 metric: metric.clone(),
                 timeout,
+                owned: owned.clone(),
             };
             let out = tx.clone();
             scope.spawn(move || worker.serve(&jobs, &out));

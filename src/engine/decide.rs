@@ -28,6 +28,7 @@ impl Engine<'_, '_> {
         r: RunResult,
         place: &RunPlace,
     ) -> Result<(), SessionError> {
+        self.s.journal.check_in_place()?;
         let root = self.s.repo.root().to_path_buf();
         let t = self.trials.get_mut(&id).expect("a run's trial");
         t.in_flight -= 1;

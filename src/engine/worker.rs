@@ -1,11 +1,12 @@
 //! A worker: a thread that owns one detached worktree and one device. For each assignment
 //! it puts the worktree exactly at the commit (tracked files as committed, so whatever the
 //! last run changed is gone), runs the job through the executor, reads the metric, and
-//! reports back. It never writes the journal and never moves a ref.
+//! reports back. It never writes the journal and never moves a ref, but puts back any
+//! ref, HEAD or tracked file the run changed (and says so in the run's result).
 
 use crate::config::MetricSpec;
 use crate::runner::{Cancel, Executor, Job};
-use crate::session::{Progress, RunResult, read_result};
+use crate::session::{Progress, RunResult, read_result, undo_run_changes};
 use crate::workspace::Repo;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
@@ -18,6 +19,20 @@ pub(crate) struct Assignment {
     pub seed: u64,
     pub commit: String,
     pub job: Job,
+}
+
+impl Assignment {
+    /// The run's folder name (`0007`, `0007-2`): the label its quarantined refs get.
+    fn job_label(&self) -> String {
+        self.job
+            .log_path
+            .parent()
+            .and_then(|d| d.file_name())
+            .map_or_else(
+                || format!("{:04}", self.iteration),
+                |n| n.to_string_lossy().into_owned(),
+            )
+    }
 }
 
 /// What the threads tell the coordinator.
@@ -48,6 +63,8 @@ pub(crate) struct Worker<'e> {
     pub cancel: Cancel,
     pub metric: MetricSpec,
     pub timeout: Duration,
+    /// Refs the coordinator moves while runs go on (the research branch).
+    pub owned: Vec<String>,
 }
 
 impl Worker<'_> {
@@ -88,6 +105,9 @@ impl Worker<'_> {
                 self.index, a.commit
             )
         })?;
+        let guard = tree
+            .git_state()
+            .map_err(|e| format!("cannot read worker {}'s refs: {e}", self.index))?;
         let mut progress = Progress::new();
         let (worker, iteration) = (self.index, a.iteration);
         let outcome = self
@@ -104,6 +124,12 @@ impl Worker<'_> {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(read_result(outcome, &self.metric, self.timeout))
+        let mut r = read_result(outcome, &self.metric, self.timeout);
+        // Whatever the run did to git or the tracked files is undone before anything else
+        // reads the tree, and makes the run a crash that says so.
+        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.job_label())
+            .map_err(|e| format!("cannot undo what run {} changed: {e}", a.job_label()))?;
+        r.tampered(&tampered);
+        Ok(r)
     }
 }

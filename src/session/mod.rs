@@ -6,10 +6,12 @@
 mod commit;
 mod cost;
 pub mod events;
+mod guard;
 mod lock;
 mod measure;
 pub mod progress;
 mod repair;
+mod resume;
 mod revisit;
 mod run;
 mod start;
@@ -17,6 +19,7 @@ mod start;
 pub(crate) use cost::record_usage;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub use events::Event;
+pub(crate) use guard::undo_run_changes;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY};
 pub(crate) use measure::{crash_reason, evidence};
@@ -106,6 +109,20 @@ pub enum SessionError {
         "the journal knows session `{tag}` but branch {branch} is gone; start a new session with another --tag"
     )]
     BranchMissing { tag: String, branch: String },
+    /// The config sits in a subdirectory of the git repository: its paths would name
+    /// files there, but git works on the whole repository.
+    #[error(
+        "{} is in {}, a subfolder of the git repository {}; a session runs at the top of a repository: move autoresearch.toml and the files it names there, or make the subfolder a repository of its own (`git init` in it)",
+        config.display(), dir.display(), top.display()
+    )]
+    ProjectNotAtTop {
+        config: PathBuf,
+        dir: PathBuf,
+        top: PathBuf,
+    },
+    /// A resume that would lose or mix something: what was found, and how to go on.
+    #[error("{0}")]
+    ResumeRefused(String),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,

@@ -47,6 +47,15 @@ impl RunResult {
         }
     }
 
+    /// A run that changed what it must not counts as a crash that names what it did,
+    /// whatever it printed (and is never retried as an OOM).
+    pub(crate) fn tampered(&mut self, tampered: &super::guard::Tampered) {
+        if !tampered.is_empty() && !self.interrupted() {
+            self.value = Err(super::guard::tamper_reason(tampered));
+            self.metrics.oom = false;
+        }
+    }
+
     pub(crate) fn oom(&self) -> bool {
         self.value.is_err()
             && (self.metrics.oom || matches!(self.outcome.exit, Exit::Code(137) | Exit::Signal(9)))
@@ -245,6 +254,7 @@ impl Session<'_> {
         let restored = self.restore_read_only(rec)?;
         let root = self.repo.root().to_path_buf();
         let job = self.job_for(&root, seed, batch_scale, label, &[])?;
+        let guard = self.guard_before_run()?;
         let started = self.run_started(None, rec, seed, &job);
         self.send(started);
         let executor = self.executor;
@@ -264,6 +274,8 @@ impl Session<'_> {
         })?;
         let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
         r.restored = restored;
+        let tampered = self.guard_after_run(&guard, label)?;
+        r.tampered(&tampered);
         self.send(r.finished(None, rec));
         Ok(r)
     }

@@ -5,7 +5,6 @@
 use super::{Event, Options, STATE_DIR, Session, SessionError, SessionLock, now};
 use crate::agent::Proposer;
 use crate::config::Config;
-use crate::experiment::Status;
 use crate::platform::Platform;
 use crate::runner::{Cancel, Executor};
 use crate::store::{Journal, SessionRow};
@@ -50,29 +49,40 @@ impl<'a> Session<'a> {
         )
         .map_err(crate::runner::RunnerError::from)?;
         let repo = Repo::open(s.repo)?;
+        check_project_at_top(&repo, &s.config)?;
         repo.head()?;
         repo.check_no_operation_in_progress()?;
         let results = s.config.results.to_string_lossy().into_owned();
-        repo.exclude(&[&format!("/{results}"), &format!("/{STATE_DIR}/")])?;
         if repo
             .git(&["ls-files", "--error-unmatch", "--", &results])
             .is_ok()
         {
             return Err(SessionError::ResultsTracked(results));
         }
+        // A new session that must refuse (a dirty tree, a taken branch name) refuses
+        // before anything is written, `.git/info/exclude` and `.autoresearch/` included.
         let state_dir = repo.root().join(STATE_DIR);
+        if !state_dir.join("journal.sqlite").exists() {
+            repo.ensure_clean()?;
+            if repo.branch_exists(&s.config.branch())? {
+                return Err(GitError::BranchExists(s.config.branch(), s.config.tag.clone()).into());
+            }
+        }
+        repo.exclude(&[&format!("/{results}"), &format!("/{STATE_DIR}/")])?;
         let lock = SessionLock::acquire(&state_dir)?;
         let journal = Journal::open(&state_dir.join("journal.sqlite"))?;
         let branch = s.config.branch();
         let existing = journal.session_by_tag(&s.config.tag)?;
         let resumed = existing.is_some();
         let engine = !s.opts.workers.is_empty();
+        let mut notes = Vec::new();
         let (row, history) = match existing {
             Some(row) => {
+                super::resume::check_same_setup(&s.config, &row)?;
                 let history = if engine {
-                    resume_beside(&repo, &journal, &row, s.emit)?
+                    super::resume::resume_beside(&repo, &journal, &row, &mut notes)?
                 } else {
-                    resume(&repo, &journal, &row)?
+                    super::resume::resume(&repo, &journal, &row, &mut notes)?
                 };
                 (row, history)
             }
@@ -168,6 +178,9 @@ impl<'a> Session<'a> {
         if let Some(note) = session.proposer.note() {
             session.warn(note);
         }
+        for note in notes {
+            session.warn(note);
+        }
         if resumed {
             let token = session.session_token.clone();
             let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);
@@ -181,104 +194,21 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The session's experiments, the unfinished ones recorded as `interrupted`, and the best
-/// commit (the last kept, else the session's base).
-fn reconcile(
-    journal: &Journal,
-    row: &SessionRow,
-) -> Result<(Vec<crate::experiment::ExperimentRecord>, String), SessionError> {
-    let mut history = journal.experiments(row.id)?;
-    for r in history.iter_mut().filter(|r| r.status == Status::Running) {
-        r.status = Status::Interrupted;
-        r.reason = "the session stopped before this experiment finished".into();
-        r.finished_at = Some(now());
-        journal.update(r)?;
+/// The config's paths are relative to its folder, which must be the top of the repository.
+fn check_project_at_top(repo: &Repo, config: &Config) -> Result<(), SessionError> {
+    let Some(source) = &config.source else {
+        return Ok(());
+    };
+    let dir = crate::config::repo_root(source);
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if canon(&dir) == canon(repo.root()) {
+        return Ok(());
     }
-    let best = history
-        .iter()
-        .rev()
-        .find(|r| r.status == Status::Keep)
-        .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
-    Ok((history, best))
-}
-
-/// Whether the research branch is missing and must be made again at the session's base:
-/// the session was killed between recording itself and creating the branch. Missing
-/// after experiments finished is an error (their commits would be lost from view).
-fn branch_to_recreate(
-    repo: &Repo,
-    row: &SessionRow,
-    history: &[crate::experiment::ExperimentRecord],
-) -> Result<bool, SessionError> {
-    if repo.branch_exists(&row.branch)? {
-        return Ok(false);
-    }
-    if history.iter().any(|r| r.status.in_results_tsv()) {
-        return Err(SessionError::BranchMissing {
-            tag: row.tag.clone(),
-            branch: row.branch.clone(),
-        });
-    }
-    Ok(true)
-}
-
-/// Reconciles a session that is being continued: unfinished experiments become
-/// `interrupted`, and the research branch is checked out at the best commit.
-fn resume(
-    repo: &Repo,
-    journal: &Journal,
-    row: &SessionRow,
-) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
-    let (history, best) = reconcile(journal, row)?;
-    if branch_to_recreate(repo, row, &history)? {
-        repo.ensure_clean()?;
-        repo.create_and_checkout(&row.branch, &row.base_commit)?;
-    }
-    match repo.current_branch() {
-        // Leftovers on our own branch are the killed session's: discard them.
-        Ok(b) if b == row.branch => {}
-        _ => {
-            repo.ensure_clean()?;
-            repo.checkout(&row.branch)?;
-        }
-    }
-    repo.reset_hard(&best)?;
-    Ok(history)
-}
-
-/// [`resume`] for the engine, which leaves the user's checkout alone: unfinished
-/// experiments become `interrupted` and the research branch is pointed at the best. A
-/// checkout that has the research branch checked out (a session of the one-tree loop left
-/// it there) is detached at the same commit first, files untouched, so that moving the
-/// branch cannot make it look changed.
-fn resume_beside(
-    repo: &Repo,
-    journal: &Journal,
-    row: &SessionRow,
-    emit: &mut dyn FnMut(&Event),
-) -> Result<Vec<crate::experiment::ExperimentRecord>, SessionError> {
-    let (history, best) = reconcile(journal, row)?;
-    if branch_to_recreate(repo, row, &history)? {
-        repo.create_branch(&row.branch, &row.base_commit)?;
-    }
-    if repo.current_branch().is_ok_and(|b| b == row.branch) {
-        repo.git(&["switch", "-q", "--detach"])?;
-        emit(&Event::Warning {
-            message: format!(
-                "your checkout had {} checked out; detached it at the same commit (no file changed) so the session can move the branch; `git switch {}` shows the best at any time",
-                row.branch, row.branch
-            ),
-        });
-    }
-    let name = format!("refs/heads/{}", row.branch);
-    repo.git(&[
-        "update-ref",
-        "-m",
-        "autoresearch: resume at the best",
-        &name,
-        &best,
-    ])?;
-    Ok(history)
+    Err(SessionError::ProjectNotAtTop {
+        config: source.clone(),
+        dir,
+        top: repo.root().to_path_buf(),
+    })
 }
 
 /// A results file that no session of ours wrote is moved aside, not overwritten.

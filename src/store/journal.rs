@@ -121,6 +121,22 @@ pub struct Measurement {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// The file's (device, inode) when it was opened for writing: a journal deleted or
+    /// replaced behind the session's back is noticed by [`Journal::check_in_place`].
+    identity: Option<(u64, u64)>,
+}
+
+/// (device, inode) of a file, where the platform has them.
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 impl Journal {
@@ -144,6 +160,7 @@ impl Journal {
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
+            identity: identity_of(path),
         })
     }
 
@@ -159,11 +176,40 @@ impl Journal {
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
+            identity: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Fails when the journal file is no longer the one this session opened (deleted,
+    /// renamed or replaced), after saving everything the open connection still holds to a
+    /// file beside it, so nothing recorded is lost.
+    pub fn check_in_place(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        let what = match identity_of(&self.path) {
+            Some(now) if now == opened => return Ok(()),
+            Some(_) => "replaced",
+            None => "deleted",
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let _ = std::fs::create_dir_all(dir);
+        let saved = dir.join(format!(
+            "journal.rescued-{}.sqlite",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ));
+        self.conn
+            .execute("VACUUM INTO ?1", [saved.to_string_lossy().as_ref()])
+            .map_err(|e| StoreError::sqlite(&saved, e))?;
+        Err(StoreError::Replaced {
+            path: self.path.clone(),
+            what,
+            saved,
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {

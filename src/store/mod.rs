@@ -34,6 +34,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Something deleted or replaced the journal file while the session held it open.
+    #[error(
+        "the journal {path} was {what} while the session ran (by a training run?); every record is saved in {saved}: put it back (`mv {saved} {path}`) and run `autoresearch run` again to resume"
+    )]
+    Replaced {
+        path: PathBuf,
+        what: &'static str,
+        saved: PathBuf,
+    },
     #[error("journal {path} holds an unreadable row: {detail}")]
     Corrupt { path: PathBuf, detail: String },
 }

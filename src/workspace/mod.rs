@@ -2,8 +2,11 @@
 //! the best commit, and the checks that the tree is where it must be. The only module that
 //! runs git for the session; it never decides what to keep.
 
+mod guard;
 pub mod merge;
 mod worktree;
+
+pub use guard::{GitState, Head};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +63,21 @@ fn stdout_of(out: Output, args: impl FnOnce() -> String) -> Result<String, GitEr
     }
 }
 
+/// Settings every git command of the tool runs with: no hooks, no fsmonitor daemon, no
+/// pager, no background maintenance.
+pub(crate) const GUARDED: &[&str] = &[
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "maintenance.auto=false",
+    "-c",
+    "gc.auto=0",
+];
+
 /// A git work tree.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -93,8 +111,10 @@ impl Repo {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("git");
-        c.args(args).current_dir(&self.root);
-        // Experiment commits must not trigger the user's hooks or signing.
+        // No git command of the tool runs code from the repository's config or hooks: a
+        // training run or an agent that wrote `core.fsmonitor` or a hook into `.git` must
+        // not get it executed by us (the user's hooks are not ours to run either).
+        c.args(GUARDED).args(args).current_dir(&self.root);
         c.env("GIT_TERMINAL_PROMPT", "0");
         c
     }
@@ -267,16 +287,8 @@ impl Repo {
         // `git commit` may detach `git maintenance`/`gc --auto`: a grandchild re-parented
         // to our subreaper that nobody reaps (a zombie per experiment), and work that
         // competes with training. An experiment commit needs none of it.
-        let mut full = vec![
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "maintenance.auto=false",
-            "-c",
-            "gc.auto=0",
-        ];
+        // (`command` adds the hook, fsmonitor and maintenance settings.)
+        let mut full = vec!["-c", "commit.gpgsign=false"];
         full.extend_from_slice(args);
         let mut c = self.command(&full);
         if !self.has_identity() {

@@ -38,6 +38,7 @@ pub struct Outcome {
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, AgentError> {
     let out = Command::new("git")
+        .args(crate::workspace::GUARDED)
         .args(args)
         .current_dir(repo)
         .stdin(Stdio::null())
@@ -99,6 +100,11 @@ impl CommandAgent {
         editable: &[PathBuf],
     ) -> Result<Outcome, AgentError> {
         let head = git(repo, &["rev-parse", "HEAD"])?.trim().to_string();
+        let tree = crate::workspace::Repo::open(repo)
+            .map_err(|e| AgentError::Fatal(format!("cannot open {}: {e}", repo.display())))?;
+        let refs = tree
+            .git_state()
+            .map_err(|e| AgentError::Fatal(format!("cannot read the refs: {e}")))?;
         let before = dirty(repo)?;
         if let Some((_, path)) = before.iter().find(|(tracked, _)| *tracked) {
             return Err(AgentError::Fatal(format!(
@@ -122,7 +128,21 @@ impl CommandAgent {
         if let Some(p) = &prompt_file {
             let _ = std::fs::remove_file(p);
         }
-        // Whatever happened, read and undo what the agent did before judging it.
+        // Whatever happened, undo what the agent did to refs, HEAD and the git config
+        // (a `git checkout main` must not let the tool move main), then read and undo its
+        // file changes before judging it.
+        // A commit on the checked-out branch (or on a detached HEAD) is tolerated: its
+        // changes stay in the tree and are read as the proposal.
+        let own: Vec<String> = match &refs.head {
+            crate::workspace::Head::Branch(b) => vec![b.clone()],
+            crate::workspace::Head::Detached(_) => Vec::new(),
+        };
+        let mut moved = tree
+            .undo_git_changes(&refs, &own, "agent")
+            .map_err(|e| AgentError::Fatal(format!("cannot restore the refs: {e}")))?;
+        if matches!(refs.head, crate::workspace::Head::Detached(_)) {
+            moved.retain(|m| !m.starts_with("moved HEAD to ") || m.contains("refs/"));
+        }
         let inspected = inspect_and_restore(repo, &head, editable, &untracked);
         let (ended, output) = result?;
         let (changes, touched) = inspected?;
@@ -146,6 +166,12 @@ impl CommandAgent {
                 )));
             }
             Ended::Exited(_) => {}
+        }
+        if !moved.is_empty() {
+            return Err(AgentError::Invalid(format!(
+                "the agent {} (undone; proposals may only edit files)",
+                moved.join(", ")
+            )));
         }
         if !touched.is_empty() {
             let v: Vec<String> = touched.iter().map(|p| p.display().to_string()).collect();

@@ -1,0 +1,56 @@
+//! The check after every training run: whatever the sandbox could not prevent is caught
+//! here. Refs (the user's branches included), HEAD, the git config and the tracked tree are
+//! compared with what they were when the run started, any change is undone exactly, and the
+//! run is told what it did so it is recorded as a crash with that reason. The journal is
+//! checked to be the file the session opened.
+
+use super::{Session, SessionError};
+use crate::workspace::{GitState, Repo};
+
+/// What a run did that it must not, already undone ("changed prepare.py", "moved HEAD to
+/// refs/heads/main"). Empty: nothing.
+pub(crate) type Tampered = Vec<String>;
+
+/// Undoes what a run in `tree` changed since `before` and names it. `owned` refs are the
+/// tool's own (the research branch the coordinator moves while other runs go on).
+pub(crate) fn undo_run_changes(
+    tree: &Repo,
+    before: &GitState,
+    owned: &[String],
+    label: &str,
+) -> Result<Tampered, crate::workspace::GitError> {
+    let mut said = tree.undo_git_changes(before, owned, label)?;
+    said.extend(
+        tree.undo_tracked_changes()?
+            .into_iter()
+            .map(|f| format!("changed {f}")),
+    );
+    Ok(said)
+}
+
+/// The crash reason for a run that tampered.
+pub(crate) fn tamper_reason(tampered: &Tampered) -> String {
+    format!("the run {} (undone)", tampered.join(", "))
+}
+
+impl Session<'_> {
+    /// The state a run in the checkout must leave as it is.
+    pub(crate) fn guard_before_run(&self) -> Result<GitState, SessionError> {
+        Ok(self.repo.git_state()?)
+    }
+
+    /// After a run in the checkout: the journal must still be ours (else the session
+    /// stops), and whatever the run changed in git is undone and named.
+    pub(crate) fn guard_after_run(
+        &mut self,
+        before: &GitState,
+        label: &str,
+    ) -> Result<Tampered, SessionError> {
+        self.journal.check_in_place()?;
+        let tampered = undo_run_changes(&self.repo, before, &[], label)?;
+        for t in &tampered {
+            self.warn(format!("run {label} {t}; undone"));
+        }
+        Ok(tampered)
+    }
+}
