@@ -15,4 +15,5 @@ pub mod report;
 pub mod runner;
 pub mod session;
 pub mod store;
+pub mod text;
 pub mod workspace;

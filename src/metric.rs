@@ -105,7 +105,8 @@ fn feed(m: &mut Metrics, line: &str, spec: &MetricSpec) {
         }
     }
     if trimmed != "---" {
-        m.last_line = Some(trimmed.chars().take(300).collect());
+        // Training output becomes a crash reason: shown and stored as plain text.
+        m.last_line = Some(crate::text::flat(trimmed, 300));
     }
 }
 

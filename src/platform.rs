@@ -122,9 +122,14 @@ impl Platform {
                 "AUTORESEARCH_BATCH_SCALE".into(),
                 format!("{}", a.batch_scale),
             ),
+            // Whole seconds, so `int(os.environ[...])` works; the exact value beside it.
             (
                 "AUTORESEARCH_TIME_BUDGET".into(),
-                format!("{}", budget.as_secs_f64()),
+                format!("{}", budget.as_secs_f64().round().max(1.0) as u64),
+            ),
+            (
+                "AUTORESEARCH_TIME_BUDGET_MS".into(),
+                budget.as_millis().to_string(),
             ),
             ("AUTORESEARCH_SEED".into(), seed.to_string()),
         ]
@@ -260,10 +265,15 @@ mod tests {
                 "AUTORESEARCH_DTYPE",
                 "AUTORESEARCH_BATCH_SCALE",
                 "AUTORESEARCH_TIME_BUDGET",
+                "AUTORESEARCH_TIME_BUDGET_MS",
                 "AUTORESEARCH_SEED"
             ]
         );
         assert!(env.contains(&("AUTORESEARCH_COMPILE".into(), "0".into())));
         assert!(env.contains(&("AUTORESEARCH_TIME_BUDGET".into(), "20".into())));
+        // Whole seconds for `int()`, the exact budget beside them.
+        let env = p.env(Duration::from_millis(1500), 7);
+        assert!(env.contains(&("AUTORESEARCH_TIME_BUDGET".into(), "2".into())));
+        assert!(env.contains(&("AUTORESEARCH_TIME_BUDGET_MS".into(), "1500".into())));
     }
 }

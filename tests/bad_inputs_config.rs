@@ -119,6 +119,19 @@ fn zero_budget() {
 }
 
 #[test]
+fn budget_under_a_second() {
+    let text = config_with("", "").replace("budget = \"1s\"", "budget = \"400ms\"");
+    refused(
+        &text,
+        &[
+            "`budget` is 400ms",
+            "at least one second",
+            "budget = \"1s\"",
+        ],
+    );
+}
+
+#[test]
 fn negative_budget() {
     let text = config_with("", "").replace("budget = \"1s\"", "budget = \"-5m\"");
     refused(

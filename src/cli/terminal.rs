@@ -116,9 +116,11 @@ impl Reporter {
                     "new".into()
                 };
                 self.line(&format!(
-                    "{} session {tag} on {branch} ({how})\n  platform: {platform}\n  metric: {metric} ({}), budget {budget_s:.0}s per run, hard timeout {timeout_s:.0}s",
+                    "{} session {tag} on {branch} ({how})\n  platform: {platform}\n  metric: {metric} ({}), budget {} per run, hard timeout {}",
                     self.paint(BOLD, "autoresearch:"),
                     if self.minimize { "lower is better" } else { "higher is better" },
+                    exact(*budget_s),
+                    exact(*timeout_s),
                 ));
             }
             Event::Warning { message } => {
@@ -252,4 +254,9 @@ impl Reporter {
         self.clear_live();
         println!("{text}");
     }
+}
+
+/// A duration in seconds as the config spells it (`1m30s`, `1500ms`): exact, never `0s`.
+fn exact(secs: f64) -> String {
+    crate::config::duration::format(std::time::Duration::from_secs_f64(secs.max(0.0)))
 }

@@ -134,6 +134,15 @@ pub fn repo_root(config_path: &Path) -> PathBuf {
 fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
     let cx = top.cx;
     let budget = match top.duration("budget", "a duration like \"5m\" or a number of seconds")? {
+        // Training scripts read the budget as whole seconds (AUTORESEARCH_TIME_BUDGET).
+        Some((d, at)) if d < std::time::Duration::from_secs(1) => {
+            return Err(invalid_at(
+                at,
+                "budget",
+                format!("is {}", super::duration::format(d)),
+                "give each run at least one second, e.g. budget = \"1s\"",
+            ));
+        }
         Some((d, _)) => d,
         None => {
             return Err(ConfigError::Missing {

@@ -20,7 +20,8 @@ impl Session<'_> {
         let mut rec = self.new_record(iteration, description, category);
         rec.metrics = extra;
         rec.status = Status::Rejected;
-        rec.reason = reason.to_string();
+        // Reasons quote the proposer's answer: stored as plain one-line text.
+        rec.reason = crate::text::flat(reason, 2000);
         rec.finished_at = Some(now());
         rec.id = self.journal.insert(self.row.id, &rec)?;
         self.remember(rec);

@@ -94,3 +94,32 @@ pub enum Event {
         experiments: usize,
     },
 }
+
+impl Event {
+    /// The event with every field that can carry untrusted text (LLM answers, training
+    /// output, descriptions) passed through [`crate::text`]: what any consumer gets.
+    pub fn sanitized(mut self) -> Event {
+        use crate::text::{clean, flat};
+        match &mut self {
+            Event::Warning { message } | Event::Note { message } => *message = flat(message, 2000),
+            Event::Proposal { description, .. } => *description = flat(description, 300),
+            Event::Rejected {
+                description,
+                reason,
+                ..
+            } => {
+                *description = flat(description, 300);
+                *reason = flat(reason, 2000);
+            }
+            Event::RunFinished { crash: Some(c), .. } => *c = flat(c, 2000),
+            Event::Decision { record, .. } => {
+                record.description = flat(&record.description, 300);
+                record.reason = flat(&record.reason, 2000);
+            }
+            Event::Report { markdown, .. } => *markdown = clean(markdown),
+            Event::SessionEnded { reason, .. } => *reason = flat(reason, 2000),
+            _ => {}
+        }
+        self
+    }
+}

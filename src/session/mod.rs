@@ -229,7 +229,7 @@ impl<'a> Session<'a> {
     }
 
     pub(crate) fn send(&mut self, e: Event) {
-        (self.emit)(&e);
+        (self.emit)(&e.sanitized());
     }
 
     pub(crate) fn warn(&mut self, message: String) {
@@ -548,18 +548,15 @@ pub(crate) enum Outcome {
     Interrupted,
 }
 
-/// Descriptions go into commit subjects and TSV cells: one line, bounded.
+/// Descriptions go into commit subjects and TSV cells: one line, bounded, with escape
+/// sequences and other control or invisible characters removed.
 pub(crate) fn one_line(s: &str) -> String {
-    let line = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let mut out: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
+    let out = crate::text::first_line(s, 200);
     if out.is_empty() {
-        out = "(no description)".into();
+        "(no description)".into()
+    } else {
+        out
     }
-    out
 }
 
 /// Path relative to the repo, for display.
