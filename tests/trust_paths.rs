@@ -1,7 +1,7 @@
 //! Configs that aim a session at the repository itself, black-box through the binary: a
 //! `results` of `.`, `.git` or `.git/HEAD`, an editable `.git/config`, symlinks leading
-//! out, binary "editable" files, submodules, writable folders that contain the project, a
-//! config in a subfolder. Each is refused with exit 2 and one line naming the key and the
+//! out, binary "editable" files, submodules, writable folders that contain the project.
+//! Each is refused with exit 2 and one line naming the key and the
 //! fix, before anything is touched: not even `.git/info/exclude` or `.autoresearch/`
 //! changes. Rows of docs/bad-inputs.md.
 
@@ -171,28 +171,4 @@ fn writable_folders_that_contain_the_project_are_refused() {
             r.message
         );
     }
-}
-
-#[test]
-fn a_config_in_a_subfolder_of_the_repository_is_refused_not_run_on_the_top() {
-    let dir = fixture(None);
-    let sub = dir.path().join("sub");
-    std::fs::create_dir(&sub).unwrap();
-    std::fs::write(sub.join("train.py"), TRAIN).unwrap();
-    std::fs::write(sub.join("prepare.py"), PREPARE).unwrap();
-    std::fs::write(sub.join("autoresearch.toml"), config_with("", "")).unwrap();
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-qm", "sub project"]);
-    let top_train = std::fs::read(dir.path().join("train.py")).unwrap();
-    let before = snapshot(dir.path());
-    let r = refuse(&sub, &[]);
-    assert_eq!(r.code, CONFIG, "{r:?}");
-    says(&r, &["a subfolder of the git repository", "`git init`"]);
-    untouched(dir.path(), &before);
-    assert_eq!(
-        std::fs::read(dir.path().join("train.py")).unwrap(),
-        top_train
-    );
-    assert!(!dir.path().join(".autoresearch").exists());
-    assert!(!sub.join(".autoresearch").exists());
 }

@@ -31,7 +31,7 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
-    let repo = Repo::open(&args.repo)?;
+    let repo = Repo::find_project(&args.repo)?;
     let state_dir = repo.root().join(STATE_DIR);
     let journal = open_journal(repo.root())?;
     let row = pick_session(&journal, args.tag.as_deref())?;

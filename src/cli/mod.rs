@@ -129,7 +129,6 @@ fn code_for(e: &anyhow::Error) -> i32 {
         }
         if let Some(s) = cause.downcast_ref::<SessionError>() {
             return match s {
-                SessionError::ProjectNotAtTop { .. } => exit::CONFIG,
                 SessionError::Git(_)
                 | SessionError::ResultsTracked(_)
                 | SessionError::BranchMissing { .. }

@@ -82,7 +82,7 @@ pub struct Loaded {
 /// The repository root containing `path`, or `path` itself outside git (--results works
 /// anywhere).
 pub(crate) fn repo_root(path: &Path) -> PathBuf {
-    crate::workspace::Repo::open(path)
+    crate::workspace::Repo::find_project(path)
         .map_or_else(|_| path.to_path_buf(), |r| r.root().to_path_buf())
 }
 

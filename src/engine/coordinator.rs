@@ -98,11 +98,14 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
     let name = s.proposer.name();
     let proposer = std::mem::replace(&mut s.proposer, Box::new(Away(name)));
     let root = s.repo.root().to_path_buf();
+    let agent_project = s.repo.in_worktree(&agent_tree);
     let to_us = tx.clone();
     // Not scoped: a proposer stuck in a long call must not hold up the end of a session.
     std::thread::Builder::new()
         .name("proposer".into())
-        .spawn(move || proposals::serve(proposer, root, agent_tree, &requests, &to_us))
+        .spawn(move || {
+            proposals::serve(proposer, root, agent_tree, agent_project, &requests, &to_us)
+        })
         .map_err(|e| SessionError::Engine(format!("cannot start the proposer's thread: {e}")))?;
 
     let executor = s.executor;
@@ -359,9 +362,13 @@ impl Engine<'_, '_> {
         let spec = &self.specs[w];
         let mut extra = spec.env.clone();
         extra.push(("AUTORESEARCH_WORKER".into(), spec.index.to_string()));
-        let job = self
-            .s
-            .job_for(&self.trees[w], seed, t.scale, &label, &extra)?;
+        let job = self.s.job_for(
+            &self.s.repo.in_worktree(&self.trees[w]),
+            seed,
+            t.scale,
+            &label,
+            &extra,
+        )?;
         let started = self.s.run_started(Some(spec.index), &t.rec, seed, &job);
         let a = Assignment {
             trial: id,

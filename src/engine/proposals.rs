@@ -55,11 +55,13 @@ pub(crate) struct Reply {
     pub usage: Usage,
 }
 
-/// Serves requests until the coordinator hangs up. `tree`: the scratch worktree.
+/// Serves requests until the coordinator hangs up. `tree`: the scratch worktree;
+/// `project`: the project folder inside it (the same, unless the project is a subfolder).
 pub(crate) fn serve(
     mut proposer: Box<dyn Proposer>,
     repo_root: PathBuf,
     tree: PathBuf,
+    project: PathBuf,
     requests: &Receiver<Request>,
     out: &Sender<Msg>,
 ) {
@@ -69,7 +71,7 @@ pub(crate) fn serve(
         // The tree the agent sees: the proposal's parent, exactly.
         let at = scratch.as_ref().map(|r| r.checkout_detached(&s.commit));
         let root: &Path = if matches!(at, Some(Ok(()))) {
-            &tree
+            &project
         } else {
             // Only a CLI agent edits its tree; the others read files, which the checkout
             // has too (read-only files and program.md are never changed by a session).

@@ -109,17 +109,6 @@ pub enum SessionError {
         "the journal knows session `{tag}` but branch {branch} is gone; start a new session with another --tag"
     )]
     BranchMissing { tag: String, branch: String },
-    /// The config sits in a subdirectory of the git repository: its paths would name
-    /// files there, but git works on the whole repository.
-    #[error(
-        "{} is in {}, a subfolder of the git repository {}; a session runs at the top of a repository: move autoresearch.toml and the files it names there, or make the subfolder a repository of its own (`git init` in it)",
-        config.display(), dir.display(), top.display()
-    )]
-    ProjectNotAtTop {
-        config: PathBuf,
-        dir: PathBuf,
-        top: PathBuf,
-    },
     /// A resume that would lose or mix something: what was found, and how to go on.
     #[error("{0}")]
     ResumeRefused(String),

@@ -48,8 +48,14 @@ impl<'a> Session<'a> {
             crate::runner::sandbox::Probe::cached(),
         )
         .map_err(crate::runner::RunnerError::from)?;
-        let repo = Repo::open(s.repo)?;
-        check_project_at_top(&repo, &s.config)?;
+        // The project is the config's folder, also when that is a subfolder of the
+        // repository: git runs there and every path is relative to it.
+        let project = s
+            .config
+            .source
+            .as_deref()
+            .map_or_else(|| s.repo.to_path_buf(), crate::config::repo_root);
+        let repo = Repo::open_project(&project)?;
         repo.head()?;
         repo.check_no_operation_in_progress()?;
         let results = s.config.results.to_string_lossy().into_owned();
@@ -68,7 +74,11 @@ impl<'a> Session<'a> {
                 return Err(GitError::BranchExists(s.config.branch(), s.config.tag.clone()).into());
             }
         }
-        repo.exclude(&[&format!("/{results}"), &format!("/{STATE_DIR}/")])?;
+        let prefix = repo.prefix();
+        repo.exclude(&[
+            &format!("/{prefix}{results}"),
+            &format!("/{prefix}{STATE_DIR}/"),
+        ])?;
         let lock = SessionLock::acquire(&state_dir)?;
         let journal = Journal::open(&state_dir.join("journal.sqlite"))?;
         let branch = s.config.branch();
@@ -192,23 +202,6 @@ impl<'a> Session<'a> {
         }
         Ok(session)
     }
-}
-
-/// The config's paths are relative to its folder, which must be the top of the repository.
-fn check_project_at_top(repo: &Repo, config: &Config) -> Result<(), SessionError> {
-    let Some(source) = &config.source else {
-        return Ok(());
-    };
-    let dir = crate::config::repo_root(source);
-    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    if canon(&dir) == canon(repo.root()) {
-        return Ok(());
-    }
-    Err(SessionError::ProjectNotAtTop {
-        config: source.clone(),
-        dir,
-        top: repo.root().to_path_buf(),
-    })
 }
 
 /// A results file that no session of ours wrote is moved aside, not overwritten.

@@ -78,10 +78,14 @@ pub(crate) const GUARDED: &[&str] = &[
     "gc.auto=0",
 ];
 
-/// A git work tree.
+/// A git work tree, or a project folder inside one.
 #[derive(Debug, Clone)]
 pub struct Repo {
+    /// Where git runs and paths are relative to: the top of the work tree, or the project
+    /// folder (the config's) when that is a subfolder of it.
     root: PathBuf,
+    /// The project folder relative to the top, `sub/` style (empty at the top).
+    prefix: String,
 }
 
 /// Identity used for experiment commits when the user has none configured.
@@ -102,11 +106,47 @@ impl Repo {
             });
         }
         let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Ok(Repo { root })
+        Ok(Repo {
+            root,
+            prefix: String::new(),
+        })
+    }
+
+    /// The project in folder `dir` of a repository: git runs there and paths are relative
+    /// to it, also when it is a subfolder of the work tree.
+    pub fn open_project(dir: &Path) -> Result<Repo, GitError> {
+        let top = Repo::open(dir)?;
+        let prefix = Repo {
+            root: dir.to_path_buf(),
+            prefix: String::new(),
+        }
+        .git(&["rev-parse", "--show-prefix"])?;
+        // (`join("")` would add a trailing slash, and the root names the session.)
+        let root = if prefix.is_empty() {
+            top.root
+        } else {
+            top.root.join(prefix.trim_end_matches('/'))
+        };
+        Ok(Repo { root, prefix })
+    }
+
+    /// The project folder when `path` holds one (a config or the tool's state), else the
+    /// top of the repository `path` is in: where `status`, `summary` and `merge` look.
+    pub fn find_project(path: &Path) -> Result<Repo, GitError> {
+        if path.join(".autoresearch").is_dir() || path.join("autoresearch.toml").is_file() {
+            Repo::open_project(path)
+        } else {
+            Repo::open(path)
+        }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The project folder relative to the top of the work tree (`sub/`, or empty).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -319,7 +359,8 @@ impl Repo {
     /// A file's exact text at `commit`, or `None` when the commit (a discarded experiment's,
     /// pruned by `git gc`), the file or valid UTF-8 is not there.
     pub fn file_at(&self, commit: &str, path: &Path) -> Option<String> {
-        let spec = format!("{commit}:{}", path.to_string_lossy().replace('\\', "/"));
+        // `./`: relative to the project folder, not the top of the repository.
+        let spec = format!("{commit}:./{}", path.to_string_lossy().replace('\\', "/"));
         let out = self.output(&["show", &spec]).ok()?;
         if !out.status.success() {
             return None;

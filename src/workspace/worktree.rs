@@ -69,7 +69,12 @@ impl Repo {
             let mode = self
                 .mode_at(parent, path)
                 .unwrap_or_else(|| "100644".into());
-            let name = path.to_string_lossy().replace('\\', "/");
+            // The index names files from the top of the repository.
+            let name = format!(
+                "{}{}",
+                self.prefix,
+                path.to_string_lossy().replace('\\', "/")
+            );
             with_index(&[
                 "update-index",
                 "--add",
@@ -182,9 +187,18 @@ impl Repo {
         }
         let tree = Repo {
             root: path.to_path_buf(),
+            prefix: String::new(),
         };
         tree.checkout_detached(commit)?;
-        self.link_into(path, links)
+        self.link_into(&self.in_worktree(path), links)
+    }
+
+    /// The project folder inside the worktree at `tree` (where training runs).
+    pub fn in_worktree(&self, tree: &Path) -> PathBuf {
+        if self.prefix.is_empty() {
+            return tree.to_path_buf();
+        }
+        tree.join(self.prefix.trim_end_matches('/'))
     }
 
     /// The work tree at `path`, when it is one of its own (not a folder that merely sits

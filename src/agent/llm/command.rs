@@ -65,21 +65,32 @@ fn normalize(p: &Path) -> PathBuf {
         .collect()
 }
 
-/// `git status --porcelain -z` entries: (tracked, path).
+/// `git status --porcelain -z` entries: (tracked, path), paths relative to `repo` (the
+/// project folder); a path outside it is given as a `:(top)` pathspec, which git commands
+/// take and which never names an editable file.
 fn dirty(repo: &Path) -> Result<Vec<(bool, PathBuf)>, AgentError> {
+    let prefix = git(repo, &["rev-parse", "--show-prefix"])?
+        .trim()
+        .to_string();
     let s = git(
         repo,
         &["status", "--porcelain=v1", "-z", "--untracked-files=all"],
     )?;
+    let local = |p: &str| {
+        PathBuf::from(
+            p.strip_prefix(prefix.as_str())
+                .map_or_else(|| format!(":(top){p}"), str::to_string),
+        )
+    };
     let mut out = Vec::new();
     let mut fields = s.split('\0').filter(|f| f.len() > 3);
     while let Some(f) = fields.next() {
         let (xy, path) = f.split_at(3);
-        out.push((!xy.starts_with("??"), PathBuf::from(path)));
+        out.push((!xy.starts_with("??"), local(path)));
         if xy.starts_with('R') || xy.starts_with('C') {
             // The original path of a rename follows; it is restored with the new one.
             if let Some(orig) = fields.next() {
-                out.push((true, PathBuf::from(orig)));
+                out.push((true, local(orig)));
             }
         }
     }
