@@ -583,3 +583,57 @@ fn llm_agent_keys_load_phases_repairs_retries_and_prices() {
         "{e}"
     );
 }
+
+#[test]
+fn the_slurm_executor_loads_round_trips_and_shows_in_the_table() {
+    let dir = repo(&["train.py", "prepare.py"]);
+    let text = with_budget(
+        "\n[executor]\nkind = \"slurm\"\npartition = \"gpu\"\naccount = \"lab\"\ngpus_per_job = 1\ncpus_per_job = 8\nmem = \"64G\"\ntime_margin = \"2m\"\nsbatch_args = [\"--constraint=a100\"]\n",
+    );
+    let cfg = load_in(&dir, &text).unwrap();
+    let autoresearch::config::ExecutorConfig::Slurm(s) = &cfg.executor else {
+        panic!("not slurm: {:?}", cfg.executor)
+    };
+    assert_eq!(s.partition.as_deref(), Some("gpu"));
+    assert_eq!(s.gpus_per_job, Some(1));
+    assert_eq!(s.cpus_per_job, Some(8));
+    assert_eq!(s.time_margin, Duration::from_secs(120));
+    assert_eq!(s.sbatch_args, ["--constraint=a100"]);
+    let back = load_in(&dir, &to_toml(&cfg)).unwrap();
+    assert_eq!(back, cfg);
+    let table = autoresearch::config::init::config_table(&cfg);
+    assert!(
+        table.contains("| Executor | Slurm jobs (partition gpu, account lab, 1 GPU(s), 8 CPU(s), mem 64G per job) |"),
+        "{table}"
+    );
+    // The default says nothing and writes nothing.
+    let local = load_in(&dir, &with_budget("")).unwrap();
+    assert!(!autoresearch::config::init::config_table(&local).contains("Executor"));
+    assert!(!to_toml(&local).contains("[executor]"));
+}
+
+#[test]
+fn bad_executor_tables_are_refused_with_the_fix() {
+    let dir = repo(&["train.py", "prepare.py"]);
+    let e = load_in(&dir, &with_budget("\n[executor]\nkind = \"k8s\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`executor.kind` is `k8s`") && e.contains("\"slurm\""),
+        "{e}"
+    );
+    let e = load_in(&dir, &with_budget("\n[executor]\npartition = \"gpu\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sets `partition` for local runs") && e.contains("kind = \"slurm\""),
+        "{e}"
+    );
+    let e = load_in(
+        &dir,
+        &with_budget("\n[executor]\nkind = \"slurm\"\npartition = \"a b\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`executor.partition` is `a b`"), "{e}");
+}

@@ -8,6 +8,7 @@ use crate::config::{self, Config};
 use crate::platform::Platform;
 use crate::runner::Cancel;
 use crate::runner::local::LocalExecutor;
+use crate::runner::slurm::SlurmExecutor;
 use crate::session::{EndReason, Options, Session, Setup};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
@@ -104,8 +105,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         ..Options::default()
     };
     let platform = Platform::detect();
-    let workers = crate::engine::plan_workers(&platform, args.workers, args.gpus.as_deref())
+    let mut workers = crate::engine::plan_workers(&platform, args.workers, args.gpus.as_deref())
         .map_err(|e| anyhow::Error::new(crate::cli::UsageError(e)))?;
+    if cfg.executor != config::ExecutorConfig::Local {
+        // Slurm gives each job its own devices; this machine's GPUs are not the jobs'.
+        for w in &mut workers {
+            w.env.clear();
+            w.device = "slurm job".into();
+        }
+    }
     let mut reporter = Reporter::new(args.json, args.quiet);
     if !args.json {
         reporter.plain(&config::init::config_table(&cfg));
@@ -153,13 +161,27 @@ pub(crate) fn run_session(
     install_signals(&cancel)?;
     let platform = Platform::detect();
     let proposer = proposer_for(&cfg)?;
-    let executor = LocalExecutor::new();
+    let local = LocalExecutor::new();
+    let slurm = match &cfg.executor {
+        config::ExecutorConfig::Slurm(s) => {
+            let slurm = SlurmExecutor::new(s.clone());
+            // Before anything is touched: Slurm answers and the partition has nodes.
+            let seen = slurm.check()?;
+            reporter.plain(&format!("executor: Slurm ({seen})"));
+            Some(slurm)
+        }
+        config::ExecutorConfig::Local => None,
+    };
+    let executor: &dyn crate::runner::Executor = match &slurm {
+        Some(s) => s,
+        None => &local,
+    };
     let mut emit = |e: &crate::session::Event| reporter.event(e);
     let mut session = Session::start(Setup {
         repo,
         config: cfg,
         platform,
-        executor: &executor,
+        executor,
         proposer,
         emit: &mut emit,
         cancel: cancel.clone(),

@@ -317,6 +317,7 @@ pub fn run_init(
         agent: AgentConfig::default(),
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
+        executor: Default::default(),
     };
     // Validate through the same path a later `run` takes, so init never writes a config
     // that `load` refuses; this also adds the dependency files.

@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "agent",
     "decision",
     "sandbox",
+    "executor",
 ];
 const METRIC_KEYS: &[&str] = &["name", "direction", "regex", "memory_key"];
 const AGENT_KEYS: &[&str] = &[
@@ -108,6 +109,7 @@ fn table_key_hint(e: ConfigError) -> ConfigError {
                 ("agent", AGENT_KEYS),
                 ("decision", DECISION_KEYS),
                 ("sandbox", super::sandbox::KEYS),
+                ("executor", super::executor::KEYS),
             ]
             .into_iter()
             .find(|(_, keys)| keys.contains(&key.as_str()));
@@ -336,6 +338,7 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         report_every,
         agent: read_agent(top)?,
         decision: read_decision(top)?,
+        executor: super::executor::read(top)?,
         sandbox: {
             let sandbox = super::sandbox::read(top)?;
             paths::check_writable(repo, &sandbox.writable, &Location::file_only(cx.file))?;

@@ -4,6 +4,7 @@
 mod detect;
 pub mod duration;
 mod error;
+mod executor;
 pub mod init;
 mod load;
 mod paths;
@@ -11,6 +12,8 @@ mod render;
 mod repo;
 mod sandbox;
 mod section;
+
+pub use executor::{ExecutorConfig, SlurmConfig};
 
 pub use error::{ConfigError, Location};
 pub use load::{check_tag, load, load_str, parse_direction, parse_scope, repo_root};
@@ -312,6 +315,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub decision: DecisionConfig,
     pub sandbox: SandboxConfig,
+    /// `[executor]`: local processes or Slurm jobs.
+    pub executor: ExecutorConfig,
 }
 
 impl Config {

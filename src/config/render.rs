@@ -133,7 +133,38 @@ pub fn to_toml(cfg: &Config) -> String {
     write_agent(w, &cfg.agent);
     write_decision(w, &cfg.decision);
     write_sandbox(w, &cfg.sandbox);
+    write_executor(w, &cfg.executor);
     out
+}
+
+fn write_executor(w: &mut String, e: &super::ExecutorConfig) {
+    let super::ExecutorConfig::Slurm(s) = e else {
+        return;
+    };
+    let _ = writeln!(w, "\n# Each run is a Slurm job.");
+    let _ = writeln!(w, "[executor]");
+    let _ = writeln!(w, "kind = \"slurm\"");
+    for (key, value) in [
+        ("partition", &s.partition),
+        ("account", &s.account),
+        ("qos", &s.qos),
+        ("mem", &s.mem),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(w, "{key} = {}", q(v));
+        }
+    }
+    for (key, value) in [
+        ("gpus_per_job", s.gpus_per_job),
+        ("cpus_per_job", s.cpus_per_job),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(w, "{key} = {v}");
+        }
+    }
+    let _ = writeln!(w, "time_margin = {}", q(&duration::format(s.time_margin)));
+    let args: Vec<String> = s.sbatch_args.iter().map(|a| q(a)).collect();
+    let _ = writeln!(w, "sbatch_args = [{}]", args.join(", "));
 }
 
 fn write_agent(w: &mut String, a: &AgentConfig) {
@@ -320,6 +351,11 @@ pub fn config_table(cfg: &Config) -> String {
         ),
         ("Keep rule", decision_words(&cfg.decision)),
     ];
+    let mut rows = rows;
+    // Shown only off the default, so the familiar table stays as it was.
+    if cfg.executor != super::ExecutorConfig::Local {
+        rows.push(("Executor", cell(&cfg.executor.describe())));
+    }
     let mut out = String::from("| Parameter | Value |\n|---|---|\n");
     for (name, value) in rows {
         let _ = writeln!(out, "| {name} | {value} |");

@@ -6,6 +6,7 @@ pub mod local;
 mod logsink;
 pub mod procs;
 pub mod sandbox;
+pub mod slurm;
 
 pub use sandbox::{Sandbox, SandboxError};
 
@@ -88,6 +89,9 @@ pub enum RunnerError {
     Wait(#[source] std::io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// Slurm refused or could not be asked: its own words and the fix.
+    #[error("{0}")]
+    Slurm(String),
 }
 
 /// Runs jobs. Local processes today; Slurm and containers later.
@@ -100,6 +104,13 @@ pub trait Executor: Send + Sync {
         cancel: &Cancel,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<RunOutcome, RunnerError>;
+
+    /// Ends what a killed session `session` left with this executor (Slurm jobs still
+    /// queued or running); returns how many. Local processes are found by their
+    /// environment instead, so the default does nothing.
+    fn reap_session(&self, _session: &str) -> usize {
+        0
+    }
 }
 
 /// A stop request shared between the signal handler, the loop and the executor.

@@ -193,6 +193,13 @@ impl<'a> Session<'a> {
         }
         if resumed {
             let token = session.session_token.clone();
+            // The executor's own first (a Slurm job is cancelled, not killed under it).
+            let cancelled = session.executor.reap_session(&token);
+            if cancelled > 0 {
+                session.warn(format!(
+                    "cancelled {cancelled} job(s) the previous, interrupted session left queued or running; their experiments are recorded as interrupted"
+                ));
+            }
             let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);
             if killed > 0 {
                 session.warn(format!(

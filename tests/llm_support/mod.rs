@@ -262,6 +262,7 @@ pub fn config(agent: AgentConfig) -> Config {
         agent,
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
+        executor: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ pub fn config(scope: Scope, editable: &[&str]) -> Config {
         agent: AgentConfig::default(),
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
+        executor: Default::default(),
     }
 }
 

@@ -1,0 +1,235 @@
+//! Sessions through a real Slurm (`[executor] kind = "slurm"`), black-box: `.ci/run`
+//! starts a one-node cluster (`.ci/slurm-up`); here each run is a job. Two workers' jobs
+//! provably run side by side (they wait for each other, and Slurm's own start and end
+//! times overlap); the job never sees the orchestrator's API key; a run past its hard
+//! timeout is cancelled and recorded as a timeout; Ctrl-C leaves no job behind; a
+//! SIGKILLed orchestrator's job is found and cancelled by the resume. Skips with a message
+//! where no Slurm answers, unless AUTORESEARCH_REQUIRE_SLURM is set (CI sets it).
+
+mod chaos_support;
+mod common;
+
+use chaos_support::{fifo, wait_fifo};
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const TRAIN: &str = include_str!("fixtures/slurm/train.py");
+
+fn slurm_up() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if !up {
+        assert!(
+            std::env::var_os("AUTORESEARCH_REQUIRE_SLURM").is_none(),
+            "AUTORESEARCH_REQUIRE_SLURM is set but no Slurm answers: run .ci/slurm-up"
+        );
+        eprintln!(
+            "SKIPPED: no Slurm answers here (`sinfo` failed); run .ci/slurm-up to test the Slurm executor"
+        );
+    }
+    up
+}
+
+fn slurm_repo(decision: &str, timeout: &str) -> tempfile::TempDir {
+    let cfg = config(
+        "\n[executor]\nkind = \"slurm\"\ncpus_per_job = 1\ntime_margin = \"1m\"\n\n[sandbox]\nmode = \"none\"\nnetwork = \"allow\"",
+    )
+    .replace("[decision]\nmode = \"greedy\"\n", decision)
+    .replace("timeout = \"20s\"", &format!("timeout = \"{timeout}\""));
+    repo(&[
+        ("train.py", TRAIN),
+        ("prepare.py", PREPARE),
+        ("autoresearch.toml", &cfg),
+    ])
+}
+
+/// `scontrol show job -o <id>` as a map.
+fn job(id: &str) -> HashMap<String, String> {
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn job_id(dir: &Path, run: &str) -> String {
+    std::fs::read_to_string(dir.join(".autoresearch/runs").join(run).join("job.id"))
+        .unwrap_or_else(|e| panic!("run {run} has no job.id: {e}"))
+        .trim()
+        .to_string()
+}
+
+/// Ids of queued or running jobs whose comment holds `marker`.
+fn live_jobs(marker: &str) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%i|%k|%T"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(marker))
+        .map(|l| l.split('|').next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn two_workers_run_their_jobs_side_by_side_without_the_key() {
+    if !slurm_up() {
+        return;
+    }
+    let dir = slurm_repo("[decision]\n", "60s");
+    let meet = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--yes",
+            "--grace",
+            "1",
+            "-n",
+            "2",
+            "--workers",
+            "2",
+            "--repo",
+        ])
+        .arg(dir.path())
+        .env("SLURM_TEST_MEET", meet.path())
+        .env("OPENAI_API_KEY", "sk-slurm-secret-42")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("executor: Slurm"), "{stdout}");
+    let rows = journal(dir.path());
+    assert_eq!(rows[0].1, "keep", "{rows:?}");
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 != "running"), "{rows:?}");
+    // The baseline's first two seeds met: Slurm ran them at the same time.
+    let (a, b) = (
+        job(&job_id(dir.path(), "0001")),
+        job(&job_id(dir.path(), "0001-2")),
+    );
+    for j in [&a, &b] {
+        assert_eq!(j["JobState"], "COMPLETED", "{j:?}");
+    }
+    assert!(
+        a["StartTime"] <= b["EndTime"] && b["StartTime"] <= a["EndTime"],
+        "Slurm's own times overlap: {:?} {:?}",
+        (&a["StartTime"], &a["EndTime"]),
+        (&b["StartTime"], &b["EndTime"])
+    );
+    // The job got the run's environment but never the orchestrator's credentials.
+    let log = std::fs::read_to_string(dir.path().join(".autoresearch/runs/0001/run.log")).unwrap();
+    assert!(log.contains("key: none"), "{log}");
+    assert!(log.contains(&format!("slurm job: {}", job_id(dir.path(), "0001"))));
+    let script =
+        std::fs::read_to_string(dir.path().join(".autoresearch/runs/0001/job.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --cpus-per-task=1"), "{script}");
+    assert!(!script.contains("sk-slurm-secret-42"));
+    assert_eq!(dirty(dir.path()), "");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+}
+
+#[test]
+fn a_run_past_its_hard_timeout_is_cancelled_and_recorded_as_a_timeout() {
+    if !slurm_up() {
+        return;
+    }
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "3s");
+    let out = bin()
+        .args(["run", "--yes", "--grace", "1", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .env("SLURM_TEST_MODE", "hang")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = journal(dir.path());
+    assert_eq!(rows[1].1, "crash", "{rows:?}");
+    assert!(rows[1].3.contains("timeout"), "{rows:?}");
+    let j = job(&job_id(dir.path(), "0002"));
+    assert_eq!(j["JobState"], "CANCELLED", "{j:?}");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+}
+
+/// `autoresearch run --json` in the background with the gate fixture, once its
+/// experiment's job is running (the job opened the gate).
+fn running_session(dir: &Path, gate: &Path, n: &str) -> std::process::Child {
+    let mut child = bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", n, "--repo"])
+        .arg(dir)
+        .env("SLURM_TEST_MODE", "gate")
+        .env("SLURM_TEST_GATE", gate)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+    assert_eq!(wait_fifo(gate), "running\n");
+    child
+}
+
+#[test]
+fn ctrl_c_cancels_the_job_and_leaves_nothing_in_the_queue() {
+    if !slurm_up() {
+        return;
+    }
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    let gate = dir.path().join("gate");
+    fifo(&gate);
+    let mut child = running_session(dir.path(), &gate, "3");
+    let id = job_id(dir.path(), "0002");
+    assert_eq!(job(&id)["JobState"], "RUNNING");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(job(&id)["JobState"], "CANCELLED");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    let rows = journal(dir.path());
+    assert_eq!(rows[1].1, "interrupted", "{rows:?}");
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn a_killed_orchestrators_job_is_cancelled_by_the_resume() {
+    if !slurm_up() {
+        return;
+    }
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    let gate = dir.path().join("gate");
+    fifo(&gate);
+    let mut child = running_session(dir.path(), &gate, "3");
+    let id = job_id(dir.path(), "0002");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The orchestrator is gone; its job is not.
+    assert_eq!(job(&id)["JobState"], "RUNNING");
+    let out = bin()
+        .args([
+            "run", "--yes", "--json", "--grace", "1", "-n", "1", "--repo",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cancelled 1 job(s)"), "{stdout}");
+    assert_eq!(job(&id)["JobState"], "CANCELLED");
+    let rows = journal(dir.path());
+    assert_eq!(rows[1].1, "interrupted", "{rows:?}");
+    assert_eq!(rows.len(), 3, "the resume ran one more: {rows:?}");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+}
