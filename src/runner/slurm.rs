@@ -254,6 +254,16 @@ fn follow(
         if running && started.is_none() {
             started = Some(Instant::now());
         }
+        if !running && started.is_some() && matches!(state, "PENDING" | "REQUEUED") {
+            // Slurm requeued it (a node went down): its next start counts from zero, and
+            // its log starts again.
+            started = None;
+            tail = Tail::default();
+            on_line(&format!(
+                "autoresearch: Slurm requeued job {id} ({}); waiting for it to start again",
+                info.reason
+            ));
+        }
         let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
         if let Some(exit) = ended(&info) {
             tail.read(&job.log_path, on_line);
@@ -357,6 +367,11 @@ impl Tail {
         let Ok(mut f) = std::fs::File::open(path) else {
             return;
         };
+        // A log shorter than what was read was started again (a requeued job).
+        if f.metadata().is_ok_and(|m| m.len() < self.offset) {
+            self.offset = 0;
+            self.partial.clear();
+        }
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
