@@ -133,9 +133,9 @@ fn code_for(e: &anyhow::Error) -> i32 {
                 | SessionError::ResultsTracked(_)
                 | SessionError::BranchMissing { .. } => exit::REPOSITORY,
                 SessionError::BaselineFailed { .. } => exit::BASELINE,
-                SessionError::Proposer(_) | SessionError::TooManyFailedProposals(..) => {
-                    exit::PROPOSER
-                }
+                SessionError::Proposer(_)
+                | SessionError::TooManyFailedProposals(..)
+                | SessionError::LlmUnreachable(..) => exit::PROPOSER,
                 SessionError::Lock(_) => exit::LOCKED,
                 _ => exit::FAILURE,
             };

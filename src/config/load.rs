@@ -36,6 +36,7 @@ const AGENT_KEYS: &[&str] = &[
     "command",
     "timeout",
     "max_tokens",
+    "context_tokens",
     "max_cost_usd",
     "patience",
     "seed",
@@ -428,6 +429,22 @@ fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
                 "use a positive number, e.g. max_tokens = 8000",
             )
         })?);
+    }
+    if let Some((n, at)) = a.int("context_tokens")? {
+        let bad = || {
+            invalid_at(
+                at,
+                "agent.context_tokens",
+                format!("is {n}"),
+                "use the model's context size in tokens, e.g. context_tokens = 8192",
+            )
+        };
+        agent.context_tokens = Some(
+            u64::try_from(n)
+                .ok()
+                .filter(|n| *n >= 512)
+                .ok_or_else(bad)?,
+        );
     }
     if let Some((c, at)) = a.float("max_cost_usd")? {
         if c <= 0.0 || !c.is_finite() {

@@ -103,7 +103,11 @@ pub struct AgentConfig {
     /// For `command`: the CLI agent's command line (`{prompt_file}` placeholder allowed).
     pub command: Option<String>,
     pub timeout: Option<Duration>,
+    /// Answer room per call (None: 8192 for anthropic, 4096 for openai, at most a
+    /// quarter of a known context).
     pub max_tokens: Option<u32>,
+    /// The model's context in tokens (None: asked of the server at start).
+    pub context_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
     /// Failures in a row after which the proposer must change direction.
     pub patience: u32,
@@ -147,6 +151,7 @@ impl Default for AgentConfig {
             command: None,
             timeout: None,
             max_tokens: None,
+            context_tokens: None,
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,

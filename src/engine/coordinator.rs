@@ -65,6 +65,8 @@ pub(super) struct Engine<'s, 'a> {
     /// Experiments started by this invocation (the baseline, repairs and rechecks aside).
     pub started_now: u64,
     pub failed_proposals: u32,
+    /// Proposals in a row that got no answer from the LLM server.
+    pub unanswered: u32,
     pub next_iteration: u64,
     pub stop: Option<EndReason>,
     host: String,
@@ -141,6 +143,7 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             exhausted: None,
             started_now: 0,
             failed_proposals: 0,
+            unanswered: 0,
             next_iteration,
             stop: None,
             host: super::host_name(),

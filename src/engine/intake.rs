@@ -99,8 +99,18 @@ impl Engine<'_, '_> {
             result,
             prompt,
             usage,
-            ..
+            calls,
         } = reply;
+        // Calls are on the record under the experiment they were for (a proposal's number
+        // is given when it starts: the next one).
+        let for_iteration = match &ask {
+            Ask::Repair { crashed, .. } => crashed.iteration,
+            Ask::Propose => self.next_iteration,
+        };
+        crate::session::write_calls(&self.s.journal, self.s.row.id, for_iteration, calls)?;
+        if !matches!(result, Some(Err(AgentError::Transient(_)))) {
+            self.unanswered = 0;
+        }
         if let Ask::Repair { crashed, .. } = ask {
             self.repairs = self.repairs.saturating_sub(1);
             return self.on_repair(*crashed, result, prompt, usage);
@@ -134,7 +144,17 @@ impl Engine<'_, '_> {
                 Ok(())
             }
             Err(AgentError::Fatal(why)) => Err(SessionError::Proposer(why)),
-            Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+            Err(AgentError::Transient(why)) => {
+                // No answer is not an unusable proposal: only the call is on the record.
+                self.s.unrecorded_cost_usd += usage.cost_usd;
+                self.unanswered += 1;
+                self.s.warn(format!("the LLM server did not answer: {why}"));
+                if self.unanswered >= self.s.opts.max_unanswered {
+                    return Err(SessionError::LlmUnreachable(self.unanswered, why));
+                }
+                Ok(())
+            }
+            Err(e @ AgentError::Invalid(_)) => {
                 let why = e.to_string();
                 let mut extra = BTreeMap::new();
                 record_usage(&mut extra, &usage);

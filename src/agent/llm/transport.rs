@@ -136,6 +136,43 @@ impl Http {
         }
     }
 
+    /// GETs `url` (a start-up probe), at most `attempts` times for what may pass.
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        attempts: u32,
+    ) -> Result<String, CallError> {
+        let mut failed = 0;
+        loop {
+            let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            for (k, v) in secret_headers {
+                req = req.header(*k, v.0.as_str());
+            }
+            let (err, retry_after) = match req.call() {
+                Ok(resp) => match self.read(url, resp) {
+                    Ok(ok) => return Ok(ok),
+                    Err(e) => e,
+                },
+                Err(e) => (self.transport_error(url, e), None),
+            };
+            let retryable = match &err {
+                CallError::Status { code, .. } => *code == 429 || (500..600).contains(code),
+                CallError::Transport(_) => true,
+                CallError::BadUrl(_) => false,
+            };
+            failed += 1;
+            if !retryable || failed >= attempts.max(1) {
+                return Err(err);
+            }
+            std::thread::sleep(self.policy.delay(failed, retry_after, jitter()));
+        }
+    }
+
     fn once(
         &self,
         url: &str,
@@ -153,10 +190,17 @@ impl Http {
         for (k, v) in secret_headers {
             req = req.header(*k, v.0.as_str());
         }
-        let mut resp = match req.send(body) {
-            Ok(r) => r,
-            Err(e) => return Err((self.transport_error(url, e), None)),
-        };
+        match req.send(body) {
+            Ok(r) => self.read(url, r),
+            Err(e) => Err((self.transport_error(url, e), None)),
+        }
+    }
+
+    fn read(
+        &self,
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<String, (CallError, Option<Duration>)> {
         let code = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -182,6 +226,11 @@ impl Http {
                 self.timeout.as_secs_f64()
             )),
             ureq::Error::HostNotFound => CallError::Transport(format!("host of {url} not found")),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                CallError::Transport(format!(
+                    "connection refused by {url}: nothing listens there"
+                ))
+            }
             other => CallError::Transport(format!("request to {url} failed: {other}")),
         }
     }
