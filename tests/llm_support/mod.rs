@@ -71,8 +71,9 @@ impl Server {
     }
 
     /// Like `start`, with GET answers by path (e.g. `/v1/models`, `/props`), served as
-    /// often as asked.
+    /// often as asked. With no script at all it serves GETs until the test ends.
     pub fn with_routes(replies: Vec<Reply>, routes: Routes) -> Server {
+        let forever = replies.is_empty();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -80,7 +81,7 @@ impl Server {
         let (log, get_log) = (requests.clone(), gets.clone());
         let handle = std::thread::spawn(move || {
             let mut script = replies.into_iter().peekable();
-            while script.peek().is_some() {
+            while forever || script.peek().is_some() {
                 let Ok((stream, _)) = listener.accept() else {
                     return;
                 };
@@ -101,14 +102,18 @@ impl Server {
                     continue;
                 }
                 log.lock().unwrap().push(req);
-                answer(stream, reader, script.next().unwrap());
+                let Some(reply) = script.next() else {
+                    continue;
+                };
+                answer(stream, reader, reply);
             }
         });
         Server {
             url,
             requests,
             gets,
-            handle: Some(handle),
+            // A server without a script never ends: nothing to wait for.
+            handle: (!forever).then_some(handle),
         }
     }
 

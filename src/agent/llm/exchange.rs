@@ -19,7 +19,7 @@ pub struct Ledger {
     /// The model's context in tokens: `[agent] context_tokens`, the start-up check's, or
     /// an overflow's answer.
     pub context_tokens: Option<u64>,
-    /// Measured from the server's token counts (a guess until the first answer).
+    /// From the server's token counts (3 until an answer shows the tokenizer is denser).
     pub bytes_per_token: f64,
     pub last_prompt: Option<String>,
     /// Usage of the last propose or repair, kept when the answer was unusable too.
@@ -322,7 +322,9 @@ fn call(
             if tokens > 0 {
                 let bytes =
                     (system.len() + conv.iter().map(|(_, t)| t.len()).sum::<usize>()) as f64;
-                led.bytes_per_token = (bytes / tokens as f64).clamp(1.0, 8.0);
+                // Denser than assumed is learned; looser never: a prompt cut a little
+                // short costs less than one that overflows.
+                led.bytes_per_token = (bytes / tokens as f64).clamp(1.0, DEFAULT_BYTES_PER_TOKEN);
             }
         }
         Err(CallFailure::ContextOverflow { message, .. }) => {
