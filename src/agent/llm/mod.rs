@@ -8,6 +8,7 @@ pub mod check;
 pub mod command;
 pub mod exchange;
 pub mod fit;
+pub mod next_steps;
 mod phase;
 pub mod pricing;
 pub mod prompt;
