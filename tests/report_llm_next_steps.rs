@@ -108,10 +108,19 @@ fn model_text_with_an_unclosed_fence_and_headings_is_rendered_as_a_bounded_list(
         section.contains("- Try LR 0.3 next.\n- Widen the &lt;b&gt;MLP&lt;/b&gt;.\n"),
         "{section}"
     );
-    assert!(!md.contains("# My analysis"), "no heading from the model: {md}");
-    assert!(!section.contains("LR = 0.3"), "the fenced code is not a step");
+    assert!(
+        !md.contains("# My analysis"),
+        "no heading from the model: {md}"
+    );
+    assert!(
+        !section.contains("LR = 0.3"),
+        "the fenced code is not a step"
+    );
     assert_eq!(
-        md.lines().filter(|l| l.trim_start().starts_with("```")).count() % 2,
+        md.lines()
+            .filter(|l| l.trim_start().starts_with("```"))
+            .count()
+            % 2,
         0,
         "every fence in the document is closed: {md}"
     );

@@ -73,6 +73,19 @@ pub struct CallRecord {
     pub reason: String,
 }
 
+/// How far an LLM call has come, for the terminal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallProgress {
+    /// Pieces of text received so far (about one token each; 0 until the answer streams).
+    pub tokens: u64,
+    pub seconds: f64,
+    /// The call ended: clear the progress line.
+    pub done: bool,
+}
+
+/// Where call progress goes (the command line's; called from the proposer's thread).
+pub type ProgressSink = std::sync::Arc<dyn Fn(&CallProgress) + Send + Sync>;
+
 /// One proposed experiment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proposal {
@@ -166,6 +179,10 @@ pub trait Proposer: Send {
     fn take_calls(&mut self) -> Vec<CallRecord> {
         Vec::new()
     }
+
+    /// From now on, abandon a call in progress when `cancel` is requested (a Ctrl-C does
+    /// not wait for the answer), and show its progress to `progress`.
+    fn watch(&mut self, _cancel: crate::runner::Cancel, _progress: Option<ProgressSink>) {}
 }
 
 /// The proposer `config` asks for: the built-in search, or an LLM backend.

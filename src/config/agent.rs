@@ -14,6 +14,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "timeout",
     "max_tokens",
     "context_tokens",
+    "stream",
     "max_cost_usd",
     "patience",
     "seed",
@@ -80,6 +81,16 @@ pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
                 .filter(|n| *n >= 512)
                 .ok_or_else(bad)?,
         );
+    }
+    if let Some((item, at)) = a.get("stream") {
+        agent.stream = item.as_bool().ok_or_else(|| {
+            invalid_at(
+                at,
+                "agent.stream",
+                format!("is a {}", item.type_name()),
+                "use true or false, e.g. stream = false",
+            )
+        })?;
     }
     if let Some((c, at)) = a.float("max_cost_usd")? {
         if c <= 0.0 || !c.is_finite() {

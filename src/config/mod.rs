@@ -109,6 +109,8 @@ pub struct AgentConfig {
     pub max_tokens: Option<u32>,
     /// The model's context in tokens (None: asked of the server at start).
     pub context_tokens: Option<u64>,
+    /// Ask for streamed answers (progress on the terminal, a prompt Ctrl-C).
+    pub stream: bool,
     pub max_cost_usd: Option<f64>,
     /// Failures in a row after which the proposer must change direction.
     pub patience: u32,
@@ -153,6 +155,7 @@ impl Default for AgentConfig {
             timeout: None,
             max_tokens: None,
             context_tokens: None,
+            stream: true,
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ pub enum Reply {
     Json(u16, String, Vec<(&'static str, String)>),
     /// Read the request, then never answer (until the client hangs up).
     Hang,
+    /// A 200 with `text/event-stream`: each string is one event's `data:` (with its
+    /// `event:` line when given as `event\ndata`), the body ended by closing.
+    Sse(Vec<String>),
 }
 
 pub fn ok(body: String) -> Reply {
@@ -58,6 +61,8 @@ pub struct Server {
     pub requests: Arc<Mutex<Vec<Request>>>,
     /// GET requests (start-up probes), answered from the routes without using the script.
     pub gets: Arc<Mutex<Vec<Request>>>,
+    /// Count of scripted requests received, for `wait_for`.
+    arrived: Arc<(Mutex<usize>, Condvar)>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -79,6 +84,8 @@ impl Server {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let gets = Arc::new(Mutex::new(Vec::new()));
         let (log, get_log) = (requests.clone(), gets.clone());
+        let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+        let arrivals = arrived.clone();
         let handle = std::thread::spawn(move || {
             let mut script = replies.into_iter().peekable();
             while forever || script.peek().is_some() {
@@ -102,6 +109,11 @@ impl Server {
                     continue;
                 }
                 log.lock().unwrap().push(req);
+                {
+                    let (n, cv) = &*arrivals;
+                    *n.lock().unwrap() += 1;
+                    cv.notify_all();
+                }
                 let Some(reply) = script.next() else {
                     continue;
                 };
@@ -112,6 +124,7 @@ impl Server {
             url,
             requests,
             gets,
+            arrived,
             // A server without a script never ends: nothing to wait for.
             handle: (!forever).then_some(handle),
         }
@@ -127,6 +140,19 @@ impl Server {
 
     pub fn received(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Blocks until `n` scripted requests have arrived (a minute at most, then panics).
+    pub fn wait_for(&self, n: usize) {
+        let (count, cv) = &*self.arrived;
+        let (got, timeout) = cv
+            .wait_timeout_while(count.lock().unwrap(), Duration::from_secs(60), |c| *c < n)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "only {} of {n} requests arrived",
+            *got
+        );
     }
 
     pub fn probes(&self) -> Vec<Request> {
@@ -147,6 +173,7 @@ impl Reply {
         match self {
             Reply::Json(c, b, h) => Reply::Json(*c, b.clone(), h.clone()),
             Reply::Hang => Reply::Hang,
+            Reply::Sse(e) => Reply::Sse(e.clone()),
         }
     }
 }
@@ -192,6 +219,20 @@ fn answer(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply) {
             // Wait for the client to give up and close the connection.
             let mut sink = Vec::new();
             let _ = reader.read_to_end(&mut sink);
+        }
+        Reply::Sse(events) => {
+            let mut w = stream;
+            let _ = w.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+            );
+            for e in events {
+                let text = match e.split_once('\n') {
+                    Some((name, data)) => format!("event: {name}\ndata: {data}\n\n"),
+                    None => format!("data: {e}\n\n"),
+                };
+                let _ = w.write_all(text.as_bytes());
+                let _ = w.flush();
+            }
         }
         Reply::Json(status, body, extra) => {
             let mut w = stream;
@@ -245,6 +286,63 @@ pub fn openai_answer(text: &str) -> String {
         "usage": {"prompt_tokens": 900, "completion_tokens": 80, "total_tokens": 980}
     })
     .to_string()
+}
+
+/// A streamed Chat Completions answer: `text` in pieces of `piece` chars, the finish
+/// reason, then the usage chunk (`stream_options.include_usage`) and `[DONE]`.
+pub fn openai_stream(text: &str, piece: usize, finish: &str) -> Reply {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut events = vec![chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    let chars: Vec<char> = text.chars().collect();
+    for part in chars.chunks(piece.max(1)) {
+        let s: String = part.iter().collect();
+        events.push(chunk(serde_json::json!({"content": s}), None));
+    }
+    events.push(chunk(serde_json::json!({}), Some(finish)));
+    events.push(
+        serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 80, "total_tokens": 980}})
+        .to_string(),
+    );
+    events.push("[DONE]".into());
+    Reply::Sse(events)
+}
+
+/// A streamed Messages API answer carrying `text`.
+pub fn anthropic_stream(text: &str) -> Reply {
+    let ev = |name: &str, v: serde_json::Value| format!("{name}\n{v}");
+    Reply::Sse(vec![
+        ev(
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5", "stop_reason": null,
+            "usage": {"input_tokens": 1200, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev("ping", serde_json::json!({"type": "ping"})),
+        ev(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ),
+        ev(
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev(
+            "message_delta",
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 150}}),
+        ),
+        ev("message_stop", serde_json::json!({"type": "message_stop"})),
+    ])
 }
 
 /// An OpenAI answer that hit `max_tokens` (`finish_reason: "length"`).

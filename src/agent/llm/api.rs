@@ -3,10 +3,14 @@
 //! `AgentError`s with a one-line fix. Never shows the API key.
 
 use super::pricing;
+use super::stream::{self, Assembled};
 use super::transport::{CallError, Http, Secret};
 use crate::agent::{AgentError, Usage};
 use crate::config::ModelPrices;
 use serde_json::{Value, json};
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const ANTHROPIC_URL: &str = "https://api.anthropic.com";
 pub const OPENAI_URL: &str = "https://api.openai.com/v1";
@@ -38,8 +42,9 @@ impl Role {
     }
 }
 
-/// One API endpoint with its model and (optional) key.
-#[derive(Debug)]
+/// One API endpoint with its model and (optional) key. Clones share the connection pool
+/// and what was learned about streaming.
+#[derive(Debug, Clone)]
 pub struct Client {
     pub provider: Provider,
     pub model: String,
@@ -48,6 +53,8 @@ pub struct Client {
     pub key: Option<Secret>,
     pub prices: Option<ModelPrices>,
     pub http: Http,
+    /// Ask for a streamed answer (turned off for good when the server refuses it).
+    pub stream: Arc<AtomicBool>,
 }
 
 /// One answer as the server gave it.
@@ -79,6 +86,19 @@ pub enum CallFailure {
     },
     /// Anything else, already in the session's terms.
     Agent(AgentError),
+}
+
+/// A `send`'s failure: a 400 to a streamed request is kept raw until it is known whether
+/// streaming was the cause.
+enum SendFailure {
+    Refused { code: u16, body: String },
+    Call(CallFailure),
+}
+
+impl From<CallFailure> for SendFailure {
+    fn from(f: CallFailure) -> SendFailure {
+        SendFailure::Call(f)
+    }
 }
 
 impl From<CallFailure> for AgentError {
@@ -123,44 +143,120 @@ impl Client {
 
     /// Sends the stable `system` prefix and the conversation, asking for at most
     /// `max_tokens` of answer; returns the answer, empty or cut off as it may be (the
-    /// caller decides what that means).
+    /// caller decides what that means). `on_piece` sees the count of text pieces so far
+    /// when the answer streams.
     pub fn complete(
         &self,
         system: &str,
         messages: &[(Role, String)],
         max_tokens: u32,
     ) -> Result<Answer, CallFailure> {
-        let base = self.base_url.trim_end_matches('/');
-        let (url, body) = match self.provider {
-            Provider::Anthropic => (
-                format!("{base}/v1/messages"),
-                self.anthropic_body(system, messages, max_tokens),
-            ),
-            Provider::OpenAi => (
-                format!("{base}/chat/completions"),
-                self.openai_body(system, messages, max_tokens),
-            ),
+        self.complete_streaming(system, messages, max_tokens, &mut |_| {})
+    }
+
+    /// `complete`, reporting streamed progress to `on_piece`.
+    pub fn complete_streaming(
+        &self,
+        system: &str,
+        messages: &[(Role, String)],
+        max_tokens: u32,
+        on_piece: &mut dyn FnMut(u64),
+    ) -> Result<Answer, CallFailure> {
+        let streamed = self.stream.load(Ordering::SeqCst);
+        let first = match self.send(system, messages, max_tokens, streamed, on_piece) {
+            // A server that refuses `stream` (or its options) is asked plainly from now on.
+            Err(SendFailure::Refused { code, body })
+                if body.to_ascii_lowercase().contains("stream") && code == 400 =>
+            {
+                self.stream.store(false, Ordering::SeqCst);
+                self.send(system, messages, max_tokens, false, on_piece)
+            }
+            other => other,
         };
+        first.map_err(|f| match f {
+            SendFailure::Refused { code, body } => {
+                self.call_error(&self.endpoint(), CallError::Status { code, body })
+            }
+            SendFailure::Call(c) => c,
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match self.provider {
+            Provider::Anthropic => format!("{base}/v1/messages"),
+            Provider::OpenAi => format!("{base}/chat/completions"),
+        }
+    }
+
+    fn send(
+        &self,
+        system: &str,
+        messages: &[(Role, String)],
+        max_tokens: u32,
+        streamed: bool,
+        on_piece: &mut dyn FnMut(u64),
+    ) -> Result<Answer, SendFailure> {
+        let url = self.endpoint();
+        let mut body = match self.provider {
+            Provider::Anthropic => self.anthropic_body(system, messages, max_tokens),
+            Provider::OpenAi => self.openai_body(system, messages, max_tokens),
+        };
+        if streamed {
+            body["stream"] = json!(true);
+            if self.provider == Provider::OpenAi {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+        }
         let auth = self.auth();
         let secret: Vec<(&str, &Secret)> = auth.iter().map(|(k, v)| (*k, v)).collect();
         let headers: &[(&str, &str)] = match self.provider {
             Provider::Anthropic => &[("anthropic-version", ANTHROPIC_VERSION)],
             Provider::OpenAi => &[],
         };
-        let text = self
+        let provider = self.provider;
+        let read = self
             .http
-            .post_json(&url, headers, &secret, &body.to_string())
-            .map_err(|e| self.call_error(&url, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            CallFailure::Agent(AgentError::Invalid(format!(
-                "the answer from {url} is not JSON: {e}"
-            )))
-        })?;
+            .post_read(&url, headers, &secret, &body.to_string(), &mut |ct, r| {
+                if ct.is_some_and(|c| c.starts_with("text/event-stream")) {
+                    let mut a = Assembled::default();
+                    stream::read_events(BufReader::new(r), |v| {
+                        a.take(provider, v);
+                        on_piece(a.deltas);
+                    })?;
+                    Ok(Ok(a))
+                } else {
+                    let mut s = String::new();
+                    Read::take(r, 64 * 1024 * 1024).read_to_string(&mut s)?;
+                    Ok(Err(s))
+                }
+            });
+        let v: Value = match read {
+            Err(CallError::Status { code, body })
+                if code == 400 && streamed && context_overflow(&body).is_none() =>
+            {
+                return Err(SendFailure::Refused { code, body });
+            }
+            Err(e) => return Err(self.call_error(&url, e).into()),
+            Ok(Ok(a)) => {
+                if let Some(e) = a.error {
+                    // An error event mid-stream: the provider failed this answer.
+                    let failed = CallError::Status { code: 500, body: e };
+                    return Err(self.call_error(&url, failed).into());
+                }
+                a.body(provider)
+            }
+            Ok(Err(text)) => serde_json::from_str(&text).map_err(|e| {
+                CallFailure::Agent(AgentError::Invalid(format!(
+                    "the answer from {url} is not JSON: {e}"
+                )))
+            })?,
+        };
         match self.provider {
             Provider::Anthropic => self.read_anthropic(&v),
             Provider::OpenAi => self.read_openai(&v),
         }
-        .map_err(CallFailure::Agent)
+        .map_err(|e| CallFailure::Agent(e).into())
     }
 
     fn anthropic_body(&self, system: &str, messages: &[(Role, String)], max_tokens: u32) -> Value {

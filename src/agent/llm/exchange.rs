@@ -8,8 +8,30 @@ use super::fit::{self, DEFAULT_BYTES_PER_TOKEN, TooLarge, Window};
 use super::pricing;
 use super::prompt::{AnswerStyle, Limits, Prompt, Templates};
 use crate::agent::edits::{self, ApplyError, BlockFailure, Edit};
-use crate::agent::{AgentError, CallOutcome, CallRecord, Context, Proposal, Usage};
-use std::time::Instant;
+use crate::agent::{
+    AgentError, CallOutcome, CallProgress, CallRecord, Context, ProgressSink, Proposal, Usage,
+};
+use crate::runner::Cancel;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Who waits on a call: a Ctrl-C to watch for and where progress goes.
+#[derive(Clone, Default)]
+pub struct Watch {
+    pub cancel: Option<Cancel>,
+    pub progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("cancel", &self.cancel)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
 
 /// What a proposer has learned and done: the model's window, the calls made, the last
 /// prompt and what the last proposal cost.
@@ -24,6 +46,7 @@ pub struct Ledger {
     pub last_prompt: Option<String>,
     /// Usage of the last propose or repair, kept when the answer was unusable too.
     pub usage: Usage,
+    pub watch: Watch,
 }
 
 impl Default for Ledger {
@@ -34,6 +57,7 @@ impl Default for Ledger {
             bytes_per_token: DEFAULT_BYTES_PER_TOKEN,
             last_prompt: None,
             usage: Usage::default(),
+            watch: Watch::default(),
         }
     }
 }
@@ -298,7 +322,7 @@ fn call(
 ) -> Result<Answer, CallFailure> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
-    let result = client.complete(system, conv, max_tokens);
+    let result = watched(client, system, conv, max_tokens, &led.watch);
     let duration_s = clock.elapsed().as_secs_f64();
     let prompt = transcript(system, conv);
     let mut rec = CallRecord {
@@ -338,6 +362,82 @@ fn call(
     }
     led.calls.push(rec);
     result
+}
+
+/// What a call's waiting reports: progress twice a second.
+const TICK: Duration = Duration::from_millis(500);
+
+/// One call; with a `Cancel`, on its own thread, so that a Ctrl-C abandons it at once
+/// instead of waiting minutes for the answer (the thread ends with the process, or when
+/// the server answers).
+pub fn watched(
+    client: &Client,
+    system: &str,
+    conv: &[(Role, String)],
+    max_tokens: u32,
+    watch: &Watch,
+) -> Result<Answer, CallFailure> {
+    let Some(cancel) = watch.cancel.clone() else {
+        return client.complete(system, conv, max_tokens);
+    };
+    let _busy = cancel.asking();
+    let pieces = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = mpsc::channel();
+    let (c, s, m, seen) = (
+        client.clone(),
+        system.to_string(),
+        conv.to_vec(),
+        pieces.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("llm-call".into())
+        .spawn(move || {
+            let r = c.complete_streaming(&s, &m, max_tokens, &mut |n| {
+                seen.store(n, Ordering::Relaxed);
+            });
+            let _ = tx.send(r);
+        });
+    if spawned.is_err() {
+        return client.complete(system, conv, max_tokens);
+    }
+    let clock = Instant::now();
+    let show = |done: bool| {
+        if let Some(p) = &watch.progress {
+            p(&CallProgress {
+                tokens: pieces.load(Ordering::Relaxed),
+                seconds: clock.elapsed().as_secs_f64(),
+                done,
+            });
+        }
+    };
+    let mut next = Instant::now() + TICK;
+    loop {
+        let step = Duration::from_millis(50).min(next.saturating_duration_since(Instant::now()));
+        match rx.recv_timeout(step) {
+            Ok(r) => {
+                show(true);
+                return r;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                show(true);
+                return Err(CallFailure::Agent(AgentError::Transient(
+                    "the LLM call ended without an answer".into(),
+                )));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if cancel.requested() {
+            show(true);
+            return Err(CallFailure::Agent(AgentError::Transient(format!(
+                "interrupted after {:.0}s: the LLM call was abandoned",
+                clock.elapsed().as_secs_f64()
+            ))));
+        }
+        if Instant::now() >= next {
+            show(false);
+            next += TICK;
+        }
+    }
 }
 
 /// The system part and the conversation as one text.

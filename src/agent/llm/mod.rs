@@ -12,6 +12,7 @@ pub mod next_steps;
 mod phase;
 pub mod pricing;
 pub mod prompt;
+pub mod stream;
 pub mod transport;
 
 use self::api::{Client, Provider, Role};
@@ -99,6 +100,7 @@ impl LlmProposer {
                     key: Some(Secret(key.trim().to_string())),
                     prices: agent.prices,
                     http: http(),
+                    stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
                 })
             }
             AgentBackend::OpenAi => {
@@ -118,6 +120,7 @@ impl LlmProposer {
                     key: key.map(|k| Secret(k.trim().to_string())),
                     prices: agent.prices,
                     http: http(),
+                    stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
                 })
             }
             AgentBackend::Command => {
@@ -333,6 +336,13 @@ impl Proposer for LlmProposer {
 
     fn take_calls(&mut self) -> Vec<CallRecord> {
         LlmProposer::take_calls(self)
+    }
+
+    fn watch(&mut self, cancel: crate::runner::Cancel, progress: Option<super::ProgressSink>) {
+        self.ledger.watch = exchange::Watch {
+            cancel: Some(cancel),
+            progress,
+        };
     }
 }
 

@@ -4,10 +4,17 @@
 
 use crate::config::AgentConfig;
 use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
 use std::time::Duration;
 
 /// Default per-request timeout: long answers from big models take minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Reads a success body, given its content type.
+pub type BodyReader<'r, T> = dyn FnMut(Option<&str>, &mut dyn Read) -> std::io::Result<T> + 'r;
+
+/// The most of a success body read (a runaway answer is cut here).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +85,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+#[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
     timeout: Duration,
@@ -117,9 +125,27 @@ impl Http {
         secret_headers: &[(&str, &Secret)],
         body: &str,
     ) -> Result<String, CallError> {
+        self.post_read(url, headers, secret_headers, body, &mut |_, r| {
+            let mut s = String::new();
+            r.take(MAX_BODY).read_to_string(&mut s)?;
+            Ok(s)
+        })
+    }
+
+    /// POSTs `body` as JSON; a success body is handed, with its content type, to `read`
+    /// as it arrives (a stream of events, or one JSON document). Retries what may pass
+    /// before a success; a body that breaks off is a transport error.
+    pub fn post_read<T>(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        body: &str,
+        read: &mut BodyReader<'_, T>,
+    ) -> Result<T, CallError> {
         let mut failed = 0;
         loop {
-            let (err, retry_after) = match self.once(url, headers, secret_headers, body) {
+            let (err, retry_after) = match self.once(url, headers, secret_headers, body, read) {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
@@ -173,13 +199,14 @@ impl Http {
         }
     }
 
-    fn once(
+    fn once<T>(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         secret_headers: &[(&str, &Secret)],
         body: &str,
-    ) -> Result<String, (CallError, Option<Duration>)> {
+        read: &mut BodyReader<'_, T>,
+    ) -> Result<T, (CallError, Option<Duration>)> {
         let mut req = self
             .agent
             .post(url)
@@ -190,9 +217,47 @@ impl Http {
         for (k, v) in secret_headers {
             req = req.header(*k, v.0.as_str());
         }
-        match req.send(body) {
-            Ok(r) => self.read(url, r),
-            Err(e) => Err((self.transport_error(url, e), None)),
+        let mut resp = match req.send(body) {
+            Ok(r) => r,
+            Err(e) => return Err((self.transport_error(url, e), None)),
+        };
+        if !resp.status().is_success() {
+            return Err(self.failure(url, resp));
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut reader = resp.body_mut().as_reader();
+        read(ct.as_deref(), &mut reader).map_err(|e| {
+            let m = if e.kind() == std::io::ErrorKind::TimedOut {
+                format!(
+                    "no answer from {url} within {:.1}s",
+                    self.timeout.as_secs_f64()
+                )
+            } else {
+                format!("the answer from {url} broke off: {e}")
+            };
+            (CallError::Transport(m), None)
+        })
+    }
+
+    /// A non-success response as an error, its body kept for the provider's message.
+    fn failure(
+        &self,
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> (CallError, Option<Duration>) {
+        let code = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        match resp.body_mut().read_to_string() {
+            Ok(body) => (CallError::Status { code, body }, retry_after),
+            Err(e) => (self.transport_error(url, e), None),
         }
     }
 
@@ -201,21 +266,12 @@ impl Http {
         url: &str,
         mut resp: ureq::http::Response<ureq::Body>,
     ) -> Result<String, (CallError, Option<Duration>)> {
-        let code = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| (self.transport_error(url, e), None))?;
-        if (200..300).contains(&code) {
-            Ok(text)
-        } else {
-            Err((CallError::Status { code, body: text }, retry_after))
+        if !resp.status().is_success() {
+            return Err(self.failure(url, resp));
         }
+        resp.body_mut()
+            .read_to_string()
+            .map_err(|e| (self.transport_error(url, e), None))
     }
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> CallError {
