@@ -4,7 +4,7 @@
 
 use super::error::{ConfigError, invalid_at};
 use super::section::Section;
-use super::{AgentBackend, AgentConfig};
+use super::{AgentBackend, AgentConfig, Structured};
 
 pub(super) const AGENT_KEYS: &[&str] = &[
     "backend",
@@ -15,6 +15,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "max_tokens",
     "context_tokens",
     "stream",
+    "structured",
     "max_cost_usd",
     "patience",
     "seed",
@@ -91,6 +92,21 @@ pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
                 "use true or false, e.g. stream = false",
             )
         })?;
+    }
+    if let Some((v, at)) = a.string("structured")? {
+        agent.structured = match v.to_ascii_lowercase().as_str() {
+            "auto" => Structured::Auto,
+            "json" => Structured::Json,
+            "off" | "text" => Structured::Off,
+            _ => {
+                return Err(invalid_at(
+                    at,
+                    "agent.structured",
+                    format!("is `{v}`"),
+                    "use one of auto, json, off",
+                ));
+            }
+        };
     }
     if let Some((c, at)) = a.float("max_cost_usd")? {
         if c <= 0.0 || !c.is_finite() {

@@ -111,6 +111,8 @@ pub struct AgentConfig {
     pub context_tokens: Option<u64>,
     /// Ask for streamed answers (progress on the terminal, a prompt Ctrl-C).
     pub stream: bool,
+    /// Ask for the proposal as JSON in a schema the server enforces, or as text.
+    pub structured: Structured,
     pub max_cost_usd: Option<f64>,
     /// Failures in a row after which the proposer must change direction.
     pub patience: u32,
@@ -131,6 +133,30 @@ pub struct AgentConfig {
     pub retry_max_wait: Option<Duration>,
     /// Prices for cost estimates (None: the known model family's defaults, else 0).
     pub prices: Option<ModelPrices>,
+}
+
+/// `[agent] structured`: how a proposal is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Structured {
+    /// JSON in a schema on Chat Completions servers (most enforce it; one that refuses is
+    /// asked for text from then on); SEARCH/REPLACE text on the Messages API.
+    #[default]
+    Auto,
+    /// Always JSON in the schema.
+    Json,
+    /// Always SEARCH/REPLACE text.
+    Off,
+}
+
+impl Structured {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structured::Auto => "auto",
+            Structured::Json => "json",
+            Structured::Off => "off",
+        }
+    }
 }
 
 /// USD per million tokens.
@@ -156,6 +182,7 @@ impl Default for AgentConfig {
             max_tokens: None,
             context_tokens: None,
             stream: true,
+            structured: Structured::Auto,
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,

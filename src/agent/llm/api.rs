@@ -55,6 +55,8 @@ pub struct Client {
     pub http: Http,
     /// Ask for a streamed answer (turned off for good when the server refuses it).
     pub stream: Arc<AtomicBool>,
+    /// Ask for the proposal in the JSON schema (turned off for good when refused).
+    pub structured: Arc<AtomicBool>,
 }
 
 /// One answer as the server gave it.
@@ -84,8 +86,26 @@ pub enum CallFailure {
         context_tokens: Option<u64>,
         message: String,
     },
+    /// The server refused the JSON schema (`response_format`): ask for text instead.
+    FormatRefused(String),
     /// Anything else, already in the session's terms.
     Agent(AgentError),
+}
+
+/// One request's parts.
+struct Ask<'a> {
+    system: &'a str,
+    messages: &'a [(Role, String)],
+    max_tokens: u32,
+    schema: Option<&'a Value>,
+}
+
+/// Does a refusal name the structured-output request?
+fn names_the_format(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    ["response_format", "json_schema", "schema", "grammar"]
+        .iter()
+        .any(|k| b.contains(k))
 }
 
 /// A `send`'s failure: a 400 to a streamed request is kept raw until it is known whether
@@ -106,6 +126,9 @@ impl From<CallFailure> for AgentError {
         match f {
             CallFailure::ContextOverflow { message, .. } => AgentError::Fatal(format!(
                 "the prompt does not fit the model's context ({message}): raise the server's context size (llama-server --ctx-size), set [agent] context_tokens, or use fewer read_only files"
+            )),
+            CallFailure::FormatRefused(m) => AgentError::Invalid(format!(
+                "the server refused the JSON schema ({m}): set [agent] structured = \"off\""
             )),
             CallFailure::Agent(e) => e,
         }
@@ -143,37 +166,54 @@ impl Client {
 
     /// Sends the stable `system` prefix and the conversation, asking for at most
     /// `max_tokens` of answer; returns the answer, empty or cut off as it may be (the
-    /// caller decides what that means). `on_piece` sees the count of text pieces so far
-    /// when the answer streams.
+    /// caller decides what that means).
     pub fn complete(
         &self,
         system: &str,
         messages: &[(Role, String)],
         max_tokens: u32,
     ) -> Result<Answer, CallFailure> {
-        self.complete_streaming(system, messages, max_tokens, &mut |_| {})
+        self.complete_streaming(system, messages, max_tokens, None, &mut |_| {})
     }
 
-    /// `complete`, reporting streamed progress to `on_piece`.
+    /// Whether proposals are asked for in the JSON schema (Chat Completions only).
+    pub fn wants_json(&self) -> bool {
+        self.provider == Provider::OpenAi && self.structured.load(Ordering::SeqCst)
+    }
+
+    /// `complete`, with the answer constrained to `schema` when given, reporting
+    /// streamed progress (text pieces so far) to `on_piece`.
     pub fn complete_streaming(
         &self,
         system: &str,
         messages: &[(Role, String)],
         max_tokens: u32,
+        schema: Option<&Value>,
         on_piece: &mut dyn FnMut(u64),
     ) -> Result<Answer, CallFailure> {
         let streamed = self.stream.load(Ordering::SeqCst);
-        let first = match self.send(system, messages, max_tokens, streamed, on_piece) {
+        let ask = Ask {
+            system,
+            messages,
+            max_tokens,
+            schema,
+        };
+        let first = match self.send(&ask, streamed, on_piece) {
             // A server that refuses `stream` (or its options) is asked plainly from now on.
-            Err(SendFailure::Refused { code, body })
-                if body.to_ascii_lowercase().contains("stream") && code == 400 =>
+            Err(SendFailure::Refused { body, .. })
+                if body.to_ascii_lowercase().contains("stream") =>
             {
                 self.stream.store(false, Ordering::SeqCst);
-                self.send(system, messages, max_tokens, false, on_piece)
+                self.send(&ask, false, on_piece)
             }
             other => other,
         };
         first.map_err(|f| match f {
+            // One that refuses the schema is asked for text from now on.
+            SendFailure::Refused { body, .. } if schema.is_some() && names_the_format(&body) => {
+                self.structured.store(false, Ordering::SeqCst);
+                CallFailure::FormatRefused(self.redact(&provider_message(&body)))
+            }
             SendFailure::Refused { code, body } => {
                 self.call_error(&self.endpoint(), CallError::Status { code, body })
             }
@@ -191,17 +231,18 @@ impl Client {
 
     fn send(
         &self,
-        system: &str,
-        messages: &[(Role, String)],
-        max_tokens: u32,
+        ask: &Ask<'_>,
         streamed: bool,
         on_piece: &mut dyn FnMut(u64),
     ) -> Result<Answer, SendFailure> {
         let url = self.endpoint();
         let mut body = match self.provider {
-            Provider::Anthropic => self.anthropic_body(system, messages, max_tokens),
-            Provider::OpenAi => self.openai_body(system, messages, max_tokens),
+            Provider::Anthropic => self.anthropic_body(ask.system, ask.messages, ask.max_tokens),
+            Provider::OpenAi => self.openai_body(ask.system, ask.messages, ask.max_tokens),
         };
+        if let (Some(schema), Provider::OpenAi) = (ask.schema, self.provider) {
+            body["response_format"] = super::structured::response_format(schema);
+        }
         if streamed {
             body["stream"] = json!(true);
             if self.provider == Provider::OpenAi {
@@ -233,7 +274,9 @@ impl Client {
             });
         let v: Value = match read {
             Err(CallError::Status { code, body })
-                if code == 400 && streamed && context_overflow(&body).is_none() =>
+                if code == 400
+                    && (streamed || ask.schema.is_some())
+                    && context_overflow(&body).is_none() =>
             {
                 return Err(SendFailure::Refused { code, body });
             }

@@ -5,8 +5,8 @@
 
 use super::api::{Answer, CallFailure, Client, Role};
 use super::fit::{self, DEFAULT_BYTES_PER_TOKEN, TooLarge, Window};
-use super::pricing;
 use super::prompt::{AnswerStyle, Limits, Prompt, Templates};
+use super::{pricing, structured};
 use crate::agent::edits::{self, ApplyError, BlockFailure, Edit};
 use crate::agent::{
     AgentError, CallOutcome, CallProgress, CallRecord, Context, ProgressSink, Proposal, Usage,
@@ -142,13 +142,22 @@ pub fn propose(
     ask: Ask<'_>,
     led: &mut Ledger,
 ) -> Result<Proposal, AgentError> {
-    let build = |l: Limits| match ask {
-        Ask::Propose => templates.propose_within(ctx, AnswerStyle::Blocks, l),
-        Ask::Repair(tb) => templates.repair_within(ctx, tb, AnswerStyle::Blocks, l),
+    // JSON in the schema while the server takes it, else SEARCH/REPLACE text.
+    let build = |l: Limits| {
+        let style = if client.wants_json() {
+            AnswerStyle::Json
+        } else {
+            AnswerStyle::Blocks
+        };
+        match ask {
+            Ask::Propose => templates.propose_within(ctx, style, l),
+            Ask::Repair(tb) => templates.repair_within(ctx, tb, style, l),
+        }
     };
     led.usage = Usage::default();
     let mut below = None;
     let mut purpose = ask.purpose();
+    let mut refused = false;
     loop {
         let window = led.window(client);
         let (p, _) =
@@ -157,6 +166,12 @@ pub fn propose(
         match exchange(client, templates, ctx, &p, led, purpose) {
             Ok(proposal) => return Ok(proposal),
             Err(CallFailure::Agent(e)) => return Err(e),
+            // The schema was refused (and is not asked for again): the same, as text.
+            Err(CallFailure::FormatRefused(_)) if !refused => {
+                refused = true;
+                purpose = "as-text";
+            }
+            Err(f @ CallFailure::FormatRefused(_)) => return Err(f.into()),
             Err(CallFailure::ContextOverflow {
                 prompt_tokens,
                 context_tokens,
@@ -200,12 +215,17 @@ fn exchange(
     purpose: &str,
 ) -> Result<Proposal, CallFailure> {
     let max_tokens = led.answer_tokens(client);
+    let schema = client
+        .wants_json()
+        .then(|| structured::schema(&ctx.config.editable));
+    let shape = Shape {
+        max_tokens,
+        schema: schema.as_ref(),
+    };
     let mut conv = vec![(Role::User, p.task.clone())];
-    let first = call(client, &p.system, &conv, max_tokens, purpose, led)?;
+    let first = call(client, &p.system, &conv, &shape, purpose, led)?;
     pricing::add(&mut led.usage, &first.usage);
-    let result = use_answer(
-        client, templates, ctx, p, &mut conv, &first, led, max_tokens,
-    );
+    let result = use_answer(client, templates, ctx, p, &mut conv, &first, led, &shape);
     led.settle(&result);
     result.map_err(CallFailure::Agent)
 }
@@ -219,9 +239,11 @@ fn use_answer(
     conv: &mut Vec<(Role, String)>,
     first: &Answer,
     led: &mut Ledger,
-    max_tokens: u32,
+    shape: &Shape<'_>,
 ) -> Result<Proposal, AgentError> {
-    let parsed = parse(first, max_tokens, "")?;
+    let max_tokens = shape.max_tokens;
+    let json = shape.schema.is_some();
+    let parsed = parse(first, max_tokens, "", json)?;
     let editable = &ctx.config.editable;
     let files = match edits::apply(ctx.files, &parsed.edits, editable) {
         Ok(f) => f,
@@ -237,16 +259,16 @@ fn use_answer(
                     l.push_str(&format!("\n\n--- {r:?} ---\n{t}"));
                 }
             }
-            let again = call(client, &p.system, conv, max_tokens, "ask-again", led).map_err(
+            let again = call(client, &p.system, conv, shape, "ask-again", led).map_err(
                 |f| match f {
                     CallFailure::ContextOverflow { message, .. } => AgentError::Invalid(format!(
                         "asking again for the blocks that did not apply overflows the context ({message})"
                     )),
-                    CallFailure::Agent(e) => e,
+                    other => other.into(),
                 },
             )?;
             pricing::add(&mut led.usage, &again.usage);
-            let fixed = parse(&again, max_tokens, "second answer: ")?.edits;
+            let fixed = parse(&again, max_tokens, "second answer: ", json)?.edits;
             let used = merge_fixes(&parsed.edits, &failures, fixed);
             edits::apply(ctx.files, &used, editable)
                 .map_err(|e| AgentError::Invalid(format!("after asking again: {e}")))?
@@ -271,7 +293,12 @@ fn use_answer(
 }
 
 /// The answer's edit blocks, or why there are none (an empty or cut-off answer says so).
-fn parse(a: &Answer, max_tokens: u32, prefix: &str) -> Result<edits::Parsed, AgentError> {
+fn parse(
+    a: &Answer,
+    max_tokens: u32,
+    prefix: &str,
+    json: bool,
+) -> Result<edits::Parsed, AgentError> {
     if a.text.trim().is_empty() {
         let why = if a.cut_off() {
             format!(
@@ -286,8 +313,13 @@ fn parse(a: &Answer, max_tokens: u32, prefix: &str) -> Result<edits::Parsed, Age
         };
         return Err(AgentError::Invalid(format!("{prefix}{why}")));
     }
-    let parsed = edits::parse(&a.text)
-        .map_err(|e| cut_off(a, max_tokens, AgentError::Invalid(format!("{prefix}{e}"))))?;
+    let read = if json {
+        structured::parse(&a.text)
+    } else {
+        edits::parse(&a.text)
+    };
+    let parsed =
+        read.map_err(|e| cut_off(a, max_tokens, AgentError::Invalid(format!("{prefix}{e}"))))?;
     if parsed.edits.is_empty() {
         return Err(cut_off(
             a,
@@ -312,17 +344,23 @@ fn cut_off(a: &Answer, max_tokens: u32, e: AgentError) -> AgentError {
 }
 
 /// One call, on the record whatever happens.
+/// What an answer must look like: its length bound and, when asked for, its schema.
+pub struct Shape<'s> {
+    pub max_tokens: u32,
+    pub schema: Option<&'s serde_json::Value>,
+}
+
 fn call(
     client: &Client,
     system: &str,
     conv: &[(Role, String)],
-    max_tokens: u32,
+    shape: &Shape<'_>,
     purpose: &str,
     led: &mut Ledger,
 ) -> Result<Answer, CallFailure> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let clock = Instant::now();
-    let result = watched(client, system, conv, max_tokens, &led.watch);
+    let result = watched(client, system, conv, shape, &led.watch);
     let duration_s = clock.elapsed().as_secs_f64();
     let prompt = transcript(system, conv);
     let mut rec = CallRecord {
@@ -355,6 +393,10 @@ fn call(
             rec.outcome = CallOutcome::Failed;
             rec.reason = format!("the prompt exceeds the model's context: {message}");
         }
+        Err(CallFailure::FormatRefused(m)) => {
+            rec.outcome = CallOutcome::Failed;
+            rec.reason = format!("the server refused the JSON schema: {m}");
+        }
         Err(CallFailure::Agent(e)) => {
             rec.outcome = CallOutcome::Failed;
             rec.reason = e.to_string();
@@ -374,11 +416,12 @@ pub fn watched(
     client: &Client,
     system: &str,
     conv: &[(Role, String)],
-    max_tokens: u32,
+    shape: &Shape<'_>,
     watch: &Watch,
 ) -> Result<Answer, CallFailure> {
+    let (max_tokens, schema) = (shape.max_tokens, shape.schema.cloned());
     let Some(cancel) = watch.cancel.clone() else {
-        return client.complete(system, conv, max_tokens);
+        return client.complete_streaming(system, conv, max_tokens, schema.as_ref(), &mut |_| {});
     };
     let _busy = cancel.asking();
     let pieces = Arc::new(AtomicU64::new(0));
@@ -392,13 +435,14 @@ pub fn watched(
     let spawned = std::thread::Builder::new()
         .name("llm-call".into())
         .spawn(move || {
-            let r = c.complete_streaming(&s, &m, max_tokens, &mut |n| {
+            let r = c.complete_streaming(&s, &m, max_tokens, schema.as_ref(), &mut |n| {
                 seen.store(n, Ordering::Relaxed);
             });
             let _ = tx.send(r);
         });
     if spawned.is_err() {
-        return client.complete(system, conv, max_tokens);
+        let schema = shape.schema;
+        return client.complete_streaming(system, conv, max_tokens, schema, &mut |_| {});
     }
     let clock = Instant::now();
     let show = |done: bool| {

@@ -13,6 +13,7 @@ mod phase;
 pub mod pricing;
 pub mod prompt;
 pub mod stream;
+pub mod structured;
 pub mod transport;
 
 use self::api::{Client, Provider, Role};
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
 enum Backend {
-    Api(Client),
+    Api(Box<Client>),
     Command(CommandAgent),
 }
 
@@ -86,7 +87,7 @@ impl LlmProposer {
                         "ANTHROPIC_API_KEY is not set: export it, or choose another [agent] backend".into(),
                     ));
                 };
-                Backend::Api(Client {
+                Backend::Api(Box::new(Client {
                     provider: Provider::Anthropic,
                     model: agent
                         .model
@@ -101,7 +102,10 @@ impl LlmProposer {
                     prices: agent.prices,
                     http: http(),
                     stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
-                })
+                    structured: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                        agent.structured != crate::config::Structured::Off,
+                    )),
+                }))
             }
             AgentBackend::OpenAi => {
                 let Some(model) = agent.model.clone() else {
@@ -109,7 +113,7 @@ impl LlmProposer {
                         "the openai backend needs a model: set [agent] model (e.g. \"gpt-4o\" or \"qwen2.5-coder:32b\")".into(),
                     ));
                 };
-                Backend::Api(Client {
+                Backend::Api(Box::new(Client {
                     provider: Provider::OpenAi,
                     model,
                     base_url: agent
@@ -121,7 +125,10 @@ impl LlmProposer {
                     prices: agent.prices,
                     http: http(),
                     stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
-                })
+                    structured: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                        agent.structured != crate::config::Structured::Off,
+                    )),
+                }))
             }
             AgentBackend::Command => {
                 let Some(command) = agent.command.clone().filter(|c| !c.trim().is_empty()) else {

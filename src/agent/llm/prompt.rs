@@ -60,6 +60,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         "format_command.md",
         include_str!("templates/format_command.md"),
     ),
+    ("format_json.md", include_str!("templates/format_json.md")),
 ];
 
 /// The prompt in two parts: a stable prefix (cacheable) and the per-iteration task.
@@ -83,6 +84,8 @@ impl Prompt {
 pub enum AnswerStyle {
     /// SEARCH/REPLACE blocks in the text (HTTP backends).
     Blocks,
+    /// One JSON object in the proposal schema (`structured`), where the server enforces it.
+    Json,
     /// The agent edits the files itself (CLI agents).
     EditInPlace,
 }
@@ -216,6 +219,7 @@ impl Templates {
     fn system(&self, ctx: &Context<'_>, style: AnswerStyle, limits: Limits) -> String {
         let format = match style {
             AnswerStyle::Blocks => self.get("format_blocks.md"),
+            AnswerStyle::Json => self.get("format_json.md"),
             AnswerStyle::EditInPlace => self.get("format_command.md"),
         };
         let editable: Vec<String> = ctx
