@@ -248,3 +248,53 @@ fn a_server_that_goes_away_is_not_an_unusable_proposal() {
     assert_eq!(head(dir.path()), rows[1].commit);
     assert_eq!(dirty(dir.path()), "");
 }
+
+#[test]
+fn max_iterations_counts_experiments_not_rejected_proposals() {
+    let prose = || ok(openai_answer("I would raise the learning rate."));
+    let server = llama_server(vec![
+        prose(),
+        ok(openai_answer(&answer(
+            "raise LR 0.1 -> 0.2",
+            "LR = 0.1",
+            "LR = 0.2",
+        ))),
+        prose(),
+        ok(openai_answer(&answer(
+            "LR 0.2 -> 0.3",
+            "LR = 0.2",
+            "LR = 0.3",
+        ))),
+    ]);
+    let agent = format!("max_iterations = 2\n{}", openai_agent(&server.url, ""));
+    let dir = repo_with(&agent);
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    assert_eq!(
+        shape(&rows),
+        [
+            (0, 1, "keep"),
+            (1, 1, "rejected"),
+            (2, 1, "keep"),
+            (3, 1, "rejected"),
+            (4, 1, "keep")
+        ],
+        "{rows:#?}"
+    );
+    let ended = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "session_ended")
+        .unwrap();
+    assert!(
+        ended["reason"].as_str().unwrap().contains("max_iterations"),
+        "{ended}"
+    );
+    let s = status(dir.path());
+    assert!(s.contains("**Iterations:** 2 / 2"), "{s}");
+    assert!(s.contains("**Rejected proposals:** 2"), "{s}");
+}

@@ -212,7 +212,15 @@ impl Engine<'_, '_> {
     fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
-        let planned = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
+        // Numbers go to rejected proposals too, but they are not iterations.
+        let rejected = s
+            .history
+            .iter()
+            .filter(|r| r.status == Status::Rejected && r.iteration > 0)
+            .count() as u64;
+        let planned = self.next_iteration.saturating_sub(rejected)
+            + self.ready.len() as u64
+            + self.asked as u64;
         self.stop.is_none()
             && self.asked == 0
             && self.exhausted.is_none()

@@ -389,7 +389,8 @@ impl<'a> Session<'a> {
         if self.opts.iterations.is_some_and(|n| ran_now >= n) {
             return Some(EndReason::Iterations);
         }
-        let done = self.history.iter().map(|r| r.iteration).max().unwrap_or(0);
+        // Experiments that ran: a rejected proposal is not an iteration.
+        let done = crate::report::analysis::iterations_ran(&self.history);
         if self.config.max_iterations.is_some_and(|n| done >= n) {
             return Some(EndReason::MaxIterations);
         }
