@@ -85,7 +85,7 @@ impl Ledger {
     }
 
     /// The outcome of the last call, from the proposal it led to.
-    fn settle(&mut self, result: &Result<Proposal, AgentError>) {
+    pub(super) fn settle(&mut self, result: &Result<Proposal, AgentError>) {
         let Some(last) = self.calls.last_mut() else {
             return;
         };
@@ -125,7 +125,7 @@ pub enum Ask<'t> {
 }
 
 impl Ask<'_> {
-    fn purpose(self) -> &'static str {
+    pub(super) fn purpose(self) -> &'static str {
         match self {
             Ask::Propose => "propose",
             Ask::Repair(_) => "repair",

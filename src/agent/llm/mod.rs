@@ -264,13 +264,36 @@ impl LlmProposer {
                     Ask::Propose => self.templates.propose(ctx, style),
                     Ask::Repair(tb) => self.templates.repair(ctx, tb, style),
                 };
-                self.ledger.last_prompt = Some(p.full());
-                let out = agent.run(ctx.repo, &p.full(), &ctx.config.editable)?;
-                let mut files = ctx.files.clone();
-                files.extend(out.changes);
-                let desc = edits::field(&out.output, "DESCRIPTION");
-                let cat = edits::field(&out.output, "CATEGORY").and_then(|c| Category::parse(&c));
-                finish(ctx, files, desc, cat, None, Usage::default())
+                let prompt = p.full();
+                self.ledger.last_prompt = Some(prompt.clone());
+                let started_at =
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let clock = std::time::Instant::now();
+                let ran = agent.run(ctx.repo, &prompt, &ctx.config.editable);
+                let duration_s = clock.elapsed().as_secs_f64();
+                let answer = ran.as_ref().ok().map(|o| o.output.clone());
+                let result = ran.and_then(|out| {
+                    let mut files = ctx.files.clone();
+                    files.extend(out.changes);
+                    let desc = edits::field(&out.output, "DESCRIPTION");
+                    let cat =
+                        edits::field(&out.output, "CATEGORY").and_then(|c| Category::parse(&c));
+                    finish(ctx, files, desc, cat, None, Usage::default())
+                });
+                // The agent's run is a call like any other: on the record.
+                self.ledger.calls.push(CallRecord {
+                    purpose: ask.purpose().to_string(),
+                    started_at,
+                    duration_s,
+                    prompt,
+                    answer,
+                    finish_reason: None,
+                    usage: Usage::default(),
+                    outcome: super::CallOutcome::Used,
+                    reason: String::new(),
+                });
+                self.ledger.settle(&result);
+                result
             }
         }
     }
@@ -415,4 +438,31 @@ pub fn diff_summary(before: &BTreeMap<PathBuf, String>, changes: &[FileChange]) 
         })
         .collect();
     format!("edit {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_urls_are_this_machine_only() {
+        for url in [
+            "http://localhost:8080/v1",
+            "http://127.0.0.1:11434/v1",
+            "http://127.0.0.2",
+            "http://[::1]:8000/v1",
+            "http://user:pw@LOCALHOST/v1",
+            "http://ollama.localhost:11434/v1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://localhost.example.com/v1",
+            "http://10.0.0.5:8000/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 }
