@@ -29,6 +29,8 @@ pub(super) struct Ready {
     pub prompt: Option<String>,
     /// Its files' state hash on its parent (so the proposer does not offer it again).
     pub hash: String,
+    /// The LLM calls that made it, written to the journal when it gets its number.
+    pub calls: Vec<crate::agent::CallRecord>,
 }
 
 /// Stands in for the proposer while it runs on its own thread.
@@ -283,6 +285,7 @@ impl Engine<'_, '_> {
                     earlier: r.earlier,
                     prompt: None,
                     hash: String::new(),
+                    calls: Vec::new(),
                 });
             }
             crate::session::Leftover::MeasureBest(what) => {

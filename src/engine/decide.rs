@@ -209,6 +209,7 @@ impl Engine<'_, '_> {
             earlier,
             prompt: None,
             hash,
+            calls: Vec::new(),
         });
     }
 
