@@ -219,4 +219,34 @@ mod tests {
         assert!((c.seconds - 4.5).abs() < 1e-9);
         assert_eq!(c.total(), 3);
     }
+
+    #[test]
+    fn a_v2_journal_reads_as_no_calls_and_is_migrated_to_v3_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let sid = {
+            let j = Journal::open(&path).unwrap();
+            j.create_session(&super::super::tests::session("t"))
+                .unwrap()
+        };
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("DROP TABLE llm_calls; PRAGMA user_version = 2;")
+                .unwrap();
+        }
+        // A reader of the older journal (status) sees no calls and no error.
+        let old = Journal::open_readonly(&path).unwrap();
+        assert_eq!(old.call_counts(sid).unwrap(), CallCounts::default());
+        assert!(old.calls(sid).unwrap().is_empty());
+        drop(old);
+        // The writer migrates it in place.
+        let j = Journal::open(&path).unwrap();
+        let v: i64 = j
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, super::super::SCHEMA_VERSION);
+        j.add_call(sid, &call("used", Some("stop"))).unwrap();
+        assert_eq!(j.call_counts(sid).unwrap().used, 1);
+    }
 }
