@@ -152,6 +152,18 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             s,
         };
         let result = engine.drive(&rx);
+        // Proposals prepared but never started (or answered as the session ended) were
+        // still asked for: their calls count.
+        let mut unstarted: Vec<_> = engine.ready.drain(..).flat_map(|r| r.calls).collect();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Proposal(reply) = msg {
+                unstarted.extend(reply.calls);
+            }
+        }
+        let at = engine.next_iteration;
+        let recorded =
+            crate::session::write_calls(&engine.s.journal, engine.s.row.id, at, unstarted);
+        let result = result.and_then(|r| recorded.map(|()| r));
         if result.is_err() {
             // Runs still in flight are killed cleanly; their experiments stay `running` in
             // the journal and a resume records them as interrupted.
