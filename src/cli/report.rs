@@ -370,8 +370,9 @@ fn calls_section(root: &Path, tag: Option<&str>) -> Option<String> {
         String::new()
     };
     Some(format!(
-        "\n## LLM calls\n\n- {} calls: {} used, {} rejected, {} failed{cut}; {} tokens in, {} out; {} waiting for answers\n- Each prompt and answer is in the journal's `llm_calls` table.\n",
+        "\n## LLM calls\n\n- {} call{}: {} used, {} rejected, {} failed{cut}; {} tokens in, {} out; {} waiting for answers\n- Each prompt and answer is in the journal's `llm_calls` table.\n",
         c.total(),
+        if c.total() == 1 { "" } else { "s" },
         c.used,
         c.rejected,
         c.failed,

@@ -50,11 +50,11 @@ impl Reporter {
             if p.done {
                 let _ = write!(err, "\r\x1b[2K");
             } else if p.tokens == 0 {
-                let _ = write!(err, "\r\x1b[2K  waiting for the LLM: {:.0} s", p.seconds);
+                let _ = write!(err, "\r\x1b[2K  waiting for the LLM: {:.1} s", p.seconds);
             } else {
                 let _ = write!(
                     err,
-                    "\r\x1b[2K  the LLM is answering: {} tokens, {:.0} s",
+                    "\r\x1b[2K  the LLM is answering: {} tokens, {:.1} s",
                     p.tokens, p.seconds
                 );
             }
