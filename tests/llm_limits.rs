@@ -347,3 +347,26 @@ fn anthropic_checks_the_key_at_start_up_and_stays_bounded() {
     assert_eq!(probe.header("x-api-key"), Some(KEY));
     assert_eq!(probe.header("anthropic-version"), Some("2023-06-01"));
 }
+
+#[test]
+fn price_warnings_only_where_tokens_cost_money_and_no_price_is_known() {
+    let note = |url: &str, prices: Option<autoresearch::config::ModelPrices>| {
+        let mut a = agent(AgentBackend::OpenAi, url);
+        a.model = Some("some-finetune".into());
+        a.prices = prices;
+        LlmProposer::with_key(&a, None).unwrap().cost_note()
+    };
+    let remote = "https://llm.example.com/v1";
+    assert!(
+        note(remote, None)
+            .unwrap()
+            .contains("no prices known for model \"some-finetune\"")
+    );
+    assert_eq!(
+        note(remote, Some(Default::default())),
+        None,
+        "zero prices configured"
+    );
+    assert_eq!(note("http://localhost:8080/v1", None), None);
+    assert_eq!(note("http://127.0.0.1:8080/v1", None), None);
+}
