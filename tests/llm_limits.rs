@@ -370,3 +370,37 @@ fn price_warnings_only_where_tokens_cost_money_and_no_price_is_known() {
     assert_eq!(note("http://localhost:8080/v1", None), None);
     assert_eq!(note("http://127.0.0.1:8080/v1", None), None);
 }
+
+#[test]
+fn a_server_without_a_model_listing_passes_the_check_and_a_failing_one_does_not() {
+    let plain = Server::with_routes(
+        vec![],
+        vec![(
+            "/v1/models",
+            Reply::Json(501, "Unsupported method ('GET')".into(), Vec::new()),
+        )],
+    );
+    let (_r, _w, mut p) = openai_proposer(&plain, |_| {});
+    let notes = p.check().unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("context size unknown")),
+        "{notes:?}"
+    );
+    let failing = Server::with_routes(
+        vec![],
+        vec![(
+            "/v1/models",
+            Reply::Json(
+                503,
+                r#"{"error":{"message":"Loading model"}}"#.into(),
+                Vec::new(),
+            ),
+        )],
+    );
+    let (_r, _w, mut p) = openai_proposer(&failing, |_| {});
+    let m = fatal(p.check());
+    assert!(
+        m.contains("failed at start-up") && m.contains("Loading model"),
+        "{m}"
+    );
+}

@@ -47,7 +47,8 @@ pub fn check(client: &Client) -> Result<Served, AgentError> {
         Err(CallError::Status { code, body }) if matches!(code, 401 | 403) => {
             return Err(start_error(client, &url, CallError::Status { code, body }));
         }
-        Err(CallError::Status { code, body }) if code >= 500 => {
+        // 501: a server without GET at all (a scripted one) has no listing to check.
+        Err(CallError::Status { code, body }) if code >= 500 && code != 501 => {
             return Err(start_error(client, &url, CallError::Status { code, body }));
         }
         // No model listing here (404, 405, …): nothing to check.
