@@ -76,4 +76,22 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
     assert!(file(dir.path(), "train.py").starts_with("LR = 0.1"));
     assert_eq!(dirty(dir.path()), "");
     assert!(common::survivors(dir.path()).is_empty());
+    // Each experiment's call is on record under its number, asked ahead as it was.
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let calls: Vec<(i64, String)> = conn
+        .prepare("SELECT iteration, outcome FROM llm_calls ORDER BY iteration, id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ran: Vec<(i64, &str)> = calls
+        .iter()
+        .filter(|(i, _)| *i <= 3)
+        .map(|(i, o)| (*i, o.as_str()))
+        .collect();
+    assert_eq!(ran, [(1, "used"), (2, "used"), (3, "used")], "{calls:?}");
+    // A spare prepared but never started is on record too (one asked as the session
+    // ended may still be on its way: at most one row per request).
+    assert!(calls.len() <= server.received().len(), "{calls:?}");
 }

@@ -8,7 +8,7 @@ mod llm_support;
 
 use common::{dirty, git, results, survivors, text};
 use llm_session_support::*;
-use llm_support::{Reply, Server, ok, openai_answer};
+use llm_support::{Reply, Server, llama_cpp_props, models, ok, openai_answer};
 
 const LR_UP: (&str, &str) = ("LR = 0.1", "LR = 0.2");
 
@@ -366,20 +366,34 @@ fn unusable_answers_still_count_towards_max_cost_usd() {
 }
 
 #[test]
-fn unknown_prices_are_announced_once_at_the_start() {
-    let server = Server::start(vec![good()]);
+fn a_local_server_gets_no_price_warning_and_its_context_is_announced() {
+    let server = Server::with_routes(
+        vec![good()],
+        vec![
+            ("/v1/models", models(&["test-model"], None)),
+            ("/props", llama_cpp_props(8192)),
+        ],
+    );
     let dir = repo_with(&openai_agent(&server.url, ""));
     let out = run_n(dir.path(), 1, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let notes: Vec<String> = events(&out)
+    let messages: Vec<String> = events(&out)
         .into_iter()
-        .filter(|e| e["event"] == "warning")
+        .filter(|e| e["event"] == "warning" || e["event"] == "note")
         .map(|e| e["message"].as_str().unwrap().to_string())
-        .filter(|m| m.contains("no prices known"))
         .collect();
-    assert_eq!(notes.len(), 1, "{}", text(&out));
     assert!(
-        notes[0].contains("test-model")
-            && notes[0].contains("[agent] price_input and price_output")
+        !messages.iter().any(|m| m.contains("no prices known")),
+        "a server on 127.0.0.1 costs nothing: {messages:?}"
     );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("context 8192 tokens") && m.contains("answers up to 2048 tokens")),
+        "{messages:?}"
+    );
+    // The probes came before the first proposal, and the call asked for the bounded answer.
+    let probes: Vec<String> = server.probes().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(probes, ["/v1/models", "/props"]);
+    assert_eq!(server.received()[0].json()["max_tokens"], 2048);
 }

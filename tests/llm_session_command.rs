@@ -65,4 +65,18 @@ fn an_agent_editing_prepare_py_is_rejected_and_its_next_edit_kept() {
     );
     // The agent was asked twice, and nothing it wrote is left behind.
     assert_eq!(file(state.path(), "calls").trim(), "2");
+    // Both runs of the agent are on record like API calls, the refused one with why.
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let calls: Vec<(i64, String, String, String)> = conn
+        .prepare("SELECT iteration, outcome, reason, prompt FROM llm_calls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!((calls[0].0, calls[0].1.as_str()), (1, "rejected"));
+    assert!(calls[0].2.contains("prepare.py"), "{calls:?}");
+    assert_eq!((calls[1].0, calls[1].1.as_str()), (2, "used"));
+    assert!(calls[1].3.contains("Make val_bpb go down."));
 }

@@ -87,3 +87,41 @@ fn a_failing_llm_or_no_llm_falls_back_to_steps_derived_from_the_data() {
     assert!(out.status.success());
     assert!(!e.contains("warning"), "{e}");
 }
+
+#[test]
+fn model_text_with_an_unclosed_fence_and_headings_is_rendered_as_a_bounded_list() {
+    let s = build(&night());
+    let server = Server::start(vec![ok(openai_answer(
+        "# My analysis\nTry LR 0.3 next.\n- Widen the <b>MLP</b>.\n```python\nLR = 0.3\n",
+    ))]);
+    with_openai(s.path(), &server.url);
+    let out = bin()
+        .args(["summary", "--repo"])
+        .arg(s.path())
+        .output()
+        .unwrap();
+    let (o, e) = out_text(&out);
+    assert!(out.status.success(), "{o}{e}");
+    let md = std::fs::read_to_string(s.path().join("autoresearch-summary.md")).unwrap();
+    let section = md.split("## Recommended next steps").nth(1).unwrap();
+    assert!(
+        section.contains("- Try LR 0.3 next.\n- Widen the &lt;b&gt;MLP&lt;/b&gt;.\n"),
+        "{section}"
+    );
+    assert!(
+        !md.contains("# My analysis"),
+        "no heading from the model: {md}"
+    );
+    assert!(
+        !section.contains("LR = 0.3"),
+        "the fenced code is not a step"
+    );
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.trim_start().starts_with("```"))
+            .count()
+            % 2,
+        0,
+        "every fence in the document is closed: {md}"
+    );
+}

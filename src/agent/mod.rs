@@ -30,6 +30,62 @@ pub struct Usage {
     pub cost_usd: f64,
 }
 
+/// What became of one LLM call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Its answer became the proposal.
+    Used,
+    /// It answered, but not usably (the reason says why).
+    Rejected,
+    /// No answer: the server failed or could not be reached.
+    Failed,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Used => "used",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One LLM call as it happened, for the record: what was sent, what came back, how long
+/// it took and what it cost. Never holds a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// `propose`, `ask-again` (blocks that did not apply), `shorter` (after the prompt
+    /// overflowed the context), `repair`.
+    pub purpose: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub duration_s: f64,
+    /// The system part and the conversation, as sent.
+    pub prompt: String,
+    /// The raw answer, when there was one.
+    pub answer: Option<String>,
+    /// The provider's word (`stop`, `length`, `end_turn`, `max_tokens`, …).
+    pub finish_reason: Option<String>,
+    pub usage: Usage,
+    pub outcome: CallOutcome,
+    /// Why it was rejected or failed; empty when used.
+    pub reason: String,
+}
+
+/// How far an LLM call has come, for the terminal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallProgress {
+    /// Pieces of text received so far (about one token each; 0 until the answer streams).
+    pub tokens: u64,
+    pub seconds: f64,
+    /// The call ended: clear the progress line.
+    pub done: bool,
+}
+
+/// Where call progress goes (the command line's; called from the proposer's thread).
+pub type ProgressSink = std::sync::Arc<dyn Fn(&CallProgress) + Send + Sync>;
+
 /// One proposed experiment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proposal {
@@ -75,8 +131,9 @@ pub enum AgentError {
     /// A failure that more iterations cannot fix (bad key, unknown model): stop the session.
     #[error("{0}")]
     Fatal(String),
-    /// A passing failure (network, timeout after retries): recorded, the loop goes on.
-    #[error("proposer failed: {0}")]
+    /// No answer from the LLM server (connection refused, DNS, timeout, 5xx or 429 after
+    /// retries): not an unusable proposal. A few in a row stop the session.
+    #[error("the LLM server did not answer: {0}")]
     Transient(String),
 }
 
@@ -111,6 +168,21 @@ pub trait Proposer: Send {
     fn note(&self) -> Option<String> {
         None
     }
+
+    /// The start-up check, before the baseline runs: is the endpoint there, does it serve
+    /// the model, is the key accepted? Returns notes for the user; an error names the fix.
+    fn check(&mut self) -> Result<Vec<String>, AgentError> {
+        Ok(Vec::new())
+    }
+
+    /// The calls made since the last time this was asked (oldest first), for the record.
+    fn take_calls(&mut self) -> Vec<CallRecord> {
+        Vec::new()
+    }
+
+    /// From now on, abandon a call in progress when `cancel` is requested (a Ctrl-C does
+    /// not wait for the answer), and show its progress to `progress`.
+    fn watch(&mut self, _cancel: crate::runner::Cancel, _progress: Option<ProgressSink>) {}
 }
 
 /// The proposer `config` asks for: the built-in search, or an LLM backend.

@@ -134,9 +134,9 @@ fn code_for(e: &anyhow::Error) -> i32 {
                 | SessionError::BranchMissing { .. }
                 | SessionError::ResumeRefused(_) => exit::REPOSITORY,
                 SessionError::BaselineFailed { .. } => exit::BASELINE,
-                SessionError::Proposer(_) | SessionError::TooManyFailedProposals(..) => {
-                    exit::PROPOSER
-                }
+                SessionError::Proposer(_)
+                | SessionError::TooManyFailedProposals(..)
+                | SessionError::LlmUnreachable(..) => exit::PROPOSER,
                 SessionError::Lock(_) => exit::LOCKED,
                 _ => exit::FAILURE,
             };

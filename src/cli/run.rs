@@ -83,9 +83,17 @@ pub(crate) fn install_signals(cancel: &Cancel) -> anyhow::Result<()> {
         for _ in signals.forever() {
             cancel.escalate();
             if cancel.level() == 1 {
-                eprintln!(
-                    "\nautoresearch: stopping after cleaning up the current run (Ctrl-C again to kill it now)"
-                );
+                // Say what this Ctrl-C stops: there may be no run at all.
+                let what = match cancel.busy() {
+                    crate::runner::Busy::Training => {
+                        "stopping after cleaning up the current run (Ctrl-C again to kill it now)"
+                    }
+                    crate::runner::Busy::Asking => {
+                        "stopping: the LLM call in progress is abandoned"
+                    }
+                    crate::runner::Busy::Idle => "stopping",
+                };
+                eprintln!("\nautoresearch: {what}");
             }
         }
     });
@@ -160,7 +168,9 @@ pub(crate) fn run_session(
     let cancel = Cancel::new();
     install_signals(&cancel)?;
     let platform = Platform::detect();
-    let proposer = proposer_for(&cfg)?;
+    let mut proposer = proposer_for(&cfg)?;
+    // A Ctrl-C abandons an LLM call at once; its progress shows while it runs.
+    proposer.watch(cancel.clone(), reporter.call_progress());
     let local = LocalExecutor::new();
     let slurm = match &cfg.executor {
         config::ExecutorConfig::Slurm(s) => {

@@ -37,6 +37,31 @@ impl Reporter {
         }
     }
 
+    /// Where an LLM call's progress goes: a live line on stderr when it is a terminal and
+    /// the output is for eyes (not `--json`, not `--quiet`); nowhere otherwise.
+    pub fn call_progress(&self) -> Option<crate::agent::ProgressSink> {
+        use std::io::IsTerminal;
+        if self.json || self.quiet || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        Some(std::sync::Arc::new(|p: &crate::agent::CallProgress| {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            if p.done {
+                let _ = write!(err, "\r\x1b[2K");
+            } else if p.tokens == 0 {
+                let _ = write!(err, "\r\x1b[2K  waiting for the LLM: {:.1} s", p.seconds);
+            } else {
+                let _ = write!(
+                    err,
+                    "\r\x1b[2K  the LLM is answering: {} tokens, {:.1} s",
+                    p.tokens, p.seconds
+                );
+            }
+            let _ = err.flush();
+        }))
+    }
+
     fn paint(&self, color: &str, text: &str) -> String {
         if self.tty {
             format!("{color}{text}{RESET}")

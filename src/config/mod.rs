@@ -1,6 +1,7 @@
 //! `autoresearch.toml`: the schema, loading with file:line errors, and validation. Owns
 //! what the tool may assume (nothing about the budget or the metric) and what it must ask.
 
+mod agent;
 mod detect;
 pub mod duration;
 mod error;
@@ -107,7 +108,15 @@ pub struct AgentConfig {
     /// For `command`: the CLI agent's command line (`{prompt_file}` placeholder allowed).
     pub command: Option<String>,
     pub timeout: Option<Duration>,
+    /// Answer room per call (None: 8192 for anthropic, 4096 for openai, at most a
+    /// quarter of a known context).
     pub max_tokens: Option<u32>,
+    /// The model's context in tokens (None: asked of the server at start).
+    pub context_tokens: Option<u64>,
+    /// Ask for streamed answers (progress on the terminal, a prompt Ctrl-C).
+    pub stream: bool,
+    /// Ask for the proposal as JSON in a schema the server enforces, or as text.
+    pub structured: Structured,
     pub max_cost_usd: Option<f64>,
     /// Failures in a row after which the proposer must change direction.
     pub patience: u32,
@@ -128,6 +137,30 @@ pub struct AgentConfig {
     pub retry_max_wait: Option<Duration>,
     /// Prices for cost estimates (None: the known model family's defaults, else 0).
     pub prices: Option<ModelPrices>,
+}
+
+/// `[agent] structured`: how a proposal is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Structured {
+    /// JSON in a schema on Chat Completions servers (most enforce it; one that refuses is
+    /// asked for text from then on); SEARCH/REPLACE text on the Messages API.
+    #[default]
+    Auto,
+    /// Always JSON in the schema.
+    Json,
+    /// Always SEARCH/REPLACE text.
+    Off,
+}
+
+impl Structured {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structured::Auto => "auto",
+            Structured::Json => "json",
+            Structured::Off => "off",
+        }
+    }
 }
 
 /// USD per million tokens.
@@ -151,6 +184,9 @@ impl Default for AgentConfig {
             command: None,
             timeout: None,
             max_tokens: None,
+            context_tokens: None,
+            stream: true,
+            structured: Structured::Auto,
             max_cost_usd: None,
             patience: DEFAULT_PATIENCE,
             seed: 0,

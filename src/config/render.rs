@@ -200,6 +200,21 @@ fn write_agent(w: &mut String, a: &AgentConfig) {
         "\"5m\"",
     );
     opt(w, "max_tokens", a.max_tokens.map(|n| n.to_string()), "8000");
+    opt(
+        w,
+        "context_tokens",
+        a.context_tokens.map(|n| n.to_string()),
+        "8192",
+    );
+    let structured = (a.structured != crate::config::Structured::Auto)
+        .then(|| format!("\"{}\"", a.structured.as_str()));
+    opt(w, "structured", structured, "\"auto\"");
+    opt(
+        w,
+        "stream",
+        (!a.stream).then(|| "false".to_string()),
+        "true",
+    );
     opt(w, "max_cost_usd", a.max_cost_usd.map(float), "5.0");
     let _ = writeln!(
         w,

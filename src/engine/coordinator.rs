@@ -29,6 +29,8 @@ pub(super) struct Ready {
     pub prompt: Option<String>,
     /// Its files' state hash on its parent (so the proposer does not offer it again).
     pub hash: String,
+    /// The LLM calls that made it, written to the journal when it gets its number.
+    pub calls: Vec<crate::agent::CallRecord>,
 }
 
 /// Stands in for the proposer while it runs on its own thread.
@@ -65,6 +67,8 @@ pub(super) struct Engine<'s, 'a> {
     /// Experiments started by this invocation (the baseline, repairs and rechecks aside).
     pub started_now: u64,
     pub failed_proposals: u32,
+    /// Proposals in a row that got no answer from the LLM server.
+    pub unanswered: u32,
     pub next_iteration: u64,
     pub stop: Option<EndReason>,
     host: String,
@@ -148,12 +152,25 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             exhausted: None,
             started_now: 0,
             failed_proposals: 0,
+            unanswered: 0,
             next_iteration,
             stop: None,
             host: super::host_name(),
             s,
         };
         let result = engine.drive(&rx);
+        // Proposals prepared but never started (or answered as the session ended) were
+        // still asked for: their calls count.
+        let mut unstarted: Vec<_> = engine.ready.drain(..).flat_map(|r| r.calls).collect();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Proposal(reply) = msg {
+                unstarted.extend(reply.calls);
+            }
+        }
+        let at = engine.next_iteration;
+        let recorded =
+            crate::session::write_calls(&engine.s.journal, engine.s.row.id, at, unstarted);
+        let result = result.and_then(|r| recorded.map(|()| r));
         if result.is_err() {
             // Runs still in flight are killed cleanly; their experiments stay `running` in
             // the journal and a resume records them as interrupted.
@@ -216,7 +233,15 @@ impl Engine<'_, '_> {
     fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
-        let planned = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
+        // Numbers go to rejected proposals too, but they are not iterations.
+        let rejected = s
+            .history
+            .iter()
+            .filter(|r| r.status == Status::Rejected && r.iteration > 0)
+            .count() as u64;
+        let planned = self.next_iteration.saturating_sub(rejected)
+            + self.ready.len() as u64
+            + self.asked as u64;
         self.stop.is_none()
             && self.asked == 0
             && self.exhausted.is_none()
@@ -279,6 +304,7 @@ impl Engine<'_, '_> {
                     earlier: r.earlier,
                     prompt: None,
                     hash: String::new(),
+                    calls: Vec::new(),
                 });
             }
             crate::session::Leftover::MeasureBest(what) => {

@@ -210,6 +210,7 @@ impl Engine<'_, '_> {
             earlier,
             prompt: None,
             hash,
+            calls: Vec::new(),
         });
     }
 

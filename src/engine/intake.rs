@@ -32,6 +32,7 @@ impl Engine<'_, '_> {
                     // Its change and the new best's touch the same lines: dropped
                     // unnumbered; the proposer is asked again, on the new best.
                     self.s.unrecorded_cost_usd += p.usage.cost_usd;
+                    self.record_calls(self.next_iteration, r.calls)?;
                     self.s.note(format!(
                         "dropped `{description}`: made on an earlier best, its change conflicts with the new best's"
                     ));
@@ -40,6 +41,7 @@ impl Engine<'_, '_> {
             }
         }
         let iteration = self.take_iteration();
+        self.record_calls(iteration, r.calls)?;
         let name = self.s.proposer.name();
         self.s.send(Event::Proposal {
             iteration,
@@ -78,6 +80,15 @@ impl Engine<'_, '_> {
         }
     }
 
+    /// Writes the calls behind experiment `iteration` to the journal.
+    fn record_calls(
+        &self,
+        iteration: u64,
+        calls: Vec<crate::agent::CallRecord>,
+    ) -> Result<(), SessionError> {
+        crate::session::write_calls(&self.s.journal, self.s.row.id, iteration, calls)
+    }
+
     /// Counts an unusable proposal; too many in a row end the session.
     pub(super) fn failed(&mut self, why: String) -> Result<(), SessionError> {
         self.failed_proposals += 1;
@@ -99,15 +110,26 @@ impl Engine<'_, '_> {
             result,
             prompt,
             usage,
-            ..
+            calls,
         } = reply;
+        // Calls are on the record under the experiment they were for: a repair's is the
+        // crashed one's; a proposal's is given when it starts (or is rejected) below.
+        let mut calls = Some(calls);
+        if let Ask::Repair { crashed, .. } = &ask {
+            let calls = calls.take().unwrap_or_default();
+            self.record_calls(crashed.iteration, calls)?;
+        }
+        if !matches!(result, Some(Err(AgentError::Transient(_)))) {
+            self.unanswered = 0;
+        }
         if let Ask::Repair { crashed, .. } = ask {
             self.repairs = self.repairs.saturating_sub(1);
             return self.on_repair(*crashed, result, prompt, usage);
         }
+        let calls = calls.unwrap_or_default();
         if self.stop.is_some() {
             self.s.unrecorded_cost_usd += usage.cost_usd;
-            return Ok(());
+            return self.record_calls(self.next_iteration, calls);
         }
         match result.expect("a proposal request is answered") {
             Ok(p) => {
@@ -126,19 +148,35 @@ impl Engine<'_, '_> {
                     parent,
                     earlier: Earlier::default(),
                     prompt,
+                    calls,
                 });
                 Ok(())
             }
             Err(AgentError::Exhausted(why)) => {
                 self.exhausted = Some(why);
+                self.record_calls(self.next_iteration, calls)
+            }
+            Err(AgentError::Fatal(why)) => {
+                self.record_calls(self.next_iteration, calls)?;
+                Err(SessionError::Proposer(why))
+            }
+            Err(AgentError::Transient(why)) => {
+                // No answer is not an unusable proposal: only the call is on the record.
+                self.record_calls(self.next_iteration, calls)?;
+                self.s.unrecorded_cost_usd += usage.cost_usd;
+                self.unanswered += 1;
+                self.s.warn(format!("the LLM server did not answer: {why}"));
+                if self.unanswered >= self.s.opts.max_unanswered {
+                    return Err(SessionError::LlmUnreachable(self.unanswered, why));
+                }
                 Ok(())
             }
-            Err(AgentError::Fatal(why)) => Err(SessionError::Proposer(why)),
-            Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+            Err(e @ AgentError::Invalid(_)) => {
                 let why = e.to_string();
                 let mut extra = BTreeMap::new();
                 record_usage(&mut extra, &usage);
                 let iteration = self.take_iteration();
+                self.record_calls(iteration, calls)?;
                 self.s.record_rejection(
                     iteration,
                     "(no usable proposal)",

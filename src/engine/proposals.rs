@@ -5,7 +5,7 @@
 //! an older best onto the current one.
 
 use super::worker::Msg;
-use crate::agent::{AgentError, Context, Proposal, Proposer, Usage};
+use crate::agent::{AgentError, CallRecord, Context, Proposal, Proposer, Usage};
 use crate::config::Config;
 use crate::experiment::ExperimentRecord;
 use crate::platform::Platform;
@@ -53,6 +53,8 @@ pub(crate) struct Reply {
     pub prompt: Option<String>,
     /// What the call cost, also when its answer was unusable.
     pub usage: Usage,
+    /// The LLM calls it took, for the record.
+    pub calls: Vec<CallRecord>,
 }
 
 /// Serves requests until the coordinator hangs up. `tree`: the scratch worktree;
@@ -111,6 +113,7 @@ pub(crate) fn serve(
             result,
             prompt: proposer.last_prompt(),
             usage,
+            calls: proposer.take_calls(),
         };
         if out.send(Msg::Proposal(Box::new(reply))).is_err() {
             return;

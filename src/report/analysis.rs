@@ -130,6 +130,17 @@ impl Counts {
     }
 }
 
+/// Experiments after the baseline that ran (or are running): distinct iteration numbers
+/// with a record that is not a rejection. A rejected proposal is not an iteration.
+pub fn iterations_ran(records: &[ExperimentRecord]) -> u64 {
+    let ran: std::collections::BTreeSet<u64> = records
+        .iter()
+        .filter(|r| !is_baseline(r) && r.status != Status::Rejected)
+        .map(|r| r.iteration)
+        .collect();
+    ran.len() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

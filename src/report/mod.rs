@@ -36,7 +36,7 @@ pub struct SessionInfo {
     pub started_at: String,
     /// None while the session is still running.
     pub ended_at: Option<String>,
-    /// Proposals handled so far (the baseline not counted).
+    /// Experiments run so far (the baseline and rejected proposals not counted).
     pub iterations_done: u64,
     /// Wall time since the session started.
     pub elapsed: Duration,
@@ -61,7 +61,7 @@ impl SessionInfo {
             max_iterations: None,
             started_at: "unknown".to_string(),
             ended_at: Some("unknown".to_string()),
-            iterations_done: records.iter().filter(|r| !analysis::is_baseline(r)).count() as u64,
+            iterations_done: analysis::iterations_ran(records),
             elapsed: Duration::ZERO,
             noise: None,
         }

@@ -60,6 +60,13 @@ pub fn render_progress(info: &SessionInfo, records: &[ExperimentRecord]) -> Stri
         .max_iterations
         .map_or_else(|| "unlimited".to_string(), |m| m.to_string());
     let _ = writeln!(out, "- **Iterations:** {} / {max}", info.iterations_done);
+    let rejected = super::analysis::Counts::of(records).rejected;
+    if rejected > 0 {
+        let _ = writeln!(
+            out,
+            "- **Rejected proposals:** {rejected} (never ran; not counted as iterations)"
+        );
+    }
     let _ = writeln!(out, "- **Elapsed:** {}", fmt_duration(info.elapsed));
     if let Some(line) = super::noise_line(info) {
         let _ = writeln!(out, "{line}");

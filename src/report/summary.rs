@@ -31,10 +31,17 @@ pub fn render_summary(
     let ended = info.ended_at.as_deref().unwrap_or("still running");
     let _ = writeln!(out, "- **Dates:** {} → {ended}", info.started_at);
     let c = Counts::of(records);
+    let ran = c.keep + c.discard + c.crash + c.interrupted + c.running;
+    // Rejected proposals never ran: counted apart from the experiments.
+    let rejected = match c.rejected {
+        0 => String::new(),
+        1 => "; 1 rejected proposal (never ran)".to_string(),
+        n => format!("; {n} rejected proposals (never ran)"),
+    };
     let _ = writeln!(
         out,
-        "- **Total iterations:** {} ({} kept, {} discarded, {} crashed, {} rejected, {} interrupted)",
-        info.iterations_done, c.keep, c.discard, c.crash, c.rejected, c.interrupted
+        "- **Experiments:** {ran} ({} kept, {} discarded, {} crashed, {} interrupted){rejected}",
+        c.keep, c.discard, c.crash, c.interrupted
     );
     // Zero means unknown (an imported file); a real session never has a zero budget.
     let or_unknown = |d: std::time::Duration| {

@@ -90,6 +90,7 @@ impl Executor for LocalExecutor {
         cancel: &Cancel,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<RunOutcome, RunnerError> {
+        let _busy = cancel.training();
         procs::become_subreaper();
         let token = new_token();
         let log_error = |source| RunnerError::Log {

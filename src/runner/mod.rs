@@ -12,7 +12,7 @@ pub use sandbox::{Sandbox, SandboxError};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Everything an executor needs to run one training job.
@@ -114,16 +114,41 @@ pub trait Executor: Send + Sync {
 }
 
 /// A stop request shared between the signal handler, the loop and the executor.
-/// Level 0: go on; 1: stop after cleaning up the current run; 2: stop now.
+/// Level 0: go on; 1: stop after cleaning up the current run; 2: stop now. It also counts
+/// what is in progress (training runs, LLM calls), so that a Ctrl-C says what it stops.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicU8>);
+pub struct Cancel {
+    level: Arc<AtomicU8>,
+    runs: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+}
+
+/// What is in progress, for the Ctrl-C message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// At least one training run.
+    Training,
+    /// An LLM call and no training run.
+    Asking,
+    Idle,
+}
+
+/// Counts one activity while it lives.
+#[derive(Debug)]
+pub struct BusyGuard(Arc<AtomicUsize>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 impl Cancel {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn level(&self) -> u8 {
-        self.0.load(Ordering::SeqCst)
+        self.level.load(Ordering::SeqCst)
     }
     pub fn requested(&self) -> bool {
         self.level() > 0
@@ -131,14 +156,33 @@ impl Cancel {
     /// Raises the level by one (a second Ctrl-C escalates).
     pub fn escalate(&self) {
         let _ = self
-            .0
+            .level
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some((l + 1).min(2)));
     }
     pub fn set(&self, level: u8) {
-        self.0.store(level, Ordering::SeqCst);
+        self.level.store(level, Ordering::SeqCst);
+    }
+    /// A training run is in progress while the guard lives.
+    pub fn training(&self) -> BusyGuard {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(self.runs.clone())
+    }
+    /// An LLM call is in progress while the guard lives.
+    pub fn asking(&self) -> BusyGuard {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(self.calls.clone())
+    }
+    pub fn busy(&self) -> Busy {
+        if self.runs.load(Ordering::SeqCst) > 0 {
+            Busy::Training
+        } else if self.calls.load(Ordering::SeqCst) > 0 {
+            Busy::Asking
+        } else {
+            Busy::Idle
+        }
     }
     /// The shared counter, for `signal_hook` registration.
     pub fn handle(&self) -> Arc<AtomicU8> {
-        self.0.clone()
+        self.level.clone()
     }
 }

@@ -265,7 +265,9 @@ fn follow(
             ));
         }
         let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
-        if let Some(exit) = ended(&info) {
+        if let Some(exit) = ended(&info)
+            && (state == "COMPLETED" || stopping.is_some() || settled(id)?)
+        {
             tail.read(&job.log_path, on_line);
             if matches!(state, "NODE_FAIL" | "PREEMPTED" | "BOOT_FAIL") && stopping.is_none() {
                 return Ok(Followed::Lost(format!("{state} ({})", info.reason)));
@@ -290,6 +292,22 @@ fn follow(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// How long a job that ended badly is watched before its end is believed: when a node
+/// fails, Slurm may show the job FAILED or NODE_FAIL for a moment before it requeues it.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Whether job `id` stays over for [`SETTLE`] (false: Slurm took it back into the queue).
+fn settled(id: &str) -> Result<bool, RunnerError> {
+    let until = Instant::now() + SETTLE;
+    while Instant::now() < until {
+        std::thread::sleep(POLL);
+        if ended(&job_info(id)?).is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Our outcome for a job Slurm says is over; None while it is not.

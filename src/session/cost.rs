@@ -1,6 +1,10 @@
 //! LLM usage on the record: the metrics-map keys an experiment's tokens and estimated cost
-//! are stored under. Never holds prices or keys; the proposer computes the cost.
+//! are stored under, and every LLM call written to the journal. Never holds prices or
+//! keys; the proposer computes the cost.
 
+use super::{Session, SessionError};
+use crate::agent::CallRecord;
+use crate::store::{CallRow, Journal};
 use std::collections::BTreeMap;
 
 /// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
@@ -16,5 +20,51 @@ pub(crate) fn record_usage(into: &mut BTreeMap<String, f64>, u: &crate::agent::U
             (u.input_tokens + u.cache_read_tokens + u.cache_write_tokens) as f64,
         );
         into.insert(TOKENS_OUT_KEY.into(), u.output_tokens as f64);
+    }
+}
+
+/// The journal's row for one call made for experiment `iteration`.
+pub(crate) fn call_row(iteration: u64, c: CallRecord) -> CallRow {
+    let u = c.usage;
+    CallRow {
+        iteration,
+        purpose: c.purpose,
+        started_at: c.started_at,
+        duration_s: c.duration_s,
+        prompt: c.prompt,
+        answer: c.answer,
+        finish_reason: c.finish_reason,
+        input_tokens: u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd: u.cost_usd,
+        outcome: c.outcome.as_str().to_string(),
+        reason: c.reason,
+    }
+}
+
+/// Writes `calls` (made for experiment `iteration`) to the journal.
+pub(crate) fn write_calls(
+    journal: &Journal,
+    session_id: i64,
+    iteration: u64,
+    calls: Vec<CallRecord>,
+) -> Result<(), SessionError> {
+    for c in calls {
+        journal.add_call(session_id, &call_row(iteration, c))?;
+    }
+    Ok(())
+}
+
+impl Session<'_> {
+    /// Writes the proposer's calls since the last time, made for experiment `iteration`.
+    pub(crate) fn record_calls(&mut self, iteration: u64) -> Result<(), SessionError> {
+        let calls = self.proposer.take_calls();
+        write_calls(&self.journal, self.row.id, iteration, calls)
+    }
+
+    /// A proposal that got no answer may still have been paid for (an answer lost on the
+    /// way): its cost counts towards `max_cost_usd` without a record to carry it.
+    pub(crate) fn cost_of_unanswered(&mut self) {
+        self.unrecorded_cost_usd += self.proposer.last_usage().cost_usd;
     }
 }

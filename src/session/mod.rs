@@ -16,8 +16,8 @@ mod revisit;
 mod run;
 mod start;
 
-pub(crate) use cost::record_usage;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
+pub(crate) use cost::{record_usage, write_calls};
 pub use events::Event;
 pub(crate) use guard::undo_run_changes;
 pub use lock::{LockError, SessionLock};
@@ -61,8 +61,11 @@ pub struct Options {
     pub grace: Duration,
     /// Cap on one run's log.
     pub max_log_bytes: u64,
-    /// Consecutive proposer failures (rejections, transient errors) before giving up.
+    /// Consecutive unusable proposals before giving up.
     pub max_failed_proposals: u32,
+    /// Consecutive proposals without an answer (server down, each after its retries)
+    /// before giving up.
+    pub max_unanswered: u32,
     /// The engine's workers; empty: the one-tree loop in the user's checkout.
     pub workers: Vec<crate::engine::WorkerSpec>,
 }
@@ -76,6 +79,7 @@ impl Default for Options {
             grace: Duration::from_secs(10),
             max_log_bytes: 16 * 1024 * 1024,
             max_failed_proposals: 20,
+            max_unanswered: 3,
             workers: Vec::new(),
         }
     }
@@ -99,8 +103,14 @@ pub enum SessionError {
     Engine(String),
     #[error("the proposer stopped the session: {0}")]
     Proposer(String),
-    #[error("{0} proposals in a row were unusable (last: {1}); check the [agent] settings")]
+    #[error(
+        "{0} proposals in a row were unusable (last: {1}); each prompt and answer is in the journal (llm_calls): a model that follows the edit format better, or a larger [agent] max_tokens if answers were cut off, may help"
+    )]
     TooManyFailedProposals(u32, String),
+    #[error(
+        "the LLM server did not answer {0} proposals in a row (last: {1}); check that it is running at [agent] base_url, then run again to resume"
+    )]
+    LlmUnreachable(u32, String),
     #[error(
         "results file {0} is tracked by git; untrack it (`git rm --cached {0}`) or set `results` to another file"
     )]
@@ -277,6 +287,7 @@ impl<'a> Session<'a> {
         }
         let mut ran_now: u64 = 0;
         let mut failed_proposals = 0u32;
+        let mut unanswered = 0u32;
         loop {
             if let Some(reason) = self.stop_reason(ran_now) {
                 return Ok(reason);
@@ -308,6 +319,10 @@ impl<'a> Session<'a> {
                 crate::chaos::point("propose");
                 self.proposer.propose(&ctx)
             };
+            self.record_calls(iteration)?;
+            if !matches!(proposal, Err(AgentError::Transient(_))) {
+                unanswered = 0;
+            }
             if self.cancel.requested() {
                 return Ok(EndReason::Interrupted);
             }
@@ -340,7 +355,16 @@ impl<'a> Session<'a> {
                 },
                 Err(AgentError::Exhausted(why)) => return Ok(EndReason::Exhausted(why)),
                 Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
-                Err(e @ (AgentError::Invalid(_) | AgentError::Transient(_))) => {
+                Err(AgentError::Transient(why)) => {
+                    // No answer is not an unusable proposal: nothing to record but the call.
+                    self.cost_of_unanswered();
+                    unanswered += 1;
+                    self.warn(format!("the LLM server did not answer: {why}"));
+                    if unanswered >= self.opts.max_unanswered {
+                        return Err(SessionError::LlmUnreachable(unanswered, why));
+                    }
+                }
+                Err(e @ AgentError::Invalid(_)) => {
                     let why = e.to_string();
                     // An unusable answer was still paid for: its cost counts.
                     let mut usage = BTreeMap::new();
@@ -371,7 +395,8 @@ impl<'a> Session<'a> {
         if self.opts.iterations.is_some_and(|n| ran_now >= n) {
             return Some(EndReason::Iterations);
         }
-        let done = self.history.iter().map(|r| r.iteration).max().unwrap_or(0);
+        // Experiments that ran: a rejected proposal is not an iteration.
+        let done = crate::report::analysis::iterations_ran(&self.history);
         if self.config.max_iterations.is_some_and(|n| done >= n) {
             return Some(EndReason::MaxIterations);
         }

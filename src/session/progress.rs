@@ -30,7 +30,7 @@ pub fn session_info(
         max_iterations: config.max_iterations,
         started_at: row.started_at.clone(),
         ended_at,
-        iterations_done: history.iter().map(|r| r.iteration).max().unwrap_or(0),
+        iterations_done: crate::report::analysis::iterations_ran(history),
         elapsed,
         noise: noise.sigma().map(|s| {
             (

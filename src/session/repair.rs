@@ -112,6 +112,7 @@ impl Session<'_> {
             };
             self.proposer.repair(&ctx, &tail)
         };
+        self.record_calls(crashed.iteration)?;
         let p = match answer {
             None => return Ok(None),
             Some(Err(e)) => {

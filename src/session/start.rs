@@ -39,7 +39,7 @@ pub(crate) fn hash_files(root: &Path, paths: &[PathBuf]) -> BTreeMap<PathBuf, St
 
 impl<'a> Session<'a> {
     /// Opens or resumes the session for `config.tag`.
-    pub fn start(s: Setup<'a>) -> Result<Session<'a>, SessionError> {
+    pub fn start(mut s: Setup<'a>) -> Result<Session<'a>, SessionError> {
         // Before anything is touched: a session that may not run its training must not
         // create a branch or a journal entry first.
         let sandbox = crate::runner::sandbox::resolve(
@@ -80,6 +80,11 @@ impl<'a> Session<'a> {
             &format!("/{prefix}{STATE_DIR}/"),
         ])?;
         let lock = SessionLock::acquire(&state_dir)?;
+        // Before the baseline: an LLM that cannot answer must say so now, not after it.
+        let llm_notes = s
+            .proposer
+            .check()
+            .map_err(|e| SessionError::Proposer(e.to_string()))?;
         let journal = Journal::open(&state_dir.join("journal.sqlite"))?;
         let branch = s.config.branch();
         let existing = journal.session_by_tag(&s.config.tag)?;
@@ -184,6 +189,9 @@ impl<'a> Session<'a> {
         session.note(format!("sandbox: {}", sandbox.summary));
         if let Some(w) = sandbox.warning {
             session.warn(format!("sandbox: {w}"));
+        }
+        for note in llm_notes {
+            session.note(note);
         }
         if let Some(note) = session.proposer.note() {
             session.warn(note);

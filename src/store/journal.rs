@@ -3,6 +3,10 @@
 //! a session writes; each write is its own transaction so a killed session loses nothing
 //! that was finalised.
 
+mod calls;
+
+pub use calls::{CallCounts, CallRow};
+
 use super::StoreError;
 use crate::experiment::{Category, ExperimentRecord, Status};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -57,8 +61,9 @@ CREATE TABLE IF NOT EXISTS measurements (
 ";
 
 /// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
-/// 2: where each run ran (worker, device, host) and how long it took.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
+/// (`llm_calls`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a journal written by an older release up to [`SCHEMA_VERSION`], in place, one
 /// step per version, so a session started by it resumes.
@@ -74,6 +79,12 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 2;
              COMMIT;",
         )?;
+    }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN; {} PRAGMA user_version = 3; COMMIT;",
+            calls::CREATE
+        ))?;
     }
     Ok(())
 }
@@ -502,7 +513,7 @@ mod tests {
         }
     }
 
-    fn session(tag: &str) -> SessionRow {
+    pub(super) fn session(tag: &str) -> SessionRow {
         SessionRow {
             id: 0,
             tag: tag.into(),

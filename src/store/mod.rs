@@ -6,7 +6,7 @@ pub mod import;
 pub mod journal;
 pub mod results;
 
-pub use journal::{Journal, Measurement, RunPlace, SessionRow};
+pub use journal::{CallCounts, CallRow, Journal, Measurement, RunPlace, SessionRow};
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ pub enum Reply {
     Json(u16, String, Vec<(&'static str, String)>),
     /// Read the request, then never answer (until the client hangs up).
     Hang,
+    /// A 200 with `text/event-stream`: each string is one event's `data:` (with its
+    /// `event:` line when given as `event\ndata`), the body ended by closing.
+    Sse(Vec<String>),
 }
 
 pub fn ok(body: String) -> Reply {
@@ -54,19 +57,38 @@ impl Request {
 
 pub struct Server {
     pub url: String,
+    /// The scripted (POST) requests, in order.
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// GET requests (start-up probes), answered from the routes without using the script.
+    pub gets: Arc<Mutex<Vec<Request>>>,
+    /// Count of scripted requests received, for `wait_for`.
+    arrived: Arc<(Mutex<usize>, Condvar)>,
     handle: Option<JoinHandle<()>>,
 }
 
+/// What a GET to a path answers; paths without a route get a 404.
+pub type Routes = Vec<(&'static str, Reply)>;
+
 impl Server {
-    /// Serves each reply to one connection, in order, then stops listening.
+    /// Serves each reply to one POST, in order, then stops listening. GETs get a 404.
     pub fn start(replies: Vec<Reply>) -> Server {
+        Server::with_routes(replies, Vec::new())
+    }
+
+    /// Like `start`, with GET answers by path (e.g. `/v1/models`, `/props`), served as
+    /// often as asked. With no script at all it serves GETs until the test ends.
+    pub fn with_routes(replies: Vec<Reply>, routes: Routes) -> Server {
+        let forever = replies.is_empty();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
+        let gets = Arc::new(Mutex::new(Vec::new()));
+        let (log, get_log) = (requests.clone(), gets.clone());
+        let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+        let arrivals = arrived.clone();
         let handle = std::thread::spawn(move || {
-            for reply in replies {
+            let mut script = replies.into_iter().peekable();
+            while forever || script.peek().is_some() {
                 let Ok((stream, _)) = listener.accept() else {
                     return;
                 };
@@ -74,13 +96,37 @@ impl Server {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(30)))
                     .unwrap();
-                serve(stream, reply, &log);
+                let Some((req, reader)) = read_request(&stream) else {
+                    continue;
+                };
+                if req.method == "GET" {
+                    let reply = routes
+                        .iter()
+                        .find(|(p, _)| *p == req.path)
+                        .map_or_else(not_found, |(_, r)| r.clone_reply());
+                    get_log.lock().unwrap().push(req);
+                    answer(stream, reader, reply);
+                    continue;
+                }
+                log.lock().unwrap().push(req);
+                {
+                    let (n, cv) = &*arrivals;
+                    *n.lock().unwrap() += 1;
+                    cv.notify_all();
+                }
+                let Some(reply) = script.next() else {
+                    continue;
+                };
+                answer(stream, reader, reply);
             }
         });
         Server {
             url,
             requests,
-            handle: Some(handle),
+            gets,
+            arrived,
+            // A server without a script never ends: nothing to wait for.
+            handle: (!forever).then_some(handle),
         }
     }
 
@@ -95,13 +141,48 @@ impl Server {
     pub fn received(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// Blocks until `n` scripted requests have arrived (a minute at most, then panics).
+    pub fn wait_for(&self, n: usize) {
+        let (count, cv) = &*self.arrived;
+        let (got, timeout) = cv
+            .wait_timeout_while(count.lock().unwrap(), Duration::from_secs(60), |c| *c < n)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "only {} of {n} requests arrived",
+            *got
+        );
+    }
+
+    pub fn probes(&self) -> Vec<Request> {
+        self.gets.lock().unwrap().clone()
+    }
 }
 
-fn serve(stream: TcpStream, reply: Reply, log: &Mutex<Vec<Request>>) {
+fn not_found() -> Reply {
+    Reply::Json(
+        404,
+        r#"{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}"#.into(),
+        Vec::new(),
+    )
+}
+
+impl Reply {
+    fn clone_reply(&self) -> Reply {
+        match self {
+            Reply::Json(c, b, h) => Reply::Json(*c, b.clone(), h.clone()),
+            Reply::Hang => Reply::Hang,
+            Reply::Sse(e) => Reply::Sse(e.clone()),
+        }
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<(Request, BufReader<TcpStream>)> {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
+        return None;
     }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
@@ -122,18 +203,36 @@ fn serve(stream: TcpStream, reply: Reply, log: &Mutex<Vec<Request>>) {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    log.lock().unwrap().push(Request {
+    reader.read_exact(&mut body).ok()?;
+    let req = Request {
         method,
         path,
         headers,
         body: String::from_utf8(body).unwrap(),
-    });
+    };
+    Some((req, reader))
+}
+
+fn answer(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply) {
     match reply {
         Reply::Hang => {
             // Wait for the client to give up and close the connection.
             let mut sink = Vec::new();
             let _ = reader.read_to_end(&mut sink);
+        }
+        Reply::Sse(events) => {
+            let mut w = stream;
+            let _ = w.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+            );
+            for e in events {
+                let text = match e.split_once('\n') {
+                    Some((name, data)) => format!("event: {name}\ndata: {data}\n\n"),
+                    None => format!("data: {e}\n\n"),
+                };
+                let _ = w.write_all(text.as_bytes());
+                let _ = w.flush();
+            }
         }
         Reply::Json(status, body, extra) => {
             let mut w = stream;
@@ -187,6 +286,106 @@ pub fn openai_answer(text: &str) -> String {
         "usage": {"prompt_tokens": 900, "completion_tokens": 80, "total_tokens": 980}
     })
     .to_string()
+}
+
+/// A streamed Chat Completions answer: `text` in pieces of `piece` chars, the finish
+/// reason, then the usage chunk (`stream_options.include_usage`) and `[DONE]`.
+pub fn openai_stream(text: &str, piece: usize, finish: &str) -> Reply {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut events = vec![chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    let chars: Vec<char> = text.chars().collect();
+    for part in chars.chunks(piece.max(1)) {
+        let s: String = part.iter().collect();
+        events.push(chunk(serde_json::json!({"content": s}), None));
+    }
+    events.push(chunk(serde_json::json!({}), Some(finish)));
+    events.push(
+        serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 80, "total_tokens": 980}})
+        .to_string(),
+    );
+    events.push("[DONE]".into());
+    Reply::Sse(events)
+}
+
+/// A streamed Messages API answer carrying `text`.
+pub fn anthropic_stream(text: &str) -> Reply {
+    let ev = |name: &str, v: serde_json::Value| format!("{name}\n{v}");
+    Reply::Sse(vec![
+        ev(
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5", "stop_reason": null,
+            "usage": {"input_tokens": 1200, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev("ping", serde_json::json!({"type": "ping"})),
+        ev(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ),
+        ev(
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev(
+            "message_delta",
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 150}}),
+        ),
+        ev("message_stop", serde_json::json!({"type": "message_stop"})),
+    ])
+}
+
+/// An OpenAI answer that hit `max_tokens` (`finish_reason: "length"`).
+pub fn openai_cut_off(text: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&openai_answer(text)).unwrap();
+    v["choices"][0]["finish_reason"] = "length".into();
+    v.to_string()
+}
+
+/// llama.cpp's 400 for a prompt past the context (its exact body).
+pub fn llama_cpp_overflow(n_prompt_tokens: u64, n_ctx: u64) -> Reply {
+    Reply::Json(
+        400,
+        serde_json::json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt_tokens, "n_ctx": n_ctx}}).to_string(),
+        Vec::new(),
+    )
+}
+
+/// llama.cpp's `/props` with the context it was started with.
+pub fn llama_cpp_props(n_ctx: u64) -> Reply {
+    ok(serde_json::json!({
+        "default_generation_settings": {"n_ctx": n_ctx, "params": {"n_predict": -1}},
+        "total_slots": 1,
+        "model_path": "/models/SmolLM2-135M-Instruct-Q8_0.gguf",
+        "chat_template": "{% for message in messages %}...{% endfor %}",
+        "build_info": "b4500-abcdef"
+    })
+    .to_string())
+}
+
+/// `/v1/models` listing `ids` (OpenAI's shape; vLLM adds `max_model_len`).
+pub fn models(ids: &[&str], max_model_len: Option<u64>) -> Reply {
+    let data: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let mut m = serde_json::json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "local"});
+            if let Some(n) = max_model_len {
+                m["max_model_len"] = n.into();
+            }
+            m
+        })
+        .collect();
+    ok(serde_json::json!({"object": "list", "data": data}).to_string())
 }
 
 pub const GOOD_ANSWER: &str = "I will raise the learning rate.\n\nDESCRIPTION: raise LR 0.04 -> 0.08\nCATEGORY: hyperparameters\nSCRATCHPAD:\nLR sweep: 0.04 baseline, trying 0.08\nEND SCRATCHPAD\n\ntrain.py\n```python\n<<<<<<< SEARCH\nLR = 0.04\n=======\nLR = 0.08\n>>>>>>> REPLACE\n```\n";

@@ -3,16 +3,23 @@
 //! `AgentError`s with a one-line fix. Never shows the API key.
 
 use super::pricing;
+use super::stream::{self, Assembled};
 use super::transport::{CallError, Http, Secret};
 use crate::agent::{AgentError, Usage};
 use crate::config::ModelPrices;
 use serde_json::{Value, json};
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const ANTHROPIC_URL: &str = "https://api.anthropic.com";
 pub const OPENAI_URL: &str = "https://api.openai.com/v1";
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; enough for a few edit blocks and notes.
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+/// Chat Completions servers run unbounded without `max_tokens` (a small local model can
+/// ramble for minutes): every call is bounded, by this when `[agent] max_tokens` is unset.
+pub const DEFAULT_OPENAI_MAX_TOKENS: u32 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -27,7 +34,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
             Role::Assistant => "assistant",
@@ -35,8 +42,9 @@ impl Role {
     }
 }
 
-/// One API endpoint with its model and (optional) key.
-#[derive(Debug)]
+/// One API endpoint with its model and (optional) key. Clones share the connection pool
+/// and what was learned about streaming.
+#[derive(Debug, Clone)]
 pub struct Client {
     pub provider: Provider,
     pub model: String,
@@ -45,82 +53,280 @@ pub struct Client {
     pub key: Option<Secret>,
     pub prices: Option<ModelPrices>,
     pub http: Http,
+    /// Ask for a streamed answer (turned off for good when the server refuses it).
+    pub stream: Arc<AtomicBool>,
+    /// Ask for the proposal in the JSON schema (turned off for good when refused).
+    pub structured: Arc<AtomicBool>,
+}
+
+/// One answer as the server gave it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    pub usage: Usage,
+    /// The provider's own word for why the answer ended: `stop`, `length`, `end_turn`,
+    /// `max_tokens`, …
+    pub finish_reason: Option<String>,
+}
+
+impl Answer {
+    /// The answer hit the `max_tokens` bound: what was meant to follow is missing.
+    pub fn cut_off(&self) -> bool {
+        matches!(self.finish_reason.as_deref(), Some("length" | "max_tokens"))
+    }
+}
+
+/// Why a call produced no answer.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The prompt does not fit the model's context (a 400 that says so). The numbers are
+    /// the server's, when it gave them.
+    ContextOverflow {
+        prompt_tokens: Option<u64>,
+        context_tokens: Option<u64>,
+        message: String,
+    },
+    /// The server refused the JSON schema (`response_format`): ask for text instead.
+    FormatRefused(String),
+    /// Anything else, already in the session's terms.
+    Agent(AgentError),
+}
+
+/// One request's parts.
+struct Ask<'a> {
+    system: &'a str,
+    messages: &'a [(Role, String)],
+    max_tokens: u32,
+    schema: Option<&'a Value>,
+}
+
+/// Does a refusal name the structured-output request?
+fn names_the_format(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    ["response_format", "json_schema", "schema", "grammar"]
+        .iter()
+        .any(|k| b.contains(k))
+}
+
+/// A `send`'s failure: a 400 to a streamed request is kept raw until it is known whether
+/// streaming was the cause.
+enum SendFailure {
+    Refused { code: u16, body: String },
+    Call(CallFailure),
+}
+
+impl From<CallFailure> for SendFailure {
+    fn from(f: CallFailure) -> SendFailure {
+        SendFailure::Call(f)
+    }
+}
+
+impl From<CallFailure> for AgentError {
+    fn from(f: CallFailure) -> AgentError {
+        match f {
+            CallFailure::ContextOverflow { message, .. } => AgentError::Fatal(format!(
+                "the prompt does not fit the model's context ({message}): raise the server's context size (llama-server --ctx-size), set [agent] context_tokens, or use fewer read_only files"
+            )),
+            CallFailure::FormatRefused(m) => AgentError::Invalid(format!(
+                "the server refused the JSON schema ({m}): set [agent] structured = \"off\""
+            )),
+            CallFailure::Agent(e) => e,
+        }
+    }
 }
 
 impl Client {
-    /// Sends the stable `system` prefix and the conversation; returns the answer's text.
+    /// The answer room requested from the server: `[agent] max_tokens`, else the
+    /// backend's default.
+    pub fn answer_tokens(&self) -> u32 {
+        self.max_tokens.unwrap_or(match self.provider {
+            Provider::Anthropic => DEFAULT_MAX_TOKENS,
+            Provider::OpenAi => DEFAULT_OPENAI_MAX_TOKENS,
+        })
+    }
+
+    /// The key's environment variable, for messages that name the fix.
+    pub fn key_var(&self) -> &'static str {
+        match self.provider {
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::OpenAi => "OPENAI_API_KEY",
+        }
+    }
+
+    /// The key's headers (none without a key).
+    pub(crate) fn auth(&self) -> Vec<(&'static str, Secret)> {
+        match (&self.key, self.provider) {
+            (None, _) => Vec::new(),
+            (Some(k), Provider::Anthropic) => vec![("x-api-key", k.clone())],
+            (Some(k), Provider::OpenAi) => {
+                vec![("authorization", Secret(format!("Bearer {}", k.0)))]
+            }
+        }
+    }
+
+    /// Sends the stable `system` prefix and the conversation, asking for at most
+    /// `max_tokens` of answer; returns the answer, empty or cut off as it may be (the
+    /// caller decides what that means).
     pub fn complete(
         &self,
         system: &str,
         messages: &[(Role, String)],
-    ) -> Result<(String, Usage), AgentError> {
-        let base = self.base_url.trim_end_matches('/');
-        let (url, body) = match self.provider {
-            Provider::Anthropic => (
-                format!("{base}/v1/messages"),
-                self.anthropic_body(system, messages),
-            ),
-            Provider::OpenAi => (
-                format!("{base}/chat/completions"),
-                self.openai_body(system, messages),
-            ),
+        max_tokens: u32,
+    ) -> Result<Answer, CallFailure> {
+        self.complete_streaming(system, messages, max_tokens, None, &mut |_| {})
+    }
+
+    /// Whether proposals are asked for in the JSON schema (Chat Completions only).
+    pub fn wants_json(&self) -> bool {
+        self.provider == Provider::OpenAi && self.structured.load(Ordering::SeqCst)
+    }
+
+    /// `complete`, with the answer constrained to `schema` when given, reporting
+    /// streamed progress (text pieces so far) to `on_piece`.
+    pub fn complete_streaming(
+        &self,
+        system: &str,
+        messages: &[(Role, String)],
+        max_tokens: u32,
+        schema: Option<&Value>,
+        on_piece: &mut dyn FnMut(u64),
+    ) -> Result<Answer, CallFailure> {
+        let streamed = self.stream.load(Ordering::SeqCst);
+        let ask = Ask {
+            system,
+            messages,
+            max_tokens,
+            schema,
         };
-        let mut secret = Vec::new();
-        let auth;
-        if let Some(k) = &self.key {
-            match self.provider {
-                Provider::Anthropic => secret.push(("x-api-key", k)),
-                Provider::OpenAi => {
-                    auth = Secret(format!("Bearer {}", k.0));
-                    secret.push(("authorization", &auth));
-                }
+        let first = match self.send(&ask, streamed, on_piece) {
+            // A server that refuses `stream` (or its options) is asked plainly from now on.
+            Err(SendFailure::Refused { body, .. })
+                if body.to_ascii_lowercase().contains("stream") =>
+            {
+                self.stream.store(false, Ordering::SeqCst);
+                self.send(&ask, false, on_piece)
+            }
+            other => other,
+        };
+        first.map_err(|f| match f {
+            // One that refuses the schema is asked for text from now on.
+            SendFailure::Refused { body, .. } if schema.is_some() && names_the_format(&body) => {
+                self.structured.store(false, Ordering::SeqCst);
+                CallFailure::FormatRefused(self.redact(&provider_message(&body)))
+            }
+            SendFailure::Refused { code, body } => {
+                self.call_error(&self.endpoint(), CallError::Status { code, body })
+            }
+            SendFailure::Call(c) => c,
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match self.provider {
+            Provider::Anthropic => format!("{base}/v1/messages"),
+            Provider::OpenAi => format!("{base}/chat/completions"),
+        }
+    }
+
+    fn send(
+        &self,
+        ask: &Ask<'_>,
+        streamed: bool,
+        on_piece: &mut dyn FnMut(u64),
+    ) -> Result<Answer, SendFailure> {
+        let url = self.endpoint();
+        let mut body = match self.provider {
+            Provider::Anthropic => self.anthropic_body(ask.system, ask.messages, ask.max_tokens),
+            Provider::OpenAi => self.openai_body(ask.system, ask.messages, ask.max_tokens),
+        };
+        if let (Some(schema), Provider::OpenAi) = (ask.schema, self.provider) {
+            body["response_format"] = super::structured::response_format(schema);
+        }
+        if streamed {
+            body["stream"] = json!(true);
+            if self.provider == Provider::OpenAi {
+                body["stream_options"] = json!({"include_usage": true});
             }
         }
+        let auth = self.auth();
+        let secret: Vec<(&str, &Secret)> = auth.iter().map(|(k, v)| (*k, v)).collect();
         let headers: &[(&str, &str)] = match self.provider {
             Provider::Anthropic => &[("anthropic-version", ANTHROPIC_VERSION)],
             Provider::OpenAi => &[],
         };
-        let text = self
+        let provider = self.provider;
+        let read = self
             .http
-            .post_json(&url, headers, &secret, &body.to_string())
-            .map_err(|e| self.call_error(&url, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| AgentError::Invalid(format!("the answer from {url} is not JSON: {e}")))?;
+            .post_read(&url, headers, &secret, &body.to_string(), &mut |ct, r| {
+                if ct.is_some_and(|c| c.starts_with("text/event-stream")) {
+                    let mut a = Assembled::default();
+                    stream::read_events(BufReader::new(r), |v| {
+                        a.take(provider, v);
+                        on_piece(a.deltas);
+                    })?;
+                    Ok(Ok(a))
+                } else {
+                    let mut s = String::new();
+                    Read::take(r, 64 * 1024 * 1024).read_to_string(&mut s)?;
+                    Ok(Err(s))
+                }
+            });
+        let v: Value = match read {
+            Err(CallError::Status { code, body })
+                if code == 400
+                    && (streamed || ask.schema.is_some())
+                    && context_overflow(&body).is_none() =>
+            {
+                return Err(SendFailure::Refused { code, body });
+            }
+            Err(e) => return Err(self.call_error(&url, e).into()),
+            Ok(Ok(a)) => {
+                if let Some(e) = a.error {
+                    // An error event mid-stream: the provider failed this answer.
+                    let failed = CallError::Status { code: 500, body: e };
+                    return Err(self.call_error(&url, failed).into());
+                }
+                a.body(provider)
+            }
+            Ok(Err(text)) => serde_json::from_str(&text).map_err(|e| {
+                CallFailure::Agent(AgentError::Invalid(format!(
+                    "the answer from {url} is not JSON: {e}"
+                )))
+            })?,
+        };
         match self.provider {
             Provider::Anthropic => self.read_anthropic(&v),
             Provider::OpenAi => self.read_openai(&v),
         }
+        .map_err(|e| CallFailure::Agent(e).into())
     }
 
-    fn anthropic_body(&self, system: &str, messages: &[(Role, String)]) -> Value {
+    fn anthropic_body(&self, system: &str, messages: &[(Role, String)], max_tokens: u32) -> Value {
         let msgs: Vec<Value> = messages
             .iter()
             .map(|(r, t)| json!({"role": r.as_str(), "content": t}))
             .collect();
         json!({
             "model": self.model,
-            "max_tokens": self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "max_tokens": max_tokens,
             // The prefix that stays the same across iterations: cached at a tenth of the price.
             "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
             "messages": msgs,
         })
     }
 
-    fn openai_body(&self, system: &str, messages: &[(Role, String)]) -> Value {
+    fn openai_body(&self, system: &str, messages: &[(Role, String)], max_tokens: u32) -> Value {
         let mut msgs = vec![json!({"role": "system", "content": system})];
         msgs.extend(
             messages
                 .iter()
                 .map(|(r, t)| json!({"role": r.as_str(), "content": t})),
         );
-        let mut body = json!({"model": self.model, "messages": msgs});
-        if let Some(m) = self.max_tokens {
-            body["max_tokens"] = json!(m);
-        }
-        body
+        json!({"model": self.model, "messages": msgs, "max_tokens": max_tokens})
     }
 
-    fn read_anthropic(&self, v: &Value) -> Result<(String, Usage), AgentError> {
+    fn read_anthropic(&self, v: &Value) -> Result<Answer, AgentError> {
         let blocks = v["content"].as_array().ok_or_else(|| {
             AgentError::Invalid("the Anthropic answer has no `content` array".into())
         })?;
@@ -140,10 +346,14 @@ impl Client {
             cost_usd: 0.0,
         };
         usage.cost_usd = pricing::cost(&usage, self.effective_prices());
-        non_empty(text, v["stop_reason"].as_str()).map(|t| (t, usage))
+        Ok(Answer {
+            text,
+            usage,
+            finish_reason: v["stop_reason"].as_str().map(str::to_string),
+        })
     }
 
-    fn read_openai(&self, v: &Value) -> Result<(String, Usage), AgentError> {
+    fn read_openai(&self, v: &Value) -> Result<Answer, AgentError> {
         let msg = &v["choices"][0]["message"];
         if msg.is_null() {
             return Err(AgentError::Invalid(
@@ -165,15 +375,34 @@ impl Client {
             cost_usd: 0.0,
         };
         usage.cost_usd = pricing::cost(&usage, self.effective_prices());
-        let stop = v["choices"][0]["finish_reason"].as_str();
-        non_empty(text, stop).map(|t| (t, usage))
+        Ok(Answer {
+            text,
+            usage,
+            finish_reason: v["choices"][0]["finish_reason"]
+                .as_str()
+                .map(str::to_string),
+        })
     }
 
     pub fn effective_prices(&self) -> Option<ModelPrices> {
         self.prices.or_else(|| pricing::for_model(&self.model))
     }
 
-    fn call_error(&self, url: &str, e: CallError) -> AgentError {
+    fn call_error(&self, url: &str, e: CallError) -> CallFailure {
+        if let CallError::Status { code: 400, body } = &e {
+            if let Some((prompt_tokens, context_tokens)) = context_overflow(body) {
+                return CallFailure::ContextOverflow {
+                    prompt_tokens,
+                    context_tokens,
+                    message: self.redact(&provider_message(body)),
+                };
+            }
+        }
+        CallFailure::Agent(self.status_error(url, e))
+    }
+
+    /// A failed call in the session's terms, with the fix.
+    pub(crate) fn status_error(&self, url: &str, e: CallError) -> AgentError {
         let who = match self.provider {
             Provider::Anthropic => "Anthropic",
             Provider::OpenAi => "the server",
@@ -191,10 +420,7 @@ impl Client {
         } else {
             format!(" — {detail}")
         };
-        let key_var = match self.provider {
-            Provider::Anthropic => "ANTHROPIC_API_KEY",
-            Provider::OpenAi => "OPENAI_API_KEY",
-        };
+        let key_var = self.key_var();
         match code {
             401 if self.key.is_none() => AgentError::Fatal(format!(
                 "{who} at {url} requires an API key (401): set {key_var}{detail}"
@@ -229,14 +455,40 @@ impl Client {
     }
 }
 
-fn non_empty(text: String, stop: Option<&str>) -> Result<String, AgentError> {
-    if text.trim().is_empty() {
-        let why = stop.map_or(String::new(), |s| format!(" (stop reason: {s})"));
-        return Err(AgentError::Invalid(format!(
-            "the model gave an empty answer{why}"
-        )));
+/// A 400 saying the prompt exceeds the context: llama.cpp's `exceed_context_size_error`
+/// (with `n_prompt_tokens` and `n_ctx`), OpenAI's `context_length_exceeded`, vLLM's and
+/// others' "maximum context length is N tokens … resulted in M tokens". The numbers when
+/// the body has them: (prompt tokens, context tokens).
+pub fn context_overflow(body: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let e = &v["error"];
+    let kind = [&e["type"], &e["code"]]
+        .iter()
+        .filter_map(|x| x.as_str())
+        .any(|k| k == "exceed_context_size_error" || k == "context_length_exceeded");
+    let message = provider_message(body).to_ascii_lowercase();
+    let said = message.contains("context length")
+        || message.contains("context size")
+        || message.contains("context window");
+    if !kind && !said {
+        return None;
     }
-    Ok(text)
+    let mut prompt = e["n_prompt_tokens"].as_u64();
+    let mut context = e["n_ctx"].as_u64();
+    if context.is_none() {
+        static MAX: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"maximum context length is (\d+)").expect("static regex")
+        });
+        context = MAX.captures(&message).and_then(|c| c[1].parse().ok());
+    }
+    if prompt.is_none() {
+        static GOT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"(?:resulted in|requested|you requested) (\d+) tokens")
+                .expect("static regex")
+        });
+        prompt = GOT.captures(&message).and_then(|c| c[1].parse().ok());
+    }
+    Some((prompt, context))
 }
 
 /// `error.message` from either provider's error body, cut to one short line.

@@ -4,17 +4,25 @@
 //! A proposer never runs training, never commits, and never reveals an API key.
 
 pub mod api;
+pub mod check;
 pub mod command;
+pub mod exchange;
+pub mod fit;
+pub mod next_steps;
+mod phase;
 pub mod pricing;
 pub mod prompt;
+pub mod stream;
+pub mod structured;
 pub mod transport;
 
 use self::api::{Client, Provider, Role};
 use self::command::CommandAgent;
+use self::exchange::{Ask, Ledger};
 use self::prompt::{AnswerStyle, Prompt, Templates};
 use self::transport::{Http, RetryPolicy, Secret};
-use super::edits::{self, ApplyError, Edit};
-use super::{AgentError, Context, FileChange, Proposal, Proposer, Usage, state_hash};
+use super::edits;
+use super::{AgentError, CallRecord, Context, FileChange, Proposal, Proposer, Usage, state_hash};
 use crate::config::{AgentBackend, AgentConfig};
 use crate::experiment::Category;
 use std::collections::BTreeMap;
@@ -24,7 +32,7 @@ use std::path::PathBuf;
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
 enum Backend {
-    Api(Client),
+    Api(Box<Client>),
     Command(CommandAgent),
 }
 
@@ -32,9 +40,10 @@ enum Backend {
 pub struct LlmProposer {
     backend: Backend,
     templates: Templates,
-    last_prompt: Option<String>,
-    /// Usage of the last propose or repair, kept when the answer was unusable too.
-    last_usage: Usage,
+    /// The window, the calls, the last prompt and usage.
+    ledger: Ledger,
+    /// `[agent] context_tokens`: wins over what the server says.
+    configured_context: Option<u64>,
 }
 
 impl std::fmt::Debug for LlmProposer {
@@ -78,7 +87,7 @@ impl LlmProposer {
                         "ANTHROPIC_API_KEY is not set: export it, or choose another [agent] backend".into(),
                     ));
                 };
-                Backend::Api(Client {
+                Backend::Api(Box::new(Client {
                     provider: Provider::Anthropic,
                     model: agent
                         .model
@@ -92,7 +101,11 @@ impl LlmProposer {
                     key: Some(Secret(key.trim().to_string())),
                     prices: agent.prices,
                     http: http(),
-                })
+                    stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
+                    structured: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                        agent.structured != crate::config::Structured::Off,
+                    )),
+                }))
             }
             AgentBackend::OpenAi => {
                 let Some(model) = agent.model.clone() else {
@@ -100,7 +113,7 @@ impl LlmProposer {
                         "the openai backend needs a model: set [agent] model (e.g. \"gpt-4o\" or \"qwen2.5-coder:32b\")".into(),
                     ));
                 };
-                Backend::Api(Client {
+                Backend::Api(Box::new(Client {
                     provider: Provider::OpenAi,
                     model,
                     base_url: agent
@@ -111,7 +124,11 @@ impl LlmProposer {
                     key: key.map(|k| Secret(k.trim().to_string())),
                     prices: agent.prices,
                     http: http(),
-                })
+                    stream: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(agent.stream)),
+                    structured: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                        agent.structured != crate::config::Structured::Off,
+                    )),
+                }))
             }
             AgentBackend::Command => {
                 let Some(command) = agent.command.clone().filter(|c| !c.trim().is_empty()) else {
@@ -134,14 +151,59 @@ impl LlmProposer {
         Ok(LlmProposer {
             backend,
             templates,
-            last_prompt: None,
-            last_usage: Usage::default(),
+            ledger: Ledger {
+                context_tokens: agent.context_tokens,
+                ..Ledger::default()
+            },
+            configured_context: agent.context_tokens,
         })
+    }
+
+    /// The model's context in tokens, when known (configured, from the server, or learned
+    /// from an overflow).
+    pub fn context_tokens(&self) -> Option<u64> {
+        self.ledger.context_tokens
+    }
+
+    /// The start-up check (see `check`): for an HTTP backend, the endpoint, the key, the
+    /// model, and the context size it reports.
+    pub fn check(&mut self) -> Result<Vec<String>, AgentError> {
+        let Backend::Api(client) = &self.backend else {
+            return Ok(Vec::new());
+        };
+        let served = check::check(client)?;
+        let mut notes = served.notes;
+        if self.configured_context.is_none() {
+            if let Some(n) = served.context_tokens {
+                self.ledger.context_tokens = Some(n);
+            }
+        }
+        let answer = self.ledger.answer_tokens(client);
+        notes.push(match self.ledger.context_tokens {
+            Some(n) => {
+                let from = if self.configured_context.is_some() {
+                    "[agent] context_tokens"
+                } else {
+                    "the server"
+                };
+                format!(
+                    "LLM at {}: context {n} tokens ({from}), answers up to {answer} tokens",
+                    client.base_url
+                )
+            }
+            None => format!(
+                "LLM at {}: answers up to {answer} tokens (context size unknown: set [agent] context_tokens to fit prompts to it)",
+                client.base_url
+            ),
+        });
+        Ok(notes)
     }
 
     /// Why costs read 0, when they do (a model without known prices and none configured).
     pub fn cost_note(&self) -> Option<String> {
         match &self.backend {
+            // A server on this machine costs nothing per token.
+            Backend::Api(c) if is_loopback(&c.base_url) => None,
             Backend::Api(c) if c.effective_prices().is_none() => Some(format!(
                 "no prices known for model \"{}\": costs are recorded as 0 (set [agent] price_input and price_output, USD per million tokens, to estimate them)",
                 c.model
@@ -159,8 +221,13 @@ impl LlmProposer {
         match &self.backend {
             Backend::Api(client) => Some(
                 client
-                    .complete(system, &[(Role::User, user.to_string())])
-                    .map(|(text, _)| text),
+                    .complete(
+                        system,
+                        &[(Role::User, user.to_string())],
+                        self.ledger.answer_tokens(client),
+                    )
+                    .map(|a| a.text)
+                    .map_err(AgentError::from),
             ),
             Backend::Command(_) => None,
         }
@@ -169,7 +236,12 @@ impl LlmProposer {
     /// The last prompt sent (system part, then the conversation), for saving beside the
     /// run. It never contains a key.
     pub fn last_prompt(&self) -> Option<&str> {
-        self.last_prompt.as_deref()
+        self.ledger.last_prompt.as_deref()
+    }
+
+    /// The calls made since the last time this was asked, oldest first.
+    pub fn take_calls(&mut self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.ledger.calls)
     }
 
     /// Asks once for a repair of a trivial crash. `ctx.files` must hold the editable files
@@ -177,40 +249,72 @@ impl LlmProposer {
     /// attempt; for the command backend the work tree must hold that state too. The
     /// returned changes are relative to `ctx.files`.
     pub fn repair(&mut self, ctx: &Context<'_>, traceback: &str) -> Result<Proposal, AgentError> {
-        let style = self.style();
-        let p = self.templates.repair(ctx, traceback, style);
-        self.run(ctx, p)
+        self.run(ctx, Ask::Repair(traceback))
     }
 
-    fn style(&self) -> AnswerStyle {
-        match self.backend {
-            Backend::Api(_) => AnswerStyle::Blocks,
-            Backend::Command(_) => AnswerStyle::EditInPlace,
-        }
-    }
-
-    fn run(&mut self, ctx: &Context<'_>, p: Prompt) -> Result<Proposal, AgentError> {
-        self.last_prompt = Some(p.full());
-        self.last_usage = Usage::default();
+    fn run(&mut self, ctx: &Context<'_>, ask: Ask<'_>) -> Result<Proposal, AgentError> {
+        self.ledger.usage = Usage::default();
         match &self.backend {
-            Backend::Api(client) => ask(
-                client,
-                &self.templates,
-                ctx,
-                &p,
-                &mut self.last_prompt,
-                &mut self.last_usage,
-            ),
+            Backend::Api(client) => {
+                exchange::propose(client, &self.templates, ctx, ask, &mut self.ledger)
+            }
             Backend::Command(agent) => {
-                let out = agent.run(ctx.repo, &p.full(), &ctx.config.editable)?;
-                let mut files = ctx.files.clone();
-                files.extend(out.changes);
-                let desc = edits::field(&out.output, "DESCRIPTION");
-                let cat = edits::field(&out.output, "CATEGORY").and_then(|c| Category::parse(&c));
-                finish(ctx, files, desc, cat, None, Usage::default())
+                let style = AnswerStyle::EditInPlace;
+                let p: Prompt = match ask {
+                    Ask::Propose => self.templates.propose(ctx, style),
+                    Ask::Repair(tb) => self.templates.repair(ctx, tb, style),
+                };
+                let prompt = p.full();
+                self.ledger.last_prompt = Some(prompt.clone());
+                let started_at =
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let clock = std::time::Instant::now();
+                let ran = agent.run(ctx.repo, &prompt, &ctx.config.editable);
+                let duration_s = clock.elapsed().as_secs_f64();
+                let answer = ran.as_ref().ok().map(|o| o.output.clone());
+                let result = ran.and_then(|out| {
+                    let mut files = ctx.files.clone();
+                    files.extend(out.changes);
+                    let desc = edits::field(&out.output, "DESCRIPTION");
+                    let cat =
+                        edits::field(&out.output, "CATEGORY").and_then(|c| Category::parse(&c));
+                    finish(ctx, files, desc, cat, None, Usage::default())
+                });
+                // The agent's run is a call like any other: on the record.
+                self.ledger.calls.push(CallRecord {
+                    purpose: ask.purpose().to_string(),
+                    started_at,
+                    duration_s,
+                    prompt,
+                    answer,
+                    finish_reason: None,
+                    usage: Usage::default(),
+                    outcome: super::CallOutcome::Used,
+                    reason: String::new(),
+                });
+                self.ledger.settle(&result);
+                result
             }
         }
     }
+}
+
+/// Is the URL's host this machine (`localhost`, `127.0.0.0/8`, `::1`)?
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Proposer for LlmProposer {
@@ -233,9 +337,7 @@ impl Proposer for LlmProposer {
     }
 
     fn propose(&mut self, ctx: &Context<'_>) -> Result<Proposal, AgentError> {
-        let style = self.style();
-        let p = self.templates.propose(ctx, style);
-        self.run(ctx, p)
+        self.run(ctx, Ask::Propose)
     }
 
     fn repair(
@@ -255,84 +357,27 @@ impl Proposer for LlmProposer {
     }
 
     fn last_usage(&self) -> Usage {
-        self.last_usage
+        self.ledger.usage
     }
-}
 
-/// One HTTP proposal: ask, parse, apply; on unmatched blocks ask once more for them only.
-/// `spent` adds up every answer's usage, whether or not the proposal is usable.
-fn ask(
-    client: &Client,
-    templates: &Templates,
-    ctx: &Context<'_>,
-    p: &Prompt,
-    log: &mut Option<String>,
-    spent: &mut Usage,
-) -> Result<Proposal, AgentError> {
-    let mut conv = vec![(Role::User, p.task.clone())];
-    let (answer, first) = client.complete(&p.system, &conv)?;
-    *spent = first;
-    let parsed = edits::parse(&answer).map_err(|e| AgentError::Invalid(e.to_string()))?;
-    if parsed.edits.is_empty() {
-        return Err(AgentError::Invalid(
-            "the answer has no edit blocks (expected a path line and <<<<<<< SEARCH … >>>>>>> REPLACE)".into(),
-        ));
+    fn check(&mut self) -> Result<Vec<String>, AgentError> {
+        LlmProposer::check(self)
     }
-    let editable = &ctx.config.editable;
-    let mut edits_used = parsed.edits.clone();
-    let files = match edits::apply(ctx.files, &edits_used, editable) {
-        Ok(f) => f,
-        Err(ApplyError::Blocks(failures)) => {
-            let follow_up = templates.retry(&failures, &parsed.edits);
-            conv.push((Role::Assistant, answer));
-            conv.push((Role::User, follow_up));
-            if let Some(l) = log.as_mut() {
-                for (r, t) in &conv[1..] {
-                    l.push_str(&format!("\n\n--- {r:?} ---\n{t}"));
-                }
-            }
-            let (again, u2) = client.complete(&p.system, &conv)?;
-            pricing::add(spent, &u2);
-            let fixed = edits::parse(&again)
-                .map_err(|e| AgentError::Invalid(format!("second answer: {e}")))?
-                .edits;
-            edits_used = merge_fixes(&parsed.edits, &failures, fixed);
-            edits::apply(ctx.files, &edits_used, editable)
-                .map_err(|e| AgentError::Invalid(format!("after asking again: {e}")))?
-        }
-        Err(e) => return Err(AgentError::Invalid(e.to_string())),
-    };
-    let cat = parsed.category.and_then(Result::ok);
-    finish(
-        ctx,
-        files,
-        parsed.description,
-        cat,
-        parsed.scratchpad,
-        *spent,
-    )
-}
 
-/// The first answer's good blocks plus the corrected ones: position for position when
-/// the counts agree, otherwise all the corrections in place of the failed blocks.
-fn merge_fixes(first: &[Edit], failures: &[edits::BlockFailure], fixed: Vec<Edit>) -> Vec<Edit> {
-    let failed: Vec<usize> = failures.iter().map(|f| f.index).collect();
-    let mut out: Vec<Edit> = Vec::with_capacity(first.len());
-    let mut fixes = fixed.into_iter();
-    let one_for_one = fixes.len() == failed.len();
-    for (k, e) in first.iter().enumerate() {
-        if !failed.contains(&(k + 1)) {
-            out.push(e.clone());
-        } else if one_for_one {
-            out.extend(fixes.next());
-        }
+    fn take_calls(&mut self) -> Vec<CallRecord> {
+        LlmProposer::take_calls(self)
     }
-    out.extend(fixes);
-    out
+
+    fn watch(&mut self, cancel: crate::runner::Cancel, progress: Option<super::ProgressSink>) {
+        self.ledger.watch = exchange::Watch {
+            cancel: Some(cancel),
+            progress,
+        };
+    }
 }
 
 /// Final checks shared by all backends, then the proposal.
-fn finish(
+pub(super) fn finish(
     ctx: &Context<'_>,
     files: BTreeMap<PathBuf, String>,
     description: Option<String>,
@@ -393,4 +438,31 @@ pub fn diff_summary(before: &BTreeMap<PathBuf, String>, changes: &[FileChange]) 
         })
         .collect();
     format!("edit {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_urls_are_this_machine_only() {
+        for url in [
+            "http://localhost:8080/v1",
+            "http://127.0.0.1:11434/v1",
+            "http://127.0.0.2",
+            "http://[::1]:8000/v1",
+            "http://user:pw@LOCALHOST/v1",
+            "http://ollama.localhost:11434/v1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://localhost.example.com/v1",
+            "http://10.0.0.5:8000/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 }

@@ -2,13 +2,10 @@
 //! `Context`. Deterministic for a given context; it only reads files, and it fences every
 //! piece of untrusted text (logs, history, earlier answers) so it cannot pass for
 //! instructions.
-//!
-//! Research phases: `[agent] phases = ["1-10: hyperparameters only", "11-30: architecture",
-//! "31-: anything"]`, or the same as lines in program.md starting with `Phase`
-//! (`Phase 1-10: hyperparameters only`). A range is `A-B`, `A-` or `A+` (open-ended), or a
-//! single `A`; iterations are 1-based. The first phase containing the current iteration is
-//! named in the prompt. Config phases take precedence over program.md's.
+//! Research phases are read in `phase`.
 
+use super::phase::phase_text;
+pub use super::phase::{Phase, phases_in_program};
 use crate::agent::Context;
 use crate::agent::edits::{BlockFailure, Edit};
 use crate::config::Scope;
@@ -21,6 +18,34 @@ pub const READ_ONLY_BUDGET: usize = 32 * 1024;
 pub const CRASH_TAIL_BUDGET: usize = 6 * 1024;
 /// History rows shown (the most recent).
 pub const HISTORY_ROWS: usize = 60;
+/// Bytes of the scratchpad shown (the session keeps at most 16 KiB).
+pub const SCRATCHPAD_BUDGET: usize = 16 * 1024;
+
+/// How much of each shortenable part a prompt shows (see `fit` for the order they are
+/// shortened in). The editable files are never shortened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub history_rows: usize,
+    pub crash_bytes: usize,
+    pub scratchpad_bytes: usize,
+    pub read_only_bytes: usize,
+}
+
+impl Limits {
+    /// Everything, up to the fixed budgets.
+    pub const FULL: Limits = Limits {
+        history_rows: HISTORY_ROWS,
+        crash_bytes: CRASH_TAIL_BUDGET,
+        scratchpad_bytes: SCRATCHPAD_BUDGET,
+        read_only_bytes: READ_ONLY_BUDGET,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::FULL
+    }
+}
 
 const EMBEDDED: &[(&str, &str)] = &[
     ("system.md", include_str!("templates/system.md")),
@@ -35,6 +60,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         "format_command.md",
         include_str!("templates/format_command.md"),
     ),
+    ("format_json.md", include_str!("templates/format_json.md")),
 ];
 
 /// The prompt in two parts: a stable prefix (cacheable) and the per-iteration task.
@@ -58,6 +84,8 @@ impl Prompt {
 pub enum AnswerStyle {
     /// SEARCH/REPLACE blocks in the text (HTTP backends).
     Blocks,
+    /// One JSON object in the proposal schema (`structured`), where the server enforces it.
+    Json,
     /// The agent edits the files itself (CLI agents).
     EditInPlace,
 }
@@ -104,24 +132,43 @@ impl Templates {
 
     /// The prompt for proposing the next experiment.
     pub fn propose(&self, ctx: &Context<'_>, style: AnswerStyle) -> Prompt {
+        self.propose_within(ctx, style, Limits::FULL)
+    }
+
+    /// The proposal prompt showing at most `limits` of the shortenable parts.
+    pub fn propose_within(&self, ctx: &Context<'_>, style: AnswerStyle, limits: Limits) -> Prompt {
         let vars = [
             ("iteration", ctx.iteration.to_string()),
             ("phase", phase_text(ctx)),
             ("best", best_text(ctx)),
             ("discipline", discipline_text(ctx)),
-            ("history", history_text(ctx.history)),
-            ("crash", crash_text(ctx.last_crash_tail)),
-            ("scratchpad", scratchpad_text(ctx.scratchpad)),
+            ("history", history_text(ctx.history, limits.history_rows)),
+            ("crash", crash_text(ctx.last_crash_tail, limits.crash_bytes)),
+            (
+                "scratchpad",
+                scratchpad_text(ctx.scratchpad, limits.scratchpad_bytes),
+            ),
             ("files", files_text(ctx.files.iter())),
         ];
         Prompt {
-            system: self.system(ctx, style),
+            system: self.system(ctx, style, limits),
             task: render(self.get("task.md"), &vars),
         }
     }
 
     /// The prompt for repairing a crashed experiment; `ctx.files` holds the crashed state.
     pub fn repair(&self, ctx: &Context<'_>, traceback: &str, style: AnswerStyle) -> Prompt {
+        self.repair_within(ctx, traceback, style, Limits::FULL)
+    }
+
+    /// The repair prompt within `limits` (the traceback keeps at least its last 1 KiB).
+    pub fn repair_within(
+        &self,
+        ctx: &Context<'_>,
+        traceback: &str,
+        style: AnswerStyle,
+        limits: Limits,
+    ) -> Prompt {
         let attempt = ctx.history.last().map_or_else(
             || "(unknown)".to_string(),
             |r| {
@@ -136,12 +183,12 @@ impl Templates {
             ("attempt", attempt),
             (
                 "traceback",
-                fence("traceback", tail(traceback, CRASH_TAIL_BUDGET)),
+                fence("traceback", tail(traceback, limits.crash_bytes.max(1024))),
             ),
             ("files", files_text(ctx.files.iter())),
         ];
         Prompt {
-            system: self.system(ctx, style),
+            system: self.system(ctx, style, limits),
             task: render(self.get("repair.md"), &vars),
         }
     }
@@ -169,9 +216,10 @@ impl Templates {
         render(self.get("retry.md"), &[("failures", list.join("\n"))])
     }
 
-    fn system(&self, ctx: &Context<'_>, style: AnswerStyle) -> String {
+    fn system(&self, ctx: &Context<'_>, style: AnswerStyle, limits: Limits) -> String {
         let format = match style {
             AnswerStyle::Blocks => self.get("format_blocks.md"),
+            AnswerStyle::Json => self.get("format_json.md"),
             AnswerStyle::EditInPlace => self.get("format_command.md"),
         };
         let editable: Vec<String> = ctx
@@ -188,7 +236,10 @@ impl Templates {
             ("scope", scope_text(ctx.config.scope).to_string()),
             ("platform", ctx.platform.describe()),
             ("program", program_text(ctx)),
-            ("read_only", read_only_text(ctx.repo, &ctx.config.read_only)),
+            (
+                "read_only",
+                read_only_text(ctx.repo, &ctx.config.read_only, limits.read_only_bytes),
+            ),
         ];
         render(self.get("system.md"), &vars)
     }
@@ -282,9 +333,9 @@ fn program_text(ctx: &Context<'_>) -> String {
     }
 }
 
-fn read_only_text(repo: &Path, paths: &[PathBuf]) -> String {
+fn read_only_text(repo: &Path, paths: &[PathBuf], budget: usize) -> String {
     let mut out = String::new();
-    let mut left = READ_ONLY_BUDGET;
+    let mut left = budget;
     for p in paths {
         let Ok(text) = std::fs::read_to_string(repo.join(p)) else {
             continue;
@@ -349,11 +400,17 @@ fn cell(s: &str, max: usize) -> String {
     }
 }
 
-fn history_text(history: &[ExperimentRecord]) -> String {
+fn history_text(history: &[ExperimentRecord], rows: usize) -> String {
     if history.is_empty() {
         return "(none yet)".to_string();
     }
-    let skip = history.len().saturating_sub(HISTORY_ROWS);
+    if rows == 0 {
+        return format!(
+            "({} earlier experiments, omitted to fit the model's context)",
+            history.len()
+        );
+    }
+    let skip = history.len().saturating_sub(rows);
     let mut t = String::new();
     if skip > 0 {
         t.push_str(&format!("({skip} older experiments omitted)\n"));
@@ -432,121 +489,37 @@ fn discipline_text(ctx: &Context<'_>) -> String {
     }
 }
 
-fn crash_text(tail_text: Option<&str>) -> String {
+fn crash_text(tail_text: Option<&str>, budget: usize) -> String {
     match tail_text {
-        Some(t) if !t.trim().is_empty() => fence("crash-log", tail(t, CRASH_TAIL_BUDGET)),
+        Some(_) if budget == 0 => "(omitted to fit the model's context)".to_string(),
+        Some(t) if !t.trim().is_empty() => fence("crash-log", tail(t, budget)),
         _ => "(none)".to_string(),
     }
 }
 
-fn scratchpad_text(s: Option<&str>) -> String {
+fn scratchpad_text(s: Option<&str>, budget: usize) -> String {
     match s {
-        Some(t) if !t.trim().is_empty() => fence("scratchpad", t),
+        Some(_) if budget == 0 => "(omitted to fit the model's context)".to_string(),
+        Some(t) if !t.trim().is_empty() => fence("scratchpad", head(t, budget)),
         _ => "(empty)".to_string(),
     }
 }
 
-/// A declared research phase: iterations `from..=to` (open-ended when `to` is None).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase {
-    pub from: u64,
-    pub to: Option<u64>,
-    pub focus: String,
-}
-
-impl Phase {
-    /// Parses `A-B: focus`, `A-: focus`, `A+: focus` or `A: focus`.
-    pub fn parse(s: &str) -> Result<Phase, String> {
-        let err = || {
-            format!(
-                "bad phase {s:?}: write e.g. \"1-10: hyperparameters only\" or \"11-: anything\""
-            )
-        };
-        let (range, focus) = s.split_once(':').ok_or_else(err)?;
-        let range = range.trim().replace(['–', '—'], "-");
-        let num = |t: &str| t.trim().parse::<u64>().map_err(|_| err());
-        let (from, to) = if let Some(a) = range.strip_suffix('+') {
-            (num(a)?, None)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (
-                num(a)?,
-                if b.trim().is_empty() {
-                    None
-                } else {
-                    Some(num(b)?)
-                },
-            )
-        } else {
-            let a = num(&range)?;
-            (a, Some(a))
-        };
-        let focus = focus.trim().to_string();
-        if focus.is_empty() || to.is_some_and(|t| t < from) {
-            return Err(err());
-        }
-        Ok(Phase { from, to, focus })
+/// The first `budget` bytes of `text`, cut on a char boundary.
+fn head(text: &str, budget: usize) -> &str {
+    if text.len() <= budget {
+        return text;
     }
-
-    pub fn contains(&self, iteration: u64) -> bool {
-        iteration >= self.from && self.to.is_none_or(|t| iteration <= t)
+    let mut cut = budget;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
     }
-}
-
-/// Phases from program.md lines starting with `Phase` (markdown bullets allowed).
-pub fn phases_in_program(text: &str) -> Vec<Phase> {
-    text.lines()
-        .filter_map(|l| {
-            let t = l.trim().trim_start_matches(['-', '*', '#', ' ']);
-            let head = t.get(..6)?;
-            head.eq_ignore_ascii_case("phase ")
-                .then(|| Phase::parse(&t[6..]).ok())
-                .flatten()
-        })
-        .collect()
-}
-
-fn phase_text(ctx: &Context<'_>) -> String {
-    let phases: Vec<Phase> = if ctx.config.agent.phases.is_empty() {
-        let program =
-            std::fs::read_to_string(ctx.repo.join(&ctx.config.program)).unwrap_or_default();
-        phases_in_program(&program)
-    } else {
-        ctx.config
-            .agent
-            .phases
-            .iter()
-            .filter_map(|p| Phase::parse(p).ok())
-            .collect()
-    };
-    match phases.iter().find(|p| p.contains(ctx.iteration)) {
-        Some(p) => {
-            let to = p.to.map_or_else(|| "on".to_string(), |t| format!("to {t}"));
-            format!(
-                "\nCurrent research phase (experiments {} {to}): {}. Stay within it.\n",
-                p.from, p.focus
-            )
-        }
-        None => String::new(),
-    }
+    &text[..cut]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phases_parse_and_contain() {
-        let p = Phase::parse("1-10: hyperparameters only").unwrap();
-        assert!(p.contains(1) && p.contains(10) && !p.contains(11));
-        let p = Phase::parse("11+: anything").unwrap();
-        assert!(p.contains(500) && !p.contains(10));
-        assert_eq!(Phase::parse("11-: x").unwrap().to, None);
-        assert!(Phase::parse("10-2: x").is_err());
-        assert!(Phase::parse("soon: x").is_err());
-        let v = phases_in_program("intro\n- Phase 1-3: tune LR\nPHASE 4-: architecture\n");
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[1].focus, "architecture");
-    }
 
     #[test]
     fn fence_cannot_be_closed_from_inside() {

@@ -4,10 +4,17 @@
 
 use crate::config::AgentConfig;
 use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
 use std::time::Duration;
 
 /// Default per-request timeout: long answers from big models take minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Reads a success body, given its content type.
+pub type BodyReader<'r, T> = dyn FnMut(Option<&str>, &mut dyn Read) -> std::io::Result<T> + 'r;
+
+/// The most of a success body read (a runaway answer is cut here).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +85,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+#[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
     timeout: Duration,
@@ -117,9 +125,27 @@ impl Http {
         secret_headers: &[(&str, &Secret)],
         body: &str,
     ) -> Result<String, CallError> {
+        self.post_read(url, headers, secret_headers, body, &mut |_, r| {
+            let mut s = String::new();
+            r.take(MAX_BODY).read_to_string(&mut s)?;
+            Ok(s)
+        })
+    }
+
+    /// POSTs `body` as JSON; a success body is handed, with its content type, to `read`
+    /// as it arrives (a stream of events, or one JSON document). Retries what may pass
+    /// before a success; a body that breaks off is a transport error.
+    pub fn post_read<T>(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        body: &str,
+        read: &mut BodyReader<'_, T>,
+    ) -> Result<T, CallError> {
         let mut failed = 0;
         loop {
-            let (err, retry_after) = match self.once(url, headers, secret_headers, body) {
+            let (err, retry_after) = match self.once(url, headers, secret_headers, body, read) {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
@@ -136,13 +162,51 @@ impl Http {
         }
     }
 
-    fn once(
+    /// GETs `url` (a start-up probe), at most `attempts` times for what may pass.
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret_headers: &[(&str, &Secret)],
+        attempts: u32,
+    ) -> Result<String, CallError> {
+        let mut failed = 0;
+        loop {
+            let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            for (k, v) in secret_headers {
+                req = req.header(*k, v.0.as_str());
+            }
+            let (err, retry_after) = match req.call() {
+                Ok(resp) => match self.read(url, resp) {
+                    Ok(ok) => return Ok(ok),
+                    Err(e) => e,
+                },
+                Err(e) => (self.transport_error(url, e), None),
+            };
+            let retryable = match &err {
+                CallError::Status { code, .. } => *code == 429 || (500..600).contains(code),
+                CallError::Transport(_) => true,
+                CallError::BadUrl(_) => false,
+            };
+            failed += 1;
+            if !retryable || failed >= attempts.max(1) {
+                return Err(err);
+            }
+            std::thread::sleep(self.policy.delay(failed, retry_after, jitter()));
+        }
+    }
+
+    fn once<T>(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         secret_headers: &[(&str, &Secret)],
         body: &str,
-    ) -> Result<String, (CallError, Option<Duration>)> {
+        read: &mut BodyReader<'_, T>,
+    ) -> Result<T, (CallError, Option<Duration>)> {
         let mut req = self
             .agent
             .post(url)
@@ -157,21 +221,57 @@ impl Http {
             Ok(r) => r,
             Err(e) => return Err((self.transport_error(url, e), None)),
         };
+        if !resp.status().is_success() {
+            return Err(self.failure(url, resp));
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut reader = resp.body_mut().as_reader();
+        read(ct.as_deref(), &mut reader).map_err(|e| {
+            let m = if e.kind() == std::io::ErrorKind::TimedOut {
+                format!(
+                    "no answer from {url} within {:.1}s",
+                    self.timeout.as_secs_f64()
+                )
+            } else {
+                format!("the answer from {url} broke off: {e}")
+            };
+            (CallError::Transport(m), None)
+        })
+    }
+
+    /// A non-success response as an error, its body kept for the provider's message.
+    fn failure(
+        &self,
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> (CallError, Option<Duration>) {
         let code = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| (self.transport_error(url, e), None))?;
-        if (200..300).contains(&code) {
-            Ok(text)
-        } else {
-            Err((CallError::Status { code, body: text }, retry_after))
+        match resp.body_mut().read_to_string() {
+            Ok(body) => (CallError::Status { code, body }, retry_after),
+            Err(e) => (self.transport_error(url, e), None),
         }
+    }
+
+    fn read(
+        &self,
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<String, (CallError, Option<Duration>)> {
+        if !resp.status().is_success() {
+            return Err(self.failure(url, resp));
+        }
+        resp.body_mut()
+            .read_to_string()
+            .map_err(|e| (self.transport_error(url, e), None))
     }
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> CallError {
@@ -182,6 +282,11 @@ impl Http {
                 self.timeout.as_secs_f64()
             )),
             ureq::Error::HostNotFound => CallError::Transport(format!("host of {url} not found")),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                CallError::Transport(format!(
+                    "connection refused by {url}: nothing listens there"
+                ))
+            }
             other => CallError::Transport(format!("request to {url} failed: {other}")),
         }
     }
