@@ -54,7 +54,7 @@ fn userns_sandbox() -> Option<Sandbox> {
     }
     ok.then(|| Sandbox {
         isolation: Isolation::Unshare { map_root: true },
-        limits: Limits::default(),
+        ..Sandbox::default()
     })
 }
 
@@ -92,13 +92,21 @@ fn run(job: &Job) -> (RunOutcome, String) {
     (out, log)
 }
 
+/// What a session protects: git's data, the state folder and the fixture's files.
+fn protect() -> Vec<PathBuf> {
+    [".git", ".autoresearch", "prepare.py", "train.py"]
+        .iter()
+        .map(PathBuf::from)
+        .collect()
+}
+
 fn denied(mode: SandboxMode, repo: &Path) -> Sandbox {
     let cfg = SandboxConfig {
         mode,
         writable: vec![".cache".into()],
         ..SandboxConfig::default()
     };
-    sandbox::resolve(&cfg, repo, Probe::cached())
+    sandbox::resolve(&cfg, repo, &protect(), Probe::cached())
         .unwrap()
         .sandbox
 }
@@ -162,7 +170,13 @@ fn unshare_cuts_the_network_but_keeps_loopback() {
         return;
     }
     let sandbox = denied(SandboxMode::Unshare, dir.path());
-    assert!(matches!(sandbox.isolation, Isolation::Unshare { .. }));
+    assert!(
+        matches!(
+            sandbox.isolation,
+            Isolation::Box { .. } | Isolation::Unshare { .. }
+        ),
+        "{sandbox:?}"
+    );
     let (log, accepted) = net_check(sandbox, "unshare-net");
     assert!(log.contains("outside failed:"), "{log}");
     assert_eq!(accepted, 0, "the outside server saw a connection: {log}");
@@ -288,7 +302,7 @@ fn container_template_is_filled_and_the_timeout_still_kills() {
             template,
             gpu: "0,1".into(),
         },
-        limits: Limits::default(),
+        ..Sandbox::default()
     };
     let t = tag("container");
     let script = "echo \"in $(pwd) token=${AUTORESEARCH_RUN_TOKEN:-missing}\" && echo a | grep a";
@@ -339,6 +353,7 @@ fn open_file_and_memory_limits_reach_the_script() {
         Sandbox {
             isolation: Isolation::None,
             limits,
+            cgroup: None,
         },
     )];
     if unshare_works() {
@@ -361,16 +376,32 @@ fn open_file_and_memory_limits_reach_the_script() {
 }
 
 #[test]
-fn allowing_the_network_resolves_to_no_namespace_and_says_so() {
+fn allowing_the_network_leaves_only_the_network_open_and_says_so() {
     let cfg = SandboxConfig {
         network: Network::Allow,
         open_files: Some(4096),
         ..SandboxConfig::default()
     };
-    let r = sandbox::resolve(&cfg, Path::new("/r"), Probe::cached()).unwrap();
-    assert_eq!(r.sandbox.isolation, Isolation::None);
+    let r = sandbox::resolve(&cfg, Path::new("/r"), &[], Probe::cached()).unwrap();
+    // The box still walls the files off; only the network namespace is left out.
+    if Probe::cached().boxed {
+        assert!(
+            matches!(
+                r.sandbox.isolation,
+                Isolation::Box {
+                    share_net: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.sandbox
+        );
+        assert!(r.summary.contains("network allowed"), "{}", r.summary);
+    } else {
+        assert_eq!(r.sandbox.isolation, Isolation::None);
+        assert!(r.summary.contains("network = \"allow\""), "{}", r.summary);
+    }
     assert_eq!(r.sandbox.limits.open_files, Some(4096));
-    assert!(r.summary.contains("network = \"allow\""), "{}", r.summary);
     assert!(r.summary.contains("4096 open files"), "{}", r.summary);
     // A container template that leaves the network on is pointed out when it is denied.
     let cfg = SandboxConfig {
@@ -378,6 +409,6 @@ fn allowing_the_network_resolves_to_no_namespace_and_says_so() {
         container: Some("docker run --rm IMAGE {command}".into()),
         ..SandboxConfig::default()
     };
-    let r = sandbox::resolve(&cfg, Path::new("/r"), Probe::cached()).unwrap();
+    let r = sandbox::resolve(&cfg, Path::new("/r"), &[], Probe::cached()).unwrap();
     assert!(r.warning.unwrap().contains("--network none"));
 }

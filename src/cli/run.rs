@@ -70,25 +70,62 @@ pub(crate) fn proposer_for(config: &Config) -> anyhow::Result<Box<dyn Proposer>>
         .map_err(|e| anyhow::Error::new(crate::session::SessionError::Proposer(e.to_string())))
 }
 
-/// Installs SIGINT/SIGTERM handling: the first asks for a clean stop, the second for an
-/// immediate one. The training process has its own process group, so the terminal's
-/// Ctrl-C reaches only us and we decide how it dies.
+/// Installs the stop signals: SIGINT (Ctrl-C), SIGTERM (`kill`, a service manager) and
+/// SIGHUP (the terminal went away) each ask for a clean stop the first time and an
+/// immediate one the second. The training process has its own process group, so the
+/// terminal's signals reach only us and we decide how it dies. SIGHUP is left alone when it
+/// was ignored at start (`nohup`): then the session goes on without its terminal.
 pub(crate) fn install_signals(cancel: &Cancel) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install the Ctrl-C handler")?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if !ignored_at_start(SIGHUP) {
+        wanted.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(&wanted)
+        .context("cannot install the handlers for Ctrl-C, SIGTERM and SIGHUP")?;
     let cancel = cancel.clone();
     std::thread::spawn(move || {
-        for _ in signals.forever() {
+        for sig in signals.forever() {
             cancel.escalate();
             if cancel.level() == 1 {
-                eprintln!(
-                    "\nautoresearch: stopping after cleaning up the current run (Ctrl-C again to kill it now)"
+                let name = match sig {
+                    SIGTERM => "SIGTERM",
+                    SIGHUP => "SIGHUP",
+                    _ => "Ctrl-C",
+                };
+                // The terminal may be gone (SIGHUP): a failed write must not end the thread.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nautoresearch: {name}: stopping after cleaning up the current run (again to kill it now)"
                 );
             }
         }
     });
     Ok(())
+}
+
+/// Whether `sig` was ignored when this process started (`nohup` ignores SIGHUP before
+/// exec), read from the kernel's SigIgn mask; false where it cannot be read.
+fn ignored_at_start(sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| sig >= 1 && mask & (1 << (sig - 1)) != 0)
+}
+
+/// Keeps training runs (any process of this user) from reading this process's memory and
+/// environment through /proc or ptrace: the API keys live here. Linux only; elsewhere, and
+/// where it fails, the box's pid namespace is the wall.
+fn make_non_dumpable() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -149,6 +186,7 @@ pub(crate) fn run_session(
     opts: Options,
     reporter: &mut Reporter,
 ) -> anyhow::Result<i32> {
+    make_non_dumpable();
     let cancel = Cancel::new();
     install_signals(&cancel)?;
     let platform = Platform::detect();

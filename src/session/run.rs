@@ -53,6 +53,27 @@ impl RunResult {
     }
 }
 
+/// What the box keeps read-only for a training run, relative to the repository (and to an
+/// engine worktree): git's data, the session's state, the files the proposer edits and
+/// those that must not change, the results file and the config.
+pub(crate) fn protected_paths(
+    config: &crate::config::Config,
+    repo: &std::path::Path,
+) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = vec![".git".into(), super::STATE_DIR.into()];
+    paths.extend(config.editable.iter().cloned());
+    paths.extend(config.read_only.iter().cloned());
+    paths.push(config.results.clone());
+    if let Some(own) = config
+        .source
+        .as_ref()
+        .and_then(|s| s.strip_prefix(repo).ok())
+    {
+        paths.push(own.to_path_buf());
+    }
+    paths
+}
+
 fn signal_name(n: i32) -> String {
     nix::sys::signal::Signal::try_from(n)
         .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
@@ -197,6 +218,7 @@ impl Session<'_> {
         let sandbox = sandbox::resolve(
             &self.config.sandbox,
             self.repo.root(),
+            &protected_paths(&self.config, self.repo.root()),
             sandbox::Probe::cached(),
         )
         .map_err(RunnerError::from)?

@@ -46,6 +46,7 @@ impl<'a> Session<'a> {
         let sandbox = crate::runner::sandbox::resolve(
             &s.config.sandbox,
             s.repo,
+            &super::run::protected_paths(&s.config, s.repo),
             crate::runner::sandbox::Probe::cached(),
         )
         .map_err(crate::runner::RunnerError::from)?;
