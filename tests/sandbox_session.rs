@@ -249,3 +249,129 @@ fn nothing_to_isolate_with_refuses_to_start_unless_the_network_is_allowed() {
     );
     assert_eq!(results(dir.path()).len(), 2);
 }
+
+const ATTACKS: &str = include_str!("fixtures/sandbox/attacks.py");
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files_under(&path, out);
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+/// Live processes whose command line holds `marker` as one argument.
+fn with_arg(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|&b| b == 0).any(|a| a == marker.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_box_stops_each_attack_of_a_hostile_training_script() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    let dir = repo(&[
+        ("train.py", ATTACKS),
+        ("autoresearch.toml", &config("")),
+        (".gitignore", "data/\nout/\n"),
+    ]);
+    let d = dir.path();
+    // Untracked data the read-only files prepared: readable in the box.
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    std::fs::write(d.join("data/tokens.txt"), "tokens\n").unwrap();
+    let git_config = std::fs::read_to_string(d.join(".git/config")).unwrap();
+    let marker = format!("attack-marker-{}", std::process::id());
+    let secret = format!("sk-test-secret-{}", std::process::id());
+    let server = Server::start();
+    let out = bin()
+        .env("OPENAI_API_KEY", &secret)
+        .env("ANTHROPIC_API_KEY", &secret)
+        .env("ATTACK_MARKER", &marker)
+        .env("ATTACK_PORT", server.port.to_string())
+        .args(["run", "--yes", "--grace", "1", "-n", "1", "--repo"])
+        .arg(d)
+        .output()
+        .unwrap();
+    let accepted = server.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("sandbox: the box"), "{}", text(&out));
+
+    let mut files = Vec::new();
+    files_under(d, &mut files);
+    let logs: Vec<String> = files
+        .iter()
+        .filter(|p| p.ends_with("run.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(logs.len(), 2, "baseline and one experiment: {files:?}");
+    for log in &logs {
+        let tried = log.lines().filter(|l| l.starts_with("ATTACK ")).count();
+        assert!(tried >= 30, "every attack was tried: {log}");
+        for line in log.lines() {
+            assert!(!line.contains("ACHIEVED"), "{line}\n{log}");
+            assert!(!line.contains("FAILED"), "{line}\n{log}");
+        }
+        for want in [
+            "ATTACK git-config: blocked",
+            "ATTACK umount .git: blocked",
+            "ATTACK nested namespace: blocked",
+            "ATTACK ptrace the orchestrator: blocked",
+            "ATTACK connect to the host's 127.0.0.1: blocked",
+            "LEGIT own loopback: ok",
+            "LEGIT write ./out: ok",
+            "LEGIT read data/: ok",
+            "ESCAPEE started",
+        ] {
+            assert!(log.contains(want), "{want} missing: {log}");
+        }
+    }
+    // Nothing outside the run folders changed: git's files, the protected files, the state.
+    assert_eq!(
+        std::fs::read_to_string(d.join(".git/config")).unwrap(),
+        git_config
+    );
+    assert!(!d.join(".git/refs/heads/evil").exists());
+    assert!(
+        !std::fs::read_to_string(d.join(".git/HEAD"))
+            .unwrap()
+            .contains("evil")
+    );
+    assert!(!d.join(".autoresearch/evil").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.join("prepare.py")).unwrap(),
+        PREPARE
+    );
+    assert_eq!(dirty(d), "");
+    for path in &files {
+        if path.components().any(|c| c.as_os_str() == "runs") {
+            continue;
+        }
+        let bytes = std::fs::read(path).unwrap();
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(!has(&marker), "{} was written by the run", path.display());
+        assert!(!has(&secret), "{} holds the key", path.display());
+    }
+    for log in &logs {
+        assert!(!log.contains(&secret), "a run saw the key");
+    }
+    assert_eq!(accepted, 0, "the host's listener was reached");
+    assert_eq!(with_arg(&marker), Vec::<i32>::new(), "the escapee survived");
+    assert!(survivors(d).is_empty());
+}

@@ -64,12 +64,15 @@ pub(crate) fn protected_paths(
     paths.extend(config.editable.iter().cloned());
     paths.extend(config.read_only.iter().cloned());
     paths.push(config.results.clone());
-    if let Some(own) = config
-        .source
-        .as_ref()
-        .and_then(|s| s.strip_prefix(repo).ok())
-    {
-        paths.push(own.to_path_buf());
+    // Compared canonical: `--repo .` and an absolute root name the same folder.
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if let (Some(source), Some(root)) = (
+        config.source.as_deref().and_then(canonical),
+        canonical(repo),
+    ) {
+        if let Ok(own) = source.strip_prefix(&root) {
+            paths.push(own.to_path_buf());
+        }
     }
     paths
 }

@@ -31,7 +31,8 @@ pub(crate) enum Mount {
 
 /// The box's pid 1, run by `sh -c` inside the new namespaces as their root: binds each
 /// `ro:PATH` / `rw:PATH` argument over itself (parents first), brings loopback up, then
-/// runs the command with no capabilities at all (empty bounding and inheritable sets, no
+/// enters the working directory again (the one inherited is on the mount beneath the binds,
+/// where relative paths would bypass them), runs the command with no capabilities at all (empty bounding and inheritable sets, no
 /// new privileges), so it can neither unmount a bind to reveal the writable original nor
 /// regain what it lost through a setuid program.
 ///
@@ -48,6 +49,7 @@ for m in "$@"; do
     *) mount -o remount,bind,rw "$p" 2>/dev/null ;;
   esac
 done
+cd -- "$(pwd)" || { echo "autoresearch box: cannot enter $(pwd)" >&2; exit 125; }
 ip link set lo up 2>/dev/null
 setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- sh -c "$cmd"
 exit $?"#;
