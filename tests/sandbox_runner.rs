@@ -412,3 +412,74 @@ fn allowing_the_network_leaves_only_the_network_open_and_says_so() {
     let r = sandbox::resolve(&cfg, Path::new("/r"), &[], Probe::cached()).unwrap();
     assert!(r.warning.unwrap().contains("--network none"));
 }
+
+/// Live, non-zombie processes with `arg` as one of their arguments.
+fn with_arg(arg: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let (Ok(cmdline), Ok(stat)) = (
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+        ) else {
+            continue;
+        };
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Where the box cannot be made, the run's cgroup is what catches a grandchild that left
+/// the process group and scrubbed its environment (neither the group kill nor the token
+/// scan can find it): the run ends normally, and the grandchild is gone with it.
+#[test]
+fn without_the_box_the_cgroup_kills_a_scrubbed_setsid_grandchild() {
+    let dir = repo();
+    let Some(cgroup) = Probe::cached().cgroup.clone() else {
+        available(false, "a cgroup per run");
+        return;
+    };
+    let mut sandboxes = vec![(
+        "plain",
+        Sandbox {
+            cgroup: Some(cgroup.clone()),
+            ..Sandbox::default()
+        },
+    )];
+    let p = Probe::cached();
+    if p.unshare_net || p.unshare_userns {
+        sandboxes.push((
+            "network only",
+            Sandbox {
+                isolation: Isolation::Unshare {
+                    map_root: !p.unshare_net,
+                },
+                cgroup: Some(cgroup.clone()),
+                ..Sandbox::default()
+            },
+        ));
+    }
+    for (i, (name, sandbox)) in sandboxes.into_iter().enumerate() {
+        // A sleep of a length no other process has: its argument is the marker.
+        let marker = format!("{}.{i}{}", 900_000 + std::process::id() % 1000, i + 1);
+        let ready = dir.path().join(format!("ready-{i}"));
+        let script = format!(
+            "setsid env -i /bin/sh -c 'echo up > \"$1\"; exec sleep \"$2\"' sh '{}' {marker} & \
+             while [ ! -s '{}' ]; do :; done; echo escapee up",
+            ready.display(),
+            ready.display()
+        );
+        let t = tag(&format!("cgroup-{i}"));
+        let (out, log) = run(&job(dir.path(), &script, &t, sandbox));
+        assert_eq!(out.exit, Exit::Code(0), "{name}: {log}");
+        assert!(log.contains("escapee up"), "{name}: {log}");
+        assert_eq!(with_arg(&marker), Vec::<i32>::new(), "{name}: it survived");
+    }
+}
