@@ -299,8 +299,12 @@ fn the_box_stops_each_attack_of_a_hostile_training_script() {
     let git_config = std::fs::read_to_string(d.join(".git/config")).unwrap();
     let marker = format!("attack-marker-{}", std::process::id());
     let secret = format!("sk-test-secret-{}", std::process::id());
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
     let server = Server::start();
     let out = bin()
+        .env("ATTACK_VICTIM", &victim)
         .env("OPENAI_API_KEY", &secret)
         .env("ANTHROPIC_API_KEY", &secret)
         .env("ATTACK_MARKER", &marker)
@@ -371,6 +375,12 @@ fn the_box_stops_each_attack_of_a_hostile_training_script() {
     for log in &logs {
         assert!(!log.contains(&secret), "a run saw the key");
     }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the orchestrator wrote through the planted symlink"
+    );
+    assert!(logs.iter().all(|l| l.contains("PLANTED")), "{logs:?}");
     assert_eq!(accepted, 0, "the host's listener was reached");
     assert_eq!(with_arg(&marker), Vec::<i32>::new(), "the escapee survived");
     assert!(survivors(d).is_empty());

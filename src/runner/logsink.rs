@@ -29,12 +29,21 @@ pub(crate) struct LogSink {
 }
 
 impl LogSink {
-    /// Creates (truncates) the log file and its parent folders.
+    /// Creates the log file afresh (replacing an old one) and its parent folders.
     pub(crate) fn create(path: &Path, cap: u64) -> io::Result<LogSink> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = File::create(path)?;
+        // Never opened through what is there: an earlier run in this folder could have
+        // left a symlink at this name to have us truncate and write a file out of its box.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         let head_limit = cap / 2;
         let tail_cap = usize::try_from(cap - head_limit).unwrap_or(usize::MAX);
         Ok(LogSink {

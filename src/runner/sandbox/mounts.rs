@@ -91,7 +91,7 @@ pub(crate) fn box_command(command: &str, share_net: bool, mounts: &[(PathBuf, Mo
 /// What the box binds for `job`: the repository and the job's tree stay writable (bound
 /// over themselves, so neither can be renamed away and replaced under the orchestrator);
 /// read-only are the `protect`ed paths (`.git`, the state folder, the editable and
-/// read-only files), in the repository and in the job's tree alike; writable again is the
+/// read-only files), in the repository and in the job's tree alike (absolute ones once); writable again is the
 /// run's folder (the log's). Parents come before children, so an engine worktree under the
 /// read-only state folder is writable again before its own protected files are bound.
 pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(PathBuf, Mount)> {
@@ -106,6 +106,10 @@ pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(Pa
         for p in protect.iter().filter(|p| p.is_relative()) {
             mounts.push((tree.join(p), Mount::ReadOnly));
         }
+    }
+    // Absolute ones (a git directory kept outside the repository) once, as they are.
+    for p in protect.iter().filter(|p| p.is_absolute()) {
+        mounts.push((p.clone(), Mount::ReadOnly));
     }
     if let Some(run_dir) = job.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         mounts.push((run_dir.to_path_buf(), Mount::Writable));
