@@ -60,7 +60,21 @@ fn until(done: impl Fn() -> bool) -> bool {
 
 #[test]
 fn sigkill_mid_run_then_resume_leaves_nothing_alive() {
-    let dir = repo_with(ORPHANS, &config(""));
+    sigkill_then_resume(
+        &config(""),
+        autoresearch::runner::sandbox::Probe::cached().boxed,
+    );
+}
+
+/// Without any sandbox (no box, no cgroup) the escapees outlive the killed orchestrator,
+/// and the resume finds them by the session's token and kills them.
+#[test]
+fn without_a_sandbox_the_resume_kills_what_outlived_a_sigkill() {
+    sigkill_then_resume(&config("[sandbox]\nmode = \"none\"\n"), false);
+}
+
+fn sigkill_then_resume(cfg: &str, boxed: bool) {
+    let dir = repo_with(ORPHANS, cfg);
     let d = dir.path();
     let m1 = marker(d, "killed");
     let (mut live, escapees) = hanging_session(d, &m1);
@@ -70,7 +84,6 @@ fn sigkill_mid_run_then_resume_leaves_nothing_alive() {
     // In the box the run's pid namespace dies with the orchestrator (its parent-death
     // signal kills `unshare`, which kills the namespace); without it the escapees outlive
     // the orchestrator, and the resume must clean them up.
-    let boxed = autoresearch::runner::sandbox::Probe::cached().boxed;
     if boxed {
         let gone = until(|| escapees.iter().all(|(p, s)| !alive(*p, *s)));
         assert!(gone, "the box's processes outlived the orchestrator");
