@@ -295,3 +295,52 @@ fn under_nohup_a_sighup_is_ignored_and_the_session_goes_on() {
     assert!(rows.iter().all(|r| r.status != "interrupted"), "{rows:?}");
     assert!(survivors(d).is_empty());
 }
+
+/// The terminal really goes away: the session runs on a pseudo-terminal whose master end
+/// is closed mid-run, so the kernel sends the hangup and every later print to the terminal
+/// fails. The session still stops cleanly: exit 130, the run recorded as interrupted.
+#[test]
+fn a_closed_terminal_stops_the_session_cleanly() {
+    let dir = repo_with(ORPHANS, &config(""));
+    let d = dir.path();
+    let m = marker(d, "hangup");
+    let meet = tempfile::tempdir().unwrap();
+    let ready = meet.path().join("ready");
+    fifo(&ready);
+    // pty.fork: the child is a session leader whose controlling terminal is the pty.
+    let driver = r#"
+import os, pty, sys
+binary, repo, ready = sys.argv[1:4]
+pid, master = pty.fork()
+if pid == 0:
+    os.execv(binary, [binary, "run", "--yes", "--grace", "0.2", "-n", "1", "--repo", repo])
+with open(ready) as f:
+    f.read()
+os.close(master)
+_, status = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(status))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", driver, env!("CARGO_BIN_EXE_autoresearch")])
+        .arg(d)
+        .arg(&ready)
+        .envs(common::IDENTITY)
+        .env("AUTORESEARCH_PLATFORM", "cpu")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("ORPHAN_MARKER", &m)
+        .env("ORPHAN_HANG", "1")
+        .env("ORPHAN_READY", &ready)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("exit 130"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = journal_rows(d);
+    assert_eq!(rows[0].status, "interrupted", "{rows:?}");
+    assert_eq!(processes_with_arg(&m), vec![]);
+    assert!(survivors(d).is_empty());
+}

@@ -86,6 +86,9 @@ pub(crate) fn install_signals(cancel: &Cancel) -> anyhow::Result<()> {
     let cancel = cancel.clone();
     std::thread::spawn(move || {
         for sig in signals.forever() {
+            if sig == SIGHUP {
+                detach_from_terminal();
+            }
             cancel.escalate();
             if cancel.level() == 1 {
                 let name = match sig {
@@ -103,6 +106,31 @@ pub(crate) fn install_signals(cancel: &Cancel) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// After a hangup the terminal is gone, and a print to it fails (which `println!` turns
+/// into a panic mid-clean-up): the standard streams that were the terminal now go to
+/// /dev/null, so the stop finishes and is recorded. Pipes and files are left alone.
+fn detach_from_terminal() {
+    use std::io::IsTerminal as _;
+    use std::os::fd::AsRawFd as _;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    let streams = [
+        (std::io::stdin().is_terminal(), 0),
+        (std::io::stdout().is_terminal(), 1),
+        (std::io::stderr().is_terminal(), 2),
+    ];
+    for (tty, fd) in streams {
+        if tty {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
 }
 
 /// Whether `sig` was ignored when this process started (`nohup` ignores SIGHUP before
