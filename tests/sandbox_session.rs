@@ -177,27 +177,72 @@ fn bubblewrap_keeps_prepare_py_read_only_and_caches_writable() {
 
 /// A PATH with only what a session needs: no unshare, no bwrap.
 fn bare_path() -> tempfile::TempDir {
+    path_with(&[])
+}
+
+/// What a session needs, and `extra` programs besides.
+fn path_with(extra: &[&str]) -> tempfile::TempDir {
     let bin = tempfile::tempdir().unwrap();
     let python = std::process::Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
         .unwrap();
     let python = String::from_utf8(python.stdout).unwrap();
+    // The program file on PATH (not a shell builtin of the same name, such as `true`).
     let find = |name: &str| {
-        let out = std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        let path = std::env::var_os("PATH").unwrap();
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{name} is not on PATH"))
+            .display()
+            .to_string()
     };
-    for (name, target) in [
+    let mut links = vec![
         ("python3", python.trim().to_string()),
         ("git", find("git")),
         ("sh", find("sh")),
-    ] {
+    ];
+    links.extend(extra.iter().map(|name| (*name, find(name))));
+    for (name, target) in links {
         std::os::unix::fs::symlink(target, bin.path().join(name)).unwrap();
     }
     bin
+}
+
+/// Without `setpriv` the box cannot drop its capabilities, so it is not used: the session
+/// falls back to a network namespace alone and says once what that leaves open.
+#[test]
+fn without_setpriv_the_session_falls_back_to_the_network_namespace_and_says_so() {
+    let p = Probe::cached();
+    if !available(p.unshare_net || p.unshare_userns, "unshare --net") {
+        return;
+    }
+    let path = path_with(&["unshare", "ip", "mount", "cat", "grep", "true"]);
+    let body = "print(f'val_bpb: {1.0 + LR:.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = bin()
+        .env("PATH", path.path())
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("sandbox: network namespace via `unshare --net"),
+        "{all}"
+    );
+    assert_eq!(
+        all.matches("the box is not available here").count(),
+        1,
+        "said once: {all}"
+    );
+    assert!(all.contains("can write the repository's .git"), "{all}");
+    assert_eq!(results(dir.path()).len(), 2);
 }
 
 #[test]

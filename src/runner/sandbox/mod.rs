@@ -185,8 +185,13 @@ pub fn resolve(
         Isolation::Unshare { .. } | Isolation::Bwrap { .. } | Isolation::None
             if boxable && !probe.boxed =>
         {
+            let instead = if matches!(isolation, Isolation::Bwrap { .. }) {
+                "bubblewrap instead: all but the run's folder and the temp dir is read-only, but training runs see this process and what they leave behind is found only by their group, token and cgroup"
+            } else {
+                "training runs can write the repository's .git, its protected files and .autoresearch, and see this process"
+            };
             Some(format!(
-                "the box is not available here ({}): training runs can write the repository's .git, its protected files and .autoresearch, and see this process; install util-linux with setpriv and allow user namespaces to get it",
+                "the box is not available here ({}): {instead}; install util-linux with setpriv and allow user namespaces to get it",
                 probe.box_why()
             ))
         }
