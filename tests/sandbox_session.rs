@@ -332,6 +332,19 @@ fn the_box_stops_each_attack_of_a_hostile_training_script() {
     if !available(Probe::cached().boxed, "the box") {
         return;
     }
+    attack(&["-n", "1"]);
+}
+
+/// The same in the engine, where the run's tree is a worktree under `.autoresearch/`.
+#[test]
+fn the_box_stops_each_attack_from_an_engine_worktree() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    attack(&["--workers", "1", "-n", "1"]);
+}
+
+fn attack(args: &[&str]) {
     let dir = repo(&[
         ("train.py", ATTACKS),
         ("autoresearch.toml", &config("")),
@@ -354,8 +367,10 @@ fn the_box_stops_each_attack_of_a_hostile_training_script() {
         .env("ANTHROPIC_API_KEY", &secret)
         .env("ATTACK_MARKER", &marker)
         .env("ATTACK_PORT", server.port.to_string())
-        .args(["run", "--yes", "--grace", "1", "-n", "1", "--repo"])
+        .env("ATTACK_REPO", d)
+        .args(["run", "--yes", "--grace", "1", "--repo"])
         .arg(d)
+        .args(args)
         .output()
         .unwrap();
     let accepted = server.stop();
