@@ -483,3 +483,28 @@ fn without_the_box_the_cgroup_kills_a_scrubbed_setsid_grandchild() {
         assert_eq!(with_arg(&marker), Vec::<i32>::new(), "{name}: it survived");
     }
 }
+
+/// The project may be a subfolder of the repository: git's data above it is walled off
+/// too, while the project's own files stay as writable as ever.
+#[test]
+fn the_box_walls_off_the_git_directory_above_a_project_in_a_subfolder() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(top.path().join(".git")).unwrap();
+    std::fs::write(top.path().join(".git/config"), "[core]\n").unwrap();
+    let project = top.path().join("sub");
+    std::fs::create_dir_all(project.join(".autoresearch/runs/0001")).unwrap();
+    let sandbox = denied(SandboxMode::Auto, &project);
+    let t = tag("subfolder");
+    let script = "echo x >> ../.git/config && echo WROTE-GIT; echo ok > out.txt && echo WROTE-OUT";
+    let (out, log) = run(&job(&project, script, &t, sandbox));
+    assert_eq!(out.exit, Exit::Code(0), "{log}");
+    assert!(!log.contains("WROTE-GIT"), "{log}");
+    assert!(log.contains("WROTE-OUT"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(top.path().join(".git/config")).unwrap(),
+        "[core]\n"
+    );
+}

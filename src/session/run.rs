@@ -64,7 +64,6 @@ pub(crate) fn protected_paths(
     paths.extend(config.editable.iter().cloned());
     paths.extend(config.read_only.iter().cloned());
     paths.push(config.results.clone());
-    paths.extend(git_dirs_outside(repo));
     // Compared canonical: `--repo .` and an absolute root name the same folder.
     let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
     if let (Some(source), Some(root)) = (
@@ -76,26 +75,6 @@ pub(crate) fn protected_paths(
         }
     }
     paths
-}
-
-/// Where `.git` is a file (the repository is itself a worktree, or a submodule), the git
-/// directory it names and the common directory that one shares, which then live outside
-/// the repository.
-fn git_dirs_outside(repo: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string(repo.join(".git")) else {
-        return Vec::new();
-    };
-    let Some(dir) = text.lines().find_map(|l| l.strip_prefix("gitdir:")) else {
-        return Vec::new();
-    };
-    let dir = repo.join(dir.trim());
-    let mut dirs = vec![dir.clone()];
-    if let Ok(common) = std::fs::read_to_string(dir.join("commondir")) {
-        dirs.push(dir.join(common.trim()));
-    }
-    dirs.into_iter()
-        .filter_map(|d| std::fs::canonicalize(d).ok())
-        .collect()
 }
 
 fn signal_name(n: i32) -> String {

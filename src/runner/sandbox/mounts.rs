@@ -91,7 +91,8 @@ pub(crate) fn box_command(command: &str, share_net: bool, mounts: &[(PathBuf, Mo
 /// What the box binds for `job`: the repository and the job's tree stay writable (bound
 /// over themselves, so neither can be renamed away and replaced under the orchestrator);
 /// read-only are the `protect`ed paths (`.git`, the state folder, the editable and
-/// read-only files), in the repository and in the job's tree alike (absolute ones once); writable again is the
+/// read-only files), in the repository and in the job's tree alike (absolute ones once),
+/// and git's data wherever it lives; writable again is the
 /// run's folder (the log's). Parents come before children, so an engine worktree under the
 /// read-only state folder is writable again before its own protected files are bound.
 pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(PathBuf, Mount)> {
@@ -107,9 +108,15 @@ pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(Pa
             mounts.push((tree.join(p), Mount::ReadOnly));
         }
     }
-    // Absolute ones (a git directory kept outside the repository) once, as they are.
+    // Absolute ones once, as they are.
     for p in protect.iter().filter(|p| p.is_absolute()) {
         mounts.push((p.clone(), Mount::ReadOnly));
+    }
+    // Git's own data wherever it is: the nearest `.git` above each tree (the project may
+    // be a subfolder of the repository) and, where that is a file (a worktree, a
+    // submodule), the git directory it names and the common one that shares.
+    for tree in [repo, cwd] {
+        mounts.extend(git_data(tree).into_iter().map(|g| (g, Mount::ReadOnly)));
     }
     if let Some(run_dir) = job.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         mounts.push((run_dir.to_path_buf(), Mount::Writable));
@@ -118,6 +125,29 @@ pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(Pa
     mounts.retain(|(p, _)| seen.insert(p.clone()));
     mounts.sort_by_key(|(p, _)| p.components().count());
     mounts
+}
+
+/// The `.git` nearest above `tree`, and the directories a `.git` file points to.
+fn git_data(tree: &Path) -> Vec<PathBuf> {
+    let Some(dot_git) = tree
+        .ancestors()
+        .map(|a| a.join(".git"))
+        .find(|g| g.exists())
+    else {
+        return Vec::new();
+    };
+    let mut found = vec![dot_git.clone()];
+    let named = std::fs::read_to_string(&dot_git).ok().and_then(|text| {
+        let dir = text.lines().find_map(|l| l.strip_prefix("gitdir:"))?.trim();
+        Some(dot_git.parent()?.join(dir))
+    });
+    if let Some(dir) = named {
+        if let Ok(common) = std::fs::read_to_string(dir.join("commondir")) {
+            found.extend(std::fs::canonicalize(dir.join(common.trim())));
+        }
+        found.extend(std::fs::canonicalize(dir));
+    }
+    found
 }
 
 /// The mounts over bubblewrap's read-only root, parents before children so that a writable
