@@ -508,3 +508,24 @@ fn the_box_walls_off_the_git_directory_above_a_project_in_a_subfolder() {
         "[core]\n"
     );
 }
+
+/// A run killed by a signal inside the box (whose pid 1 is a shell, reporting 128+N) is
+/// still reported as killed by that signal.
+#[test]
+fn a_signal_death_inside_the_box_is_reported_as_the_signal() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    let dir = repo();
+    let sandbox = denied(SandboxMode::Auto, dir.path());
+    for (sig, n) in [("SEGV", 11), ("KILL", 9)] {
+        let t = tag(&format!("signal-{n}"));
+        let (out, log) = run(&job(
+            dir.path(),
+            &format!("kill -{sig} $$"),
+            &t,
+            sandbox.clone(),
+        ));
+        assert_eq!(out.exit, Exit::Signal(n), "{log}");
+    }
+}
