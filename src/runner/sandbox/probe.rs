@@ -83,10 +83,11 @@ impl Probe {
         p
     }
 
-    /// Every problem once, in the order found.
+    /// Every problem of the isolation methods once, in the order found (the cgroup's is
+    /// said on its own: it isolates nothing).
     pub(crate) fn why(&self) -> String {
         let mut seen: Vec<&str> = Vec::new();
-        for p in &self.problems {
+        for p in self.problems.iter().filter(|p| !p.starts_with("no cgroup")) {
             if !seen.contains(&p.as_str()) {
                 seen.push(p);
             }
