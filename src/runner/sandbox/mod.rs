@@ -360,7 +360,7 @@ impl Sandbox {
                 c.args(ROOT_BINDS);
                 for (path, rw) in bwrap_mounts(repo, job, writable) {
                     let flag = match rw {
-                        Mount::ReadOnly => "--ro-bind",
+                        Mount::ReadOnly | Mount::ReadOnlyIfPossible => "--ro-bind",
                         Mount::Writable => "--bind",
                         Mount::WritableIfThere => "--bind-try",
                     };

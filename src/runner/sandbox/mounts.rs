@@ -25,12 +25,15 @@ pub(crate) const ROOT_BINDS: [&str; 8] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mount {
     ReadOnly,
+    /// Read-only where the bind works, else left as it is (an extra wall, not a promise).
+    ReadOnlyIfPossible,
     Writable,
     WritableIfThere,
 }
 
 /// The box's pid 1, run by `sh -c` inside the new namespaces as their root: binds each
-/// `ro:PATH` / `rw:PATH` argument over itself (parents first), brings loopback up, then
+/// `ro:PATH` / `rw:PATH` / `rt:PATH` (read-only where possible) argument over itself
+/// (parents first), brings loopback up, then
 /// enters the working directory again (the one inherited is on the mount beneath the binds,
 /// where relative paths would bypass them), runs the command with no capabilities at all (empty bounding and inheritable sets, no
 /// new privileges), so it can neither unmount a bind to reveal the writable original nor
@@ -43,6 +46,9 @@ const BOX_INIT: &str = r#"cmd=$1; shift
 for m in "$@"; do
   p=${m#*:}
   [ -e "$p" ] || continue
+  case $m in
+    rt:*) mount --bind "$p" "$p" 2>/dev/null && mount -o remount,bind,ro "$p" 2>/dev/null; continue ;;
+  esac
   mount --bind "$p" "$p" || { echo "autoresearch box: cannot bind $p" >&2; exit 125; }
   case $m in
     ro:*) mount -o remount,bind,ro "$p" || { echo "autoresearch box: cannot make $p read-only" >&2; exit 125; } ;;
@@ -80,6 +86,7 @@ pub(crate) fn box_command(command: &str, share_net: bool, mounts: &[(PathBuf, Mo
     for (path, m) in mounts {
         let mut spec = std::ffi::OsString::from(match m {
             Mount::ReadOnly => "ro:",
+            Mount::ReadOnlyIfPossible => "rt:",
             Mount::Writable | Mount::WritableIfThere => "rw:",
         });
         spec.push(path);
@@ -92,7 +99,7 @@ pub(crate) fn box_command(command: &str, share_net: bool, mounts: &[(PathBuf, Mo
 /// over themselves, so neither can be renamed away and replaced under the orchestrator);
 /// read-only are the `protect`ed paths (`.git`, the state folder, the editable and
 /// read-only files), in the repository and in the job's tree alike (absolute ones once),
-/// and git's data wherever it lives; writable again is the
+/// git's data wherever it lives, and the cgroup file systems; writable again is the
 /// run's folder (the log's). Parents come before children, so an engine worktree under the
 /// read-only state folder is writable again before its own protected files are bound.
 pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(PathBuf, Mount)> {
@@ -118,6 +125,13 @@ pub(crate) fn box_mounts(repo: &Path, job: &Job, protect: &[PathBuf]) -> Vec<(Pa
     for tree in [repo, cwd] {
         mounts.extend(git_data(tree).into_iter().map(|g| (g, Mount::ReadOnly)));
     }
+    // The cgroup file systems: writable, a run could move itself out of its cgroup, or
+    // write `cgroup.kill` of the orchestrator's (which its user may own).
+    mounts.extend(
+        cgroup_mounts()
+            .into_iter()
+            .map(|m| (m, Mount::ReadOnlyIfPossible)),
+    );
     if let Some(run_dir) = job.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         mounts.push((run_dir.to_path_buf(), Mount::Writable));
     }
@@ -148,6 +162,23 @@ fn git_data(tree: &Path) -> Vec<PathBuf> {
         found.extend(std::fs::canonicalize(dir));
     }
     found
+}
+
+/// Where cgroup (v1 and v2) file systems are mounted, from /proc/self/mountinfo.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let point = left.split(' ').nth(4)?;
+            // Spaces and such are octal escapes there; such a mount point is left out.
+            (matches!(fstype, "cgroup" | "cgroup2") && !point.contains('\\'))
+                .then(|| PathBuf::from(point))
+        })
+        .collect()
 }
 
 /// The mounts over bubblewrap's read-only root, parents before children so that a writable
