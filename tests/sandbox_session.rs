@@ -355,7 +355,8 @@ fn attack(args: &[&str]) {
     std::fs::create_dir_all(d.join("data")).unwrap();
     std::fs::write(d.join("data/tokens.txt"), "tokens\n").unwrap();
     let git_config = std::fs::read_to_string(d.join(".git/config")).unwrap();
-    let marker = format!("attack-marker-{}", std::process::id());
+    // Unique to this test: the other attack test may run beside it, escapee and all.
+    let marker = format!("attack-marker-{}-{}", std::process::id(), args.join(""));
     let secret = format!("sk-test-secret-{}", std::process::id());
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim");
