@@ -17,7 +17,8 @@ meet = os.environ['MEET_DIR']
 worker = os.environ.get('AUTORESEARCH_WORKER', '?')
 print('data:', open('data/x.txt').read().strip(), 'worker', worker, 'cwd', os.getcwd())
 if LR == 0.1:
-    open(os.path.join(meet, f'{os.getpid()}'), 'w').close()
+    # Not the pid alone: in the box each run has its own pid namespace, so pids repeat.
+    open(os.path.join(meet, f'{worker}-{os.getpid()}-{time.time_ns()}'), 'w').close()
     for _ in range(400):
         if len(os.listdir(meet)) >= 3:
             print('met', len(os.listdir(meet)))

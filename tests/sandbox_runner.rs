@@ -54,7 +54,7 @@ fn userns_sandbox() -> Option<Sandbox> {
     }
     ok.then(|| Sandbox {
         isolation: Isolation::Unshare { map_root: true },
-        limits: Limits::default(),
+        ..Sandbox::default()
     })
 }
 
@@ -92,13 +92,21 @@ fn run(job: &Job) -> (RunOutcome, String) {
     (out, log)
 }
 
+/// What a session protects: git's data, the state folder and the fixture's files.
+fn protect() -> Vec<PathBuf> {
+    [".git", ".autoresearch", "prepare.py", "train.py"]
+        .iter()
+        .map(PathBuf::from)
+        .collect()
+}
+
 fn denied(mode: SandboxMode, repo: &Path) -> Sandbox {
     let cfg = SandboxConfig {
         mode,
         writable: vec![".cache".into()],
         ..SandboxConfig::default()
     };
-    sandbox::resolve(&cfg, repo, Probe::cached())
+    sandbox::resolve(&cfg, repo, &protect(), Probe::cached())
         .unwrap()
         .sandbox
 }
@@ -162,7 +170,13 @@ fn unshare_cuts_the_network_but_keeps_loopback() {
         return;
     }
     let sandbox = denied(SandboxMode::Unshare, dir.path());
-    assert!(matches!(sandbox.isolation, Isolation::Unshare { .. }));
+    assert!(
+        matches!(
+            sandbox.isolation,
+            Isolation::Box { .. } | Isolation::Unshare { .. }
+        ),
+        "{sandbox:?}"
+    );
     let (log, accepted) = net_check(sandbox, "unshare-net");
     assert!(log.contains("outside failed:"), "{log}");
     assert_eq!(accepted, 0, "the outside server saw a connection: {log}");
@@ -288,7 +302,7 @@ fn container_template_is_filled_and_the_timeout_still_kills() {
             template,
             gpu: "0,1".into(),
         },
-        limits: Limits::default(),
+        ..Sandbox::default()
     };
     let t = tag("container");
     let script = "echo \"in $(pwd) token=${AUTORESEARCH_RUN_TOKEN:-missing}\" && echo a | grep a";
@@ -339,6 +353,7 @@ fn open_file_and_memory_limits_reach_the_script() {
         Sandbox {
             isolation: Isolation::None,
             limits,
+            cgroup: None,
         },
     )];
     if unshare_works() {
@@ -361,16 +376,32 @@ fn open_file_and_memory_limits_reach_the_script() {
 }
 
 #[test]
-fn allowing_the_network_resolves_to_no_namespace_and_says_so() {
+fn allowing_the_network_leaves_only_the_network_open_and_says_so() {
     let cfg = SandboxConfig {
         network: Network::Allow,
         open_files: Some(4096),
         ..SandboxConfig::default()
     };
-    let r = sandbox::resolve(&cfg, Path::new("/r"), Probe::cached()).unwrap();
-    assert_eq!(r.sandbox.isolation, Isolation::None);
+    let r = sandbox::resolve(&cfg, Path::new("/r"), &[], Probe::cached()).unwrap();
+    // The box still walls the files off; only the network namespace is left out.
+    if Probe::cached().boxed {
+        assert!(
+            matches!(
+                r.sandbox.isolation,
+                Isolation::Box {
+                    share_net: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.sandbox
+        );
+        assert!(r.summary.contains("network allowed"), "{}", r.summary);
+    } else {
+        assert_eq!(r.sandbox.isolation, Isolation::None);
+        assert!(r.summary.contains("network = \"allow\""), "{}", r.summary);
+    }
     assert_eq!(r.sandbox.limits.open_files, Some(4096));
-    assert!(r.summary.contains("network = \"allow\""), "{}", r.summary);
     assert!(r.summary.contains("4096 open files"), "{}", r.summary);
     // A container template that leaves the network on is pointed out when it is denied.
     let cfg = SandboxConfig {
@@ -378,6 +409,123 @@ fn allowing_the_network_resolves_to_no_namespace_and_says_so() {
         container: Some("docker run --rm IMAGE {command}".into()),
         ..SandboxConfig::default()
     };
-    let r = sandbox::resolve(&cfg, Path::new("/r"), Probe::cached()).unwrap();
+    let r = sandbox::resolve(&cfg, Path::new("/r"), &[], Probe::cached()).unwrap();
     assert!(r.warning.unwrap().contains("--network none"));
+}
+
+/// Live, non-zombie processes with `arg` as one of their arguments.
+fn with_arg(arg: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let (Ok(cmdline), Ok(stat)) = (
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+        ) else {
+            continue;
+        };
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Where the box cannot be made, the run's cgroup is what catches a grandchild that left
+/// the process group and scrubbed its environment (neither the group kill nor the token
+/// scan can find it): the run ends normally, and the grandchild is gone with it.
+#[test]
+fn without_the_box_the_cgroup_kills_a_scrubbed_setsid_grandchild() {
+    let dir = repo();
+    let Some(cgroup) = Probe::cached().cgroup.clone() else {
+        available(false, "a cgroup per run");
+        return;
+    };
+    let mut sandboxes = vec![(
+        "plain",
+        Sandbox {
+            cgroup: Some(cgroup.clone()),
+            ..Sandbox::default()
+        },
+    )];
+    let p = Probe::cached();
+    if p.unshare_net || p.unshare_userns {
+        sandboxes.push((
+            "network only",
+            Sandbox {
+                isolation: Isolation::Unshare {
+                    map_root: !p.unshare_net,
+                },
+                cgroup: Some(cgroup.clone()),
+                ..Sandbox::default()
+            },
+        ));
+    }
+    for (i, (name, sandbox)) in sandboxes.into_iter().enumerate() {
+        // A sleep of a length no other process has: its argument is the marker.
+        let marker = format!("{}.{i}{}", 900_000 + std::process::id() % 1000, i + 1);
+        let ready = dir.path().join(format!("ready-{i}"));
+        let script = format!(
+            "setsid env -i /bin/sh -c 'echo up > \"$1\"; exec sleep \"$2\"' sh '{}' {marker} & \
+             while [ ! -s '{}' ]; do :; done; echo escapee up",
+            ready.display(),
+            ready.display()
+        );
+        let t = tag(&format!("cgroup-{i}"));
+        let (out, log) = run(&job(dir.path(), &script, &t, sandbox));
+        assert_eq!(out.exit, Exit::Code(0), "{name}: {log}");
+        assert!(log.contains("escapee up"), "{name}: {log}");
+        assert_eq!(with_arg(&marker), Vec::<i32>::new(), "{name}: it survived");
+    }
+}
+
+/// The project may be a subfolder of the repository: git's data above it is walled off
+/// too, while the project's own files stay as writable as ever.
+#[test]
+fn the_box_walls_off_the_git_directory_above_a_project_in_a_subfolder() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(top.path().join(".git")).unwrap();
+    std::fs::write(top.path().join(".git/config"), "[core]\n").unwrap();
+    let project = top.path().join("sub");
+    std::fs::create_dir_all(project.join(".autoresearch/runs/0001")).unwrap();
+    let sandbox = denied(SandboxMode::Auto, &project);
+    let t = tag("subfolder");
+    let script = "echo x >> ../.git/config && echo WROTE-GIT; echo ok > out.txt && echo WROTE-OUT";
+    let (out, log) = run(&job(&project, script, &t, sandbox));
+    assert_eq!(out.exit, Exit::Code(0), "{log}");
+    assert!(!log.contains("WROTE-GIT"), "{log}");
+    assert!(log.contains("WROTE-OUT"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(top.path().join(".git/config")).unwrap(),
+        "[core]\n"
+    );
+}
+
+/// A run killed by a signal inside the box (whose pid 1 is a shell, reporting 128+N) is
+/// still reported as killed by that signal.
+#[test]
+fn a_signal_death_inside_the_box_is_reported_as_the_signal() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    let dir = repo();
+    let sandbox = denied(SandboxMode::Auto, dir.path());
+    for (sig, n) in [("SEGV", 11), ("KILL", 9)] {
+        let t = tag(&format!("signal-{n}"));
+        let (out, log) = run(&job(
+            dir.path(),
+            &format!("kill -{sig} $$"),
+            &t,
+            sandbox.clone(),
+        ));
+        assert_eq!(out.exit, Exit::Signal(n), "{log}");
+    }
 }

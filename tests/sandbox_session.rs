@@ -96,7 +96,8 @@ fn a_socket_to_the_outside_is_a_recorded_crash_unless_the_network_is_allowed() {
     let accepted = server.stop();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("sandbox: network namespace via `unshare")
+        text(&out).contains("sandbox: the box (user, mount, pid, network namespaces")
+            || text(&out).contains("sandbox: network namespace via `unshare")
             || text(&out).contains("sandbox: bubblewrap: no network"),
         "{}",
         text(&out)
@@ -122,7 +123,10 @@ fn a_socket_to_the_outside_is_a_recorded_crash_unless_the_network_is_allowed() {
     let accepted = server.stop();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("sandbox: no isolation (network = \"allow\")"),
+        text(&out).contains("sandbox: no isolation (network = \"allow\")")
+            || (p.boxed
+                && text(&out).contains("sandbox: the box")
+                && text(&out).contains("network allowed")),
         "{}",
         text(&out)
     );
@@ -173,27 +177,72 @@ fn bubblewrap_keeps_prepare_py_read_only_and_caches_writable() {
 
 /// A PATH with only what a session needs: no unshare, no bwrap.
 fn bare_path() -> tempfile::TempDir {
+    path_with(&[])
+}
+
+/// What a session needs, and `extra` programs besides.
+fn path_with(extra: &[&str]) -> tempfile::TempDir {
     let bin = tempfile::tempdir().unwrap();
     let python = std::process::Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
         .unwrap();
     let python = String::from_utf8(python.stdout).unwrap();
+    // The program file on PATH (not a shell builtin of the same name, such as `true`).
     let find = |name: &str| {
-        let out = std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        let path = std::env::var_os("PATH").unwrap();
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{name} is not on PATH"))
+            .display()
+            .to_string()
     };
-    for (name, target) in [
+    let mut links = vec![
         ("python3", python.trim().to_string()),
         ("git", find("git")),
         ("sh", find("sh")),
-    ] {
+    ];
+    links.extend(extra.iter().map(|name| (*name, find(name))));
+    for (name, target) in links {
         std::os::unix::fs::symlink(target, bin.path().join(name)).unwrap();
     }
     bin
+}
+
+/// Without `setpriv` the box cannot drop its capabilities, so it is not used: the session
+/// falls back to a network namespace alone and says once what that leaves open.
+#[test]
+fn without_setpriv_the_session_falls_back_to_the_network_namespace_and_says_so() {
+    let p = Probe::cached();
+    if !available(p.unshare_net || p.unshare_userns, "unshare --net") {
+        return;
+    }
+    let path = path_with(&["unshare", "ip", "mount", "cat", "grep", "true"]);
+    let body = "print(f'val_bpb: {1.0 + LR:.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = bin()
+        .env("PATH", path.path())
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("sandbox: network namespace via `unshare --net"),
+        "{all}"
+    );
+    assert_eq!(
+        all.matches("the box is not available here").count(),
+        1,
+        "said once: {all}"
+    );
+    assert!(all.contains("can write the repository's .git"), "{all}");
+    assert_eq!(results(dir.path()).len(), 2);
 }
 
 #[test]
@@ -244,4 +293,156 @@ fn nothing_to_isolate_with_refuses_to_start_unless_the_network_is_allowed() {
         text(&out)
     );
     assert_eq!(results(dir.path()).len(), 2);
+}
+
+const ATTACKS: &str = include_str!("fixtures/sandbox/attacks.py");
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files_under(&path, out);
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+/// Live processes whose command line holds `marker` as one argument.
+fn with_arg(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|&b| b == 0).any(|a| a == marker.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_box_stops_each_attack_of_a_hostile_training_script() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    attack(&["-n", "1"]);
+}
+
+/// The same in the engine, where the run's tree is a worktree under `.autoresearch/`.
+#[test]
+fn the_box_stops_each_attack_from_an_engine_worktree() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    attack(&["--workers", "1", "-n", "1"]);
+}
+
+fn attack(args: &[&str]) {
+    let dir = repo(&[
+        ("train.py", ATTACKS),
+        ("autoresearch.toml", &config("")),
+        (".gitignore", "data/\nout/\n"),
+    ]);
+    let d = dir.path();
+    // Untracked data the read-only files prepared: readable in the box.
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    std::fs::write(d.join("data/tokens.txt"), "tokens\n").unwrap();
+    let git_config = std::fs::read_to_string(d.join(".git/config")).unwrap();
+    // Unique to this test: the other attack test may run beside it, escapee and all.
+    let marker = format!("attack-marker-{}-{}", std::process::id(), args.join(""));
+    let secret = format!("sk-test-secret-{}", std::process::id());
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let server = Server::start();
+    let out = bin()
+        .env("ATTACK_VICTIM", &victim)
+        .env("OPENAI_API_KEY", &secret)
+        .env("ANTHROPIC_API_KEY", &secret)
+        .env("ATTACK_MARKER", &marker)
+        .env("ATTACK_PORT", server.port.to_string())
+        .env("ATTACK_REPO", d)
+        .args(["run", "--yes", "--grace", "1", "--repo"])
+        .arg(d)
+        .args(args)
+        .output()
+        .unwrap();
+    let accepted = server.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("sandbox: the box"), "{}", text(&out));
+
+    let mut files = Vec::new();
+    files_under(d, &mut files);
+    let logs: Vec<String> = files
+        .iter()
+        .filter(|p| p.ends_with("run.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(logs.len(), 2, "baseline and one experiment: {files:?}");
+    for log in &logs {
+        let tried = log.lines().filter(|l| l.starts_with("ATTACK ")).count();
+        assert!(tried >= 30, "every attack was tried: {log}");
+        for line in log.lines() {
+            assert!(!line.contains("ACHIEVED"), "{line}\n{log}");
+            assert!(!line.contains("FAILED"), "{line}\n{log}");
+        }
+        for want in [
+            "ATTACK git-config: blocked",
+            "ATTACK umount .git: blocked",
+            "ATTACK nested namespace: blocked",
+            "ATTACK ptrace the orchestrator: blocked",
+            "ATTACK connect to the host's 127.0.0.1: blocked",
+            "LEGIT own loopback: ok",
+            "LEGIT write ./out: ok",
+            "LEGIT read data/: ok",
+            "ESCAPEE started",
+        ] {
+            assert!(log.contains(want), "{want} missing: {log}");
+        }
+    }
+    // Nothing outside the run folders changed: git's files, the protected files, the state.
+    assert_eq!(
+        std::fs::read_to_string(d.join(".git/config")).unwrap(),
+        git_config
+    );
+    assert!(!d.join(".git/refs/heads/evil").exists());
+    assert!(
+        !std::fs::read_to_string(d.join(".git/HEAD"))
+            .unwrap()
+            .contains("evil")
+    );
+    assert!(!d.join(".autoresearch/evil").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.join("prepare.py")).unwrap(),
+        PREPARE
+    );
+    assert_eq!(dirty(d), "");
+    for path in &files {
+        if path.components().any(|c| c.as_os_str() == "runs") {
+            continue;
+        }
+        let bytes = std::fs::read(path).unwrap();
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(!has(&marker), "{} was written by the run", path.display());
+        assert!(!has(&secret), "{} holds the key", path.display());
+    }
+    for log in &logs {
+        assert!(!log.contains(&secret), "a run saw the key");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the orchestrator wrote through the planted symlink"
+    );
+    assert!(logs.iter().all(|l| l.contains("PLANTED")), "{logs:?}");
+    assert_eq!(accepted, 0, "the host's listener was reached");
+    assert_eq!(with_arg(&marker), Vec::<i32>::new(), "the escapee survived");
+    assert!(survivors(d).is_empty());
 }

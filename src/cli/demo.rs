@@ -212,7 +212,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
     // this machine cannot cut a run off the network (macOS, locked-down containers), run
     // it without isolation rather than refuse a newcomer's first command.
     let probe = crate::runner::sandbox::Probe::cached();
-    if crate::runner::sandbox::resolve(&cfg.sandbox, &dir, probe).is_err() {
+    if crate::runner::sandbox::resolve(&cfg.sandbox, &dir, &[], probe).is_err() {
         reporter.plain(
             "note: no network sandbox is available here; the demo's trusted example runs without one",
         );

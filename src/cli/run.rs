@@ -71,33 +71,97 @@ pub(crate) fn proposer_for(config: &Config) -> anyhow::Result<Box<dyn Proposer>>
         .map_err(|e| anyhow::Error::new(crate::session::SessionError::Proposer(e.to_string())))
 }
 
-/// Installs SIGINT/SIGTERM handling: the first asks for a clean stop, the second for an
-/// immediate one. The training process has its own process group, so the terminal's
-/// Ctrl-C reaches only us and we decide how it dies.
+/// Installs the stop signals: SIGINT (Ctrl-C), SIGTERM (`kill`, a service manager) and
+/// SIGHUP (the terminal went away) each ask for a clean stop the first time and an
+/// immediate one the second. The training process has its own process group, so the
+/// terminal's signals reach only us and we decide how it dies. SIGHUP is left alone when it
+/// was ignored at start (`nohup`): then the session goes on without its terminal.
 pub(crate) fn install_signals(cancel: &Cancel) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install the Ctrl-C handler")?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if !ignored_at_start(SIGHUP) {
+        wanted.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(&wanted)
+        .context("cannot install the handlers for Ctrl-C, SIGTERM and SIGHUP")?;
     let cancel = cancel.clone();
     std::thread::spawn(move || {
-        for _ in signals.forever() {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                detach_from_terminal();
+            }
             cancel.escalate();
             if cancel.level() == 1 {
-                // Say what this Ctrl-C stops: there may be no run at all.
+                let name = match sig {
+                    SIGTERM => "SIGTERM",
+                    SIGHUP => "SIGHUP",
+                    _ => "Ctrl-C",
+                };
+                // Say what this stops: there may be no run at all.
                 let what = match cancel.busy() {
                     crate::runner::Busy::Training => {
-                        "stopping after cleaning up the current run (Ctrl-C again to kill it now)"
+                        "stopping after cleaning up the current run (again to kill it now)"
                     }
                     crate::runner::Busy::Asking => {
                         "stopping: the LLM call in progress is abandoned"
                     }
                     crate::runner::Busy::Idle => "stopping",
                 };
-                eprintln!("\nautoresearch: {what}");
+                // The terminal may be gone (SIGHUP): a failed write must not end the thread.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "\nautoresearch: {name}: {what}");
             }
         }
     });
     Ok(())
+}
+
+/// After a hangup the terminal is gone, and a print to it fails (which `println!` turns
+/// into a panic mid-clean-up): the standard streams that were the terminal now go to
+/// /dev/null, so the stop finishes and is recorded. Pipes and files are left alone.
+fn detach_from_terminal() {
+    use std::io::IsTerminal as _;
+    use std::os::fd::AsRawFd as _;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    let streams = [
+        (std::io::stdin().is_terminal(), 0),
+        (std::io::stdout().is_terminal(), 1),
+        (std::io::stderr().is_terminal(), 2),
+    ];
+    for (tty, fd) in streams {
+        if tty {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// Whether `sig` was ignored when this process started (`nohup` ignores SIGHUP before
+/// exec), read from the kernel's SigIgn mask; false where it cannot be read.
+fn ignored_at_start(sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| sig >= 1 && mask & (1 << (sig - 1)) != 0)
+}
+
+/// Keeps training runs (any process of this user) from reading this process's memory and
+/// environment through /proc or ptrace: the API keys live here. Linux only; elsewhere, and
+/// where it fails, the box's pid namespace is the wall.
+fn make_non_dumpable() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -165,6 +229,7 @@ pub(crate) fn run_session(
     opts: Options,
     reporter: &mut Reporter,
 ) -> anyhow::Result<i32> {
+    make_non_dumpable();
     let cancel = Cancel::new();
     install_signals(&cancel)?;
     let platform = Platform::detect();

@@ -72,7 +72,7 @@ impl Reporter {
 
     fn clear_live(&mut self) {
         if self.live {
-            print!("\r\x1b[2K");
+            out(format_args!("\r\x1b[2K"));
             self.live = false;
         }
     }
@@ -83,7 +83,7 @@ impl Reporter {
             return;
         }
         self.clear_live();
-        println!("{text}");
+        out(format_args!("{text}\n"));
     }
 
     pub fn event(&mut self, e: &Event) {
@@ -91,7 +91,7 @@ impl Reporter {
             // Per-line progress is for eyes; programs get the structured events.
             if !matches!(e, Event::RunOutput { .. }) {
                 if let Ok(line) = serde_json::to_string(e) {
-                    println!("{line}");
+                    out(format_args!("{line}\n"));
                 }
             }
             return;
@@ -109,15 +109,14 @@ impl Reporter {
                     let frac = (elapsed_s / self.budget_s.max(1e-9)).clamp(0.0, 1.0);
                     let filled = (frac * 20.0).round() as usize;
                     let who = worker.map(|w| format!("w{w} ")).unwrap_or_default();
-                    print!(
+                    out(format_args!(
                         "\r\x1b[2K  {who}[{}{}] {:>5.0}s/{:.0}s  {}",
                         "#".repeat(filled),
                         "-".repeat(20 - filled),
                         elapsed_s,
                         self.budget_s,
                         nums.join("  ")
-                    );
-                    let _ = std::io::stdout().flush();
+                    ));
                     self.live = true;
                 }
             }
@@ -277,11 +276,20 @@ impl Reporter {
 
     fn line(&mut self, text: &str) {
         self.clear_live();
-        println!("{text}");
+        out(format_args!("{text}\n"));
     }
 }
 
 /// A duration in seconds as the config spells it (`1m30s`, `1500ms`): exact, never `0s`.
 fn exact(secs: f64) -> String {
     crate::config::duration::format(std::time::Duration::from_secs_f64(secs.max(0.0)))
+}
+
+/// Writes to stdout and flushes, ignoring failure: after a hangup the terminal is gone
+/// (EIO) or a reader closed the pipe (EPIPE), and the session must still stop cleanly and
+/// record what it did rather than panic in `println!`.
+fn out(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(args);
+    let _ = stdout.flush();
 }

@@ -127,7 +127,8 @@ impl Worker<'_> {
         let mut r = read_result(outcome, &self.metric, self.timeout);
         // Whatever the run did to git or the tracked files is undone before anything else
         // reads the tree, and makes the run a crash that says so.
-        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.job_label())
+        let refs = !a.job.sandbox.walls_off_git();
+        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.job_label(), refs)
             .map_err(|e| format!("cannot undo what run {} changed: {e}", a.job_label()))?;
         r.tampered(&tampered);
         Ok(r)

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use super::cgroup::RunCgroup;
 use super::logsink::{LineSplitter, LogSink};
 use super::procs;
 use super::{Cancel, Executor, Exit, Job, RunOutcome, RunnerError};
@@ -121,6 +122,15 @@ impl Executor for LocalExecutor {
             .process_group(0);
         set_parent_death_signal(&mut cmd);
         super::sandbox::apply_limits(&mut cmd, job.sandbox.limits);
+        // Best effort: without its cgroup the run is still found by its group and token.
+        let cgroup = job
+            .sandbox
+            .cgroup
+            .as_deref()
+            .and_then(|parent| RunCgroup::create(parent, &token).ok());
+        if let Some(cg) = &cgroup {
+            cg.join_in_child(&mut cmd);
+        }
         let start = Instant::now();
         let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
             command: job.command.clone(),
@@ -155,6 +165,7 @@ impl Executor for LocalExecutor {
             seen: HashMap::new(),
             poll: self.poll,
             sample_every: self.sample_every,
+            cgroup,
         };
         let waited = watch.supervise(&mut child, start, on_line);
         let duration = start.elapsed();
@@ -168,7 +179,12 @@ impl Executor for LocalExecutor {
         let exit = match watch.stop {
             Some(Stop::TimedOut) => Exit::TimedOut,
             Some(Stop::Interrupted) => Exit::Interrupted,
-            None => exit_of(status),
+            None => match exit_of(status) {
+                Exit::Code(c @ 129..=159) if job.sandbox.reports_signals_as_codes() => {
+                    Exit::Signal(c - 128)
+                }
+                e => e,
+            },
         };
         Ok(RunOutcome {
             exit,
@@ -200,6 +216,8 @@ struct Watch<'a> {
     seen: HashMap<i32, u64>,
     poll: Duration,
     sample_every: Duration,
+    /// The run's own cgroup, where the machine allows one.
+    cgroup: Option<RunCgroup>,
 }
 
 impl Watch<'_> {
@@ -267,6 +285,10 @@ impl Watch<'_> {
         self.sample();
         self.killed = true;
         let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        // What left the group (`setsid`) is still in the cgroup.
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all();
+        }
     }
 
     /// Records the run's summed resident memory and remembers its processes.
@@ -316,9 +338,23 @@ impl Watch<'_> {
     fn clean_up(&mut self, on_line: &mut dyn FnMut(&str)) -> usize {
         let deadline = Instant::now() + CLEANUP_PATIENCE;
         let mut killed: HashMap<i32, u64> = HashMap::new();
+        // The cgroup first: it holds every process of the run, however it hid. The scans
+        // below then only reap (and catch what a machine without the cgroup let escape).
+        let in_cgroup = self
+            .cgroup
+            .as_ref()
+            .map(RunCgroup::kill_all)
+            .unwrap_or_default();
         // Repeated because a dying process may still fork, or still look alive for a moment.
         loop {
-            let alive = procs::run_processes(self.pgid, &self.needle);
+            let mut alive = procs::run_processes(self.pgid, &self.needle);
+            // Seen as the run's while sampling, and still the same process: killed too, even
+            // if it has since left the group and scrubbed its environment.
+            alive.extend(self.seen.iter().filter_map(|(&pid, &start)| {
+                procs::stat(pid).filter(|s| !s.zombie && s.start == start)
+            }));
+            alive.sort_by_key(|p| p.pid);
+            alive.dedup_by_key(|p| p.pid);
             if alive.is_empty() || Instant::now() >= deadline {
                 break;
             }
@@ -338,6 +374,7 @@ impl Watch<'_> {
             .chain(self.seen.iter())
             .map(|(&pid, &start)| (pid, start))
             .collect();
+        to_reap.extend(in_cgroup.iter().copied());
         to_reap.extend(
             procs::zombie_children_in_group(self.pgid)
                 .into_iter()
@@ -346,6 +383,9 @@ impl Watch<'_> {
         // The main child is std's to reap, and it already has.
         to_reap.retain(|&(pid, _)| pid != self.pgid);
         procs::reap(&to_reap, CLEANUP_PATIENCE);
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
 
         // With every writer dead the pipes close and the readers end. The patience counts
         // from the last output seen, so a reader still draining a flood on a busy machine is
@@ -365,7 +405,7 @@ impl Watch<'_> {
                 Err(RecvTimeoutError::Disconnected) => self.rx_open = false,
             }
         }
-        killed.len()
+        killed.len().max(in_cgroup.len())
     }
 }
 

@@ -28,13 +28,36 @@ pub(crate) struct LogSink {
     closed: bool,
 }
 
+/// Creates or truncates `path`, never through a symlink: an earlier run in this folder
+/// could have left one at this name to have us truncate and write a file out of its box.
+/// A symlink there is removed and the file made afresh; anything else (a file, a device
+/// such as `/dev/full`) is opened as it is.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+            std::fs::remove_file(path)?;
+            open()
+        }
+        r => r,
+    }
+}
+
 impl LogSink {
-    /// Creates (truncates) the log file and its parent folders.
+    /// Creates the log file afresh (replacing an old one) and its parent folders.
     pub(crate) fn create(path: &Path, cap: u64) -> io::Result<LogSink> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = File::create(path)?;
+        let file = open_no_follow(path)?;
         let head_limit = cap / 2;
         let tail_cap = usize::try_from(cap - head_limit).unwrap_or(usize::MAX);
         Ok(LogSink {
@@ -308,5 +331,20 @@ mod tests {
         sink.write(b"56789").unwrap();
         sink.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn a_symlink_at_the_log_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.path().join("run.log");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let mut sink = LogSink::create(&path, 1 << 20).unwrap();
+        sink.write(b"log").unwrap();
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "log");
     }
 }

@@ -2,6 +2,7 @@
 //! process tree of a run from spawn to the last reaped descendant; never decides anything
 //! about the result.
 
+mod cgroup;
 pub mod local;
 mod logsink;
 pub mod procs;

@@ -12,14 +12,21 @@ use crate::workspace::{GitState, Repo};
 pub(crate) type Tampered = Vec<String>;
 
 /// Undoes what a run in `tree` changed since `before` and names it. `owned` refs are the
-/// tool's own (the research branch the coordinator moves while other runs go on).
+/// tool's own (the research branch the coordinator moves while other runs go on). With
+/// `refs` false (the box walls git's data off, so a ref that moved while the run trained
+/// is the user's own work in their checkout) only the tracked tree is checked.
 pub(crate) fn undo_run_changes(
     tree: &Repo,
     before: &GitState,
     owned: &[String],
     label: &str,
+    refs: bool,
 ) -> Result<Tampered, crate::workspace::GitError> {
-    let mut said = tree.undo_git_changes(before, owned, label)?;
+    let mut said = if refs {
+        tree.undo_git_changes(before, owned, label)?
+    } else {
+        Vec::new()
+    };
     said.extend(
         tree.undo_tracked_changes()?
             .into_iter()
@@ -47,7 +54,8 @@ impl Session<'_> {
         label: &str,
     ) -> Result<Tampered, SessionError> {
         self.journal.check_in_place()?;
-        let tampered = undo_run_changes(&self.repo, before, &[], label)?;
+        // The one-tree loop owns the checkout: every ref is compared, box or not.
+        let tampered = undo_run_changes(&self.repo, before, &[], label, true)?;
         for t in &tampered {
             self.warn(format!("run {label} {t}; undone"));
         }

@@ -62,6 +62,30 @@ impl RunResult {
     }
 }
 
+/// What the box keeps read-only for a training run, relative to the repository (and to an
+/// engine worktree): git's data, the session's state, the files the proposer edits and
+/// those that must not change, the results file and the config.
+pub(crate) fn protected_paths(
+    config: &crate::config::Config,
+    repo: &std::path::Path,
+) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = vec![".git".into(), super::STATE_DIR.into()];
+    paths.extend(config.editable.iter().cloned());
+    paths.extend(config.read_only.iter().cloned());
+    paths.push(config.results.clone());
+    // Compared canonical: `--repo .` and an absolute root name the same folder.
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if let (Some(source), Some(root)) = (
+        config.source.as_deref().and_then(canonical),
+        canonical(repo),
+    ) {
+        if let Ok(own) = source.strip_prefix(&root) {
+            paths.push(own.to_path_buf());
+        }
+    }
+    paths
+}
+
 fn signal_name(n: i32) -> String {
     nix::sys::signal::Signal::try_from(n)
         .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
@@ -206,6 +230,7 @@ impl Session<'_> {
         let sandbox = sandbox::resolve(
             &self.config.sandbox,
             self.repo.root(),
+            &protected_paths(&self.config, self.repo.root()),
             sandbox::Probe::cached(),
         )
         .map_err(RunnerError::from)?

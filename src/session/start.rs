@@ -42,12 +42,6 @@ impl<'a> Session<'a> {
     pub fn start(mut s: Setup<'a>) -> Result<Session<'a>, SessionError> {
         // Before anything is touched: a session that may not run its training must not
         // create a branch or a journal entry first.
-        let sandbox = crate::runner::sandbox::resolve(
-            &s.config.sandbox,
-            s.repo,
-            crate::runner::sandbox::Probe::cached(),
-        )
-        .map_err(crate::runner::RunnerError::from)?;
         // The project is the config's folder, also when that is a subfolder of the
         // repository: git runs there and every path is relative to it.
         let project = s
@@ -55,6 +49,13 @@ impl<'a> Session<'a> {
             .source
             .as_deref()
             .map_or_else(|| s.repo.to_path_buf(), crate::config::repo_root);
+        let sandbox = crate::runner::sandbox::resolve(
+            &s.config.sandbox,
+            &project,
+            &super::run::protected_paths(&s.config, &project),
+            crate::runner::sandbox::Probe::cached(),
+        )
+        .map_err(crate::runner::RunnerError::from)?;
         let repo = Repo::open_project(&project)?;
         repo.head()?;
         repo.check_no_operation_in_progress()?;

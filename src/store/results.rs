@@ -73,7 +73,13 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Made afresh, never opened through what is there: a training run could have left
+        // a symlink at this name to have us write through it (out of its box).
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         crate::chaos::point("results_tmp");

@@ -1,13 +1,19 @@
-//! The sandbox a training command runs in: a fresh network namespace (`unshare`), a
-//! read-only filesystem with a few writable folders (bubblewrap), the user's container
-//! template, and per-process resource limits. Probes once per process what this machine can
-//! do and turns `[sandbox]` into the argv the runner spawns. Never spawns a run itself, and
-//! never leaves the runner's process group: every wrapper here execs (or waits for) the
-//! training command in the same group, with the same environment.
+//! The sandbox a training command runs in: the box (user, mount, pid and network
+//! namespaces with read-only binds over what the run must not write, no capabilities), a
+//! network namespace alone where the box cannot be made, bubblewrap's read-only root, the
+//! user's container template, a cgroup per run, and per-process resource limits. Turns
+//! `[sandbox]` and what the probe found into the argv the runner spawns. Never spawns a run
+//! itself, and never leaves the runner's process group: every wrapper here execs (or waits
+//! for) the training command in the same group, with the same environment.
 //!
 //! What each mode means for a training script:
-//! - `unshare`: only the network changes (loopback is brought up with `ip`; without
-//!   iproute2 it stays down and the session says so). Files are as writable as ever.
+//! - the box (`auto`, `unshare`): it cannot write the repository's `.git`, the editable
+//!   and read-only files, or `.autoresearch` outside its own run folder; it sees only its
+//!   own processes (not the orchestrator's environment or memory) and only loopback; it
+//!   has no capabilities, so it cannot unmount the binds; when it ends, everything it
+//!   started ends with its pid namespace. The rest of the filesystem is as usual: the home
+//!   (`~/.cache`), the temp dir, `/dev` (GPUs) and the repository's other files.
+//! - `unshare` without the box (no user namespaces here): only the network changes.
 //! - `bwrap`: everything is read-only but the run's own `.autoresearch/runs/<id>/`, the
 //!   system temp dir and `[sandbox] writable`. Scripts that write checkpoints, datasets or
 //!   caches (`~/.cache/huggingface`, `~/.cache/torch`, `./out`) need those folders listed.
@@ -19,20 +25,31 @@
 //! - `memory` is RLIMIT_AS per process: CUDA reserves far more address space than it
 //!   uses, so it suits CPU runs; use the container's `--memory` for GPU runs.
 
+mod container;
+mod limits;
+mod mounts;
+mod probe;
+
+pub use container::expand;
+pub(crate) use limits::apply_limits;
+pub use probe::Probe;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
 use crate::config::{Network, SandboxConfig, SandboxMode, format_size};
 
 use super::Job;
-use super::local::RUN_TOKEN_ENV;
+use container::{disables_network, gpu_list};
+use mounts::{Mount, ROOT_BINDS, box_command, box_mounts, bwrap_mounts};
 
 /// How one job's command is wrapped, and the limits it runs under.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sandbox {
     pub isolation: Isolation,
     pub limits: Limits,
+    /// The cgroup (v2) under which the run gets its own, killed as a whole at its end.
+    pub cgroup: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +57,14 @@ pub enum Isolation {
     /// `sh -c <command>` as it is.
     #[default]
     None,
+    /// The box: `unshare --user --map-root-user --mount --pid --fork [--net]`, read-only
+    /// binds over `protect` (paths relative to the repository and to the job's tree), then
+    /// `setpriv` with no capabilities.
+    Box {
+        share_net: bool,
+        repo: PathBuf,
+        protect: Vec<PathBuf>,
+    },
     /// `unshare --net` (as root) or `unshare --net --map-root-user`, then loopback up.
     Unshare { map_root: bool },
     /// bubblewrap: `/` read-only, the repository read-only, writable only the run's folder
@@ -67,7 +92,7 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub sandbox: Sandbox,
-    /// e.g. "network namespace via `unshare --net` (loopback only)".
+    /// What is in force and what is not, in one line (said once, at the start).
     pub summary: String,
     /// Something the user should know about the isolation (said once, at the start).
     pub warning: Option<String>,
@@ -93,124 +118,27 @@ pub enum SandboxError {
 /// down) and then runs the user's command, passed as `$1` so its quoting is never touched.
 const LOOPBACK_UP: &str = "ip link set lo up 2>/dev/null; exec sh -c \"$1\"";
 
-/// What this machine can isolate with, found by trying each method once.
-#[derive(Debug, Clone, Default)]
-pub struct Probe {
-    /// `unshare --net true` works (root or CAP_SYS_ADMIN).
-    pub unshare_net: bool,
-    /// `unshare --net --map-root-user true` works (unprivileged user namespaces).
-    pub unshare_userns: bool,
-    /// `ip link set lo up` works inside such a namespace.
-    pub loopback: bool,
-    /// bubblewrap runs with a fresh network namespace and a read-only root.
-    pub bwrap: bool,
-    /// Why each failed method failed, one short phrase each.
-    pub problems: Vec<String>,
-}
-
-impl Probe {
-    /// The probe of this process, run on first use: the machine does not change under a
-    /// session, and each try starts processes.
-    pub fn cached() -> &'static Probe {
-        static PROBE: OnceLock<Probe> = OnceLock::new();
-        PROBE.get_or_init(Probe::run)
-    }
-
-    /// Tries every method now.
-    pub fn run() -> Probe {
-        let mut p = Probe::default();
-        match try_run("unshare", &["--net", "true"]) {
-            Ok(()) => p.unshare_net = true,
-            Err(e) => p.problems.push(e),
-        }
-        if !p.unshare_net {
-            match try_run("unshare", &["--net", "--map-root-user", "true"]) {
-                Ok(()) => p.unshare_userns = true,
-                Err(e) => p.problems.push(e),
-            }
-        }
-        if p.unshare_net || p.unshare_userns {
-            let mut args = vec!["--net"];
-            if !p.unshare_net {
-                args.push("--map-root-user");
-            }
-            args.extend(["ip", "link", "set", "lo", "up"]);
-            match try_run("unshare", &args) {
-                Ok(()) => p.loopback = true,
-                Err(e) => p.problems.push(e),
-            }
-        }
-        let mut bwrap = vec!["--die-with-parent", "--unshare-net"];
-        bwrap.extend(ROOT_BINDS);
-        bwrap.extend(["--", "true"]);
-        match try_run("bwrap", &bwrap) {
-            Ok(()) => p.bwrap = true,
-            Err(e) => p.problems.push(e),
-        }
-        p
-    }
-
-    fn why(&self) -> String {
-        let mut seen: Vec<&str> = Vec::new();
-        for p in &self.problems {
-            if !seen.contains(&p.as_str()) {
-                seen.push(p);
-            }
-        }
-        if seen.is_empty() {
-            "no method was tried".into()
-        } else {
-            seen.join("; ")
-        }
-    }
-}
-
-/// The bubblewrap mounts every sandbox starts from: everything read-only, the devices
-/// as they are (GPUs live there), a fresh /proc.
-const ROOT_BINDS: [&str; 8] = [
-    "--ro-bind",
-    "/",
-    "/",
-    "--dev-bind",
-    "/dev",
-    "/dev",
-    "--proc",
-    "/proc",
-];
-
-/// Runs `program args` with no input and reports why it failed, in a few words.
-fn try_run(program: &str, args: &[&str]) -> Result<(), String> {
-    let shown = format!("`{program} {}`", args.join(" "));
-    let shown = shown.replace(&ROOT_BINDS.join(" "), "…");
-    match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty());
-            Err(format!(
-                "{shown} failed: {}",
-                last.map_or_else(|| out.status.to_string(), |l| l.trim().to_string())
-            ))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("`{program}` is not installed"))
-        }
-        Err(e) => Err(format!("{shown} failed: {e}")),
-    }
-}
-
 /// Chooses the sandbox for `[sandbox]` on a machine that can do what `probe` found.
-/// Refuses (rather than silently running with the network) when the network must be denied
-/// and nothing here can deny it.
-pub fn resolve(cfg: &SandboxConfig, repo: &Path, probe: &Probe) -> Result<Resolved, SandboxError> {
+/// `protect`: the paths the box keeps read-only, relative to the repository (and to an
+/// engine worktree). Refuses (rather than silently running with the network) when the
+/// network must be denied and nothing here can deny it.
+pub fn resolve(
+    cfg: &SandboxConfig,
+    repo: &Path,
+    protect: &[PathBuf],
+    probe: &Probe,
+) -> Result<Resolved, SandboxError> {
     let deny = cfg.network == Network::Deny;
     let limits = Limits {
         address_space: cfg.memory,
         open_files: cfg.open_files,
+    };
+    let boxed = || {
+        probe.boxed.then(|| Isolation::Box {
+            share_net: !deny,
+            repo: repo.to_path_buf(),
+            protect: protect.to_vec(),
+        })
     };
     let unshare = || {
         (probe.unshare_net || probe.unshare_userns).then_some(Isolation::Unshare {
@@ -230,15 +158,17 @@ pub fn resolve(cfg: &SandboxConfig, repo: &Path, probe: &Probe) -> Result<Resolv
             template: cfg.container.clone().unwrap_or_default(),
             gpu: gpu_list(),
         },
-        SandboxMode::Auto | SandboxMode::Unshare if !deny => Isolation::None,
-        SandboxMode::Auto => match unshare().or_else(bwrap) {
+        SandboxMode::Auto | SandboxMode::Unshare if !deny => boxed().unwrap_or_default(),
+        SandboxMode::Auto => match boxed().or_else(unshare).or_else(bwrap) {
             Some(i) => i,
             None => return Err(SandboxError::NoIsolation { why: probe.why() }),
         },
-        SandboxMode::Unshare => unshare().ok_or_else(|| SandboxError::ModeUnavailable {
-            mode: "unshare",
-            why: probe.why(),
-            fix: "run as root or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+        SandboxMode::Unshare => boxed().or_else(unshare).ok_or_else(|| {
+            SandboxError::ModeUnavailable {
+                mode: "unshare",
+                why: probe.why(),
+                fix: "run as root or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+            }
         })?,
         SandboxMode::Bwrap => bwrap().ok_or_else(|| SandboxError::ModeUnavailable {
             mode: "bwrap",
@@ -246,7 +176,25 @@ pub fn resolve(cfg: &SandboxConfig, repo: &Path, probe: &Probe) -> Result<Resolv
             fix: "install bubblewrap (apt-get install bubblewrap) and allow user namespaces",
         })?,
     };
+    let boxable = matches!(cfg.mode, SandboxMode::Auto | SandboxMode::Unshare);
     let warning = match &isolation {
+        Isolation::Box { share_net: false, .. } if !probe.box_loopback => Some(
+            "loopback stays down inside the training runs' network namespace (`ip link set lo up` failed); install iproute2 if the script talks to 127.0.0.1"
+                .to_string(),
+        ),
+        Isolation::Unshare { .. } | Isolation::Bwrap { .. } | Isolation::None
+            if boxable && !probe.boxed =>
+        {
+            let instead = if matches!(isolation, Isolation::Bwrap { .. }) {
+                "bubblewrap instead: all but the run's folder and the temp dir is read-only, but training runs see this process and what they leave behind is found only by their group, token and cgroup"
+            } else {
+                "training runs can write the repository's .git, its protected files and .autoresearch, and see this process"
+            };
+            Some(format!(
+                "the box is not available here ({}): {instead}; install util-linux with setpriv and allow user namespaces to get it",
+                probe.box_why()
+            ))
+        }
         Isolation::Unshare { .. } if !probe.loopback => Some(
             "loopback stays down inside the training runs' network namespace (`ip link set lo up` failed); install iproute2 if the script talks to 127.0.0.1"
                 .to_string(),
@@ -257,8 +205,15 @@ pub fn resolve(cfg: &SandboxConfig, repo: &Path, probe: &Probe) -> Result<Resolv
         ),
         _ => None,
     };
-    let sandbox = Sandbox { isolation, limits };
-    let summary = describe(&sandbox, cfg.mode);
+    let cgroup = (cfg.mode != SandboxMode::None)
+        .then(|| probe.cgroup.clone())
+        .flatten();
+    let sandbox = Sandbox {
+        isolation,
+        limits,
+        cgroup,
+    };
+    let summary = describe(&sandbox, cfg.mode, probe);
     Ok(Resolved {
         sandbox,
         summary,
@@ -266,15 +221,26 @@ pub fn resolve(cfg: &SandboxConfig, repo: &Path, probe: &Probe) -> Result<Resolv
     })
 }
 
-fn describe(s: &Sandbox, mode: SandboxMode) -> String {
+fn describe(s: &Sandbox, mode: SandboxMode, probe: &Probe) -> String {
     let mut text = match &s.isolation {
         Isolation::None if mode == SandboxMode::None => {
             "none (mode = \"none\"): training runs see the network and the whole filesystem"
                 .to_string()
         }
         Isolation::None => {
-            "no isolation (network = \"allow\"): training runs see the network".to_string()
+            "no isolation (network = \"allow\"): training runs see the network and the whole filesystem"
+                .to_string()
         }
+        Isolation::Box { share_net, .. } => format!(
+            "the box (user, mount, pid{} namespaces via `unshare`, no capabilities): {}; read-only: .git, the editable and read-only files, .autoresearch but the run's folder; hidden: the orchestrator's processes, environment and memory; not stopped: reading what your user can read, writing elsewhere (home, ~/.cache, {}, the repository's other files)",
+            if *share_net { "" } else { ", network" },
+            if *share_net {
+                "network allowed"
+            } else {
+                "no network (loopback only)"
+            },
+            std::env::temp_dir().display(),
+        ),
         Isolation::Unshare { map_root } => format!(
             "network namespace via `unshare --net{}` (loopback only)",
             if *map_root { " --map-root-user" } else { "" }
@@ -301,6 +267,18 @@ fn describe(s: &Sandbox, mode: SandboxMode) -> String {
             template.split_whitespace().next().unwrap_or("")
         ),
     };
+    if mode != SandboxMode::None {
+        if non_dumpable() {
+            text.push_str("; the orchestrator non-dumpable");
+        }
+        match &s.cgroup {
+            Some(_) => text.push_str("; a cgroup per run, killed whole at its end"),
+            None => text.push_str(&format!(
+                "; {} (leftovers are found by the run token and reaped as a subreaper)",
+                probe.cgroup_why()
+            )),
+        }
+    }
     let mut limits = Vec::new();
     if let Some(m) = s.limits.address_space {
         limits.push(format!("memory {} per process", format_size(m)));
@@ -314,17 +292,17 @@ fn describe(s: &Sandbox, mode: SandboxMode) -> String {
     text
 }
 
-/// A template that turns the container's network off in one of the usual spellings.
-fn disables_network(template: &str) -> bool {
-    let t = template.split_whitespace().collect::<Vec<_>>().join(" ");
-    [
-        "--network none",
-        "--network=none",
-        "--net none",
-        "--net=none",
-    ]
-    .iter()
-    .any(|s| t.contains(s))
+/// Whether this process refuses ptrace and /proc reads of its memory and environment by
+/// processes of the same user (`prctl(PR_SET_DUMPABLE, 0)`, set by `autoresearch run`).
+fn non_dumpable() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::get_dumpable().is_ok_and(|d| !d)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
 }
 
 /// `~/x` is under $HOME, a relative path under the repository. Missing folders are created,
@@ -346,20 +324,23 @@ fn writable_paths(list: &[String], repo: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `{gpu}`: the GPUs this process was given, else all of them.
-fn gpu_list() -> String {
-    match std::env::var("CUDA_VISIBLE_DEVICES") {
-        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-        _ => "all".into(),
-    }
-}
-
 impl Sandbox {
+    /// Whether training runs cannot write git's data (refs, HEAD, config) at all: then a
+    /// ref that moves while a run trains is the user's own doing, not the run's.
+    pub fn walls_off_git(&self) -> bool {
+        matches!(self.isolation, Isolation::Box { .. })
+    }
+
     /// The process to spawn for `job`: program and arguments only; the runner adds the
     /// directory, environment, pipes, process group and limits.
     pub(crate) fn command(&self, job: &Job) -> Command {
         match &self.isolation {
             Isolation::None => sh(&job.command),
+            Isolation::Box {
+                share_net,
+                repo,
+                protect,
+            } => box_command(&job.command, *share_net, &box_mounts(repo, job, protect)),
             Isolation::Unshare { map_root } => {
                 let mut c = Command::new("unshare");
                 c.arg("--net");
@@ -385,7 +366,7 @@ impl Sandbox {
                 c.args(ROOT_BINDS);
                 for (path, rw) in bwrap_mounts(repo, job, writable) {
                     let flag = match rw {
-                        Mount::ReadOnly => "--ro-bind",
+                        Mount::ReadOnly | Mount::ReadOnlyIfPossible => "--ro-bind",
                         Mount::Writable => "--bind",
                         Mount::WritableIfThere => "--bind-try",
                     };
@@ -398,28 +379,12 @@ impl Sandbox {
             Isolation::Container { template, gpu } => sh(&expand(template, job, gpu)),
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mount {
-    ReadOnly,
-    Writable,
-    WritableIfThere,
-}
-
-/// The mounts over the read-only root, parents before children so that a writable folder
-/// inside the repository (or a repository inside the temp dir) ends up as intended.
-fn bwrap_mounts(repo: &Path, job: &Job, writable: &[PathBuf]) -> Vec<(PathBuf, Mount)> {
-    let mut mounts = vec![
-        (std::env::temp_dir(), Mount::Writable),
-        (repo.to_path_buf(), Mount::ReadOnly),
-    ];
-    mounts.extend(writable.iter().map(|w| (w.clone(), Mount::WritableIfThere)));
-    if let Some(run_dir) = job.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        mounts.push((run_dir.to_path_buf(), Mount::Writable));
+    /// The box's pid 1 is a shell, which reports a command killed by signal N as exit
+    /// 128+N (as any shell does); the runner turns that back into the signal.
+    pub(crate) fn reports_signals_as_codes(&self) -> bool {
+        matches!(self.isolation, Isolation::Box { .. })
     }
-    mounts.sort_by_key(|(p, _)| p.components().count());
-    mounts
 }
 
 fn sh(command: &str) -> Command {
@@ -427,76 +392,6 @@ fn sh(command: &str) -> Command {
     c.arg("-c").arg(command);
     c
 }
-
-/// Fills the container template. `{command}` becomes `sh -c '<command>'`, so pipes and
-/// `&&` in the command run inside the container, not around it.
-pub fn expand(template: &str, job: &Job, gpu: &str) -> String {
-    let env: Vec<String> = job
-        .env
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .chain([RUN_TOKEN_ENV])
-        .map(|k| format!("-e {}", quote(k)))
-        .collect();
-    template
-        .replace("{repo}", &quote(&job.cwd.to_string_lossy()))
-        .replace("{gpu}", &quote(gpu))
-        .replace("{env}", &env.join(" "))
-        .replace("{command}", &format!("sh -c {}", quote(&job.command)))
-}
-
-/// A shell word: bare when it is plainly safe, else single-quoted.
-fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@%+".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// Sets the limits in the child before exec; a limit above the current hard limit is
-/// lowered to it (raising it needs privileges, and a lower cap is what was asked for).
-#[cfg(target_os = "linux")]
-#[expect(
-    unsafe_code,
-    reason = "pre_exec is unsafe; the hook only calls setrlimit, which is async-signal-safe"
-)]
-pub(crate) fn apply_limits(cmd: &mut Command, limits: Limits) {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    use std::os::unix::process::CommandExt;
-    let mut wanted = Vec::new();
-    for (res, value) in [
-        (Resource::RLIMIT_AS, limits.address_space),
-        (Resource::RLIMIT_NOFILE, limits.open_files),
-    ] {
-        let Some(v) = value else { continue };
-        // Computed here, in the parent, so the hook does no more than one system call each.
-        let v = match getrlimit(res) {
-            Ok((_, hard)) => v.min(hard),
-            Err(_) => v,
-        };
-        wanted.push((res, v));
-    }
-    if wanted.is_empty() {
-        return;
-    }
-    // SAFETY: the hook runs in the forked child before exec; setrlimit is a plain system
-    // call and the captured Vec is only read, never allocated or freed, there.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &(res, v) in &wanted {
-                setrlimit(res, v, v)?;
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn apply_limits(_cmd: &mut Command, _limits: Limits) {}
 
 #[cfg(test)]
 mod tests {
@@ -550,7 +445,7 @@ mod tests {
             ..Probe::default()
         };
         let cfg = SandboxConfig::default();
-        let err = resolve(&cfg, Path::new("/r"), &none)
+        let err = resolve(&cfg, Path::new("/r"), &[], &none)
             .unwrap_err()
             .to_string();
         assert!(err.contains("network = \"allow\""), "{err}");
@@ -559,14 +454,66 @@ mod tests {
             network: Network::Allow,
             ..SandboxConfig::default()
         };
-        let r = resolve(&allow, Path::new("/r"), &none).unwrap();
+        let r = resolve(&allow, Path::new("/r"), &[], &none).unwrap();
         assert_eq!(r.sandbox.isolation, Isolation::None);
         let userns = Probe {
             unshare_userns: true,
             ..Probe::default()
         };
-        let r = resolve(&cfg, Path::new("/r"), &userns).unwrap();
+        let r = resolve(&cfg, Path::new("/r"), &[], &userns).unwrap();
         assert_eq!(r.sandbox.isolation, Isolation::Unshare { map_root: true });
-        assert!(r.warning.unwrap().contains("loopback"));
+        assert!(r.warning.unwrap().contains("the box is not available"));
+        let boxed = Probe {
+            boxed: true,
+            box_loopback: true,
+            ..Probe::default()
+        };
+        let r = resolve(&cfg, Path::new("/r"), &[], &boxed).unwrap();
+        assert!(matches!(
+            r.sandbox.isolation,
+            Isolation::Box {
+                share_net: false,
+                ..
+            }
+        ));
+        assert!(r.warning.is_none(), "{:?}", r.warning);
+        assert!(r.summary.contains("no cgroup") || r.summary.contains("not tried"));
+        let r = resolve(&allow, Path::new("/r"), &[], &boxed).unwrap();
+        assert!(matches!(
+            r.sandbox.isolation,
+            Isolation::Box {
+                share_net: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_box_binds_an_engine_worktree_writable_under_the_read_only_state_folder() {
+        let mut j = job("true");
+        j.cwd = "/work/my repo/.autoresearch/worktrees/w1".into();
+        let protect: Vec<PathBuf> = vec![".git".into(), ".autoresearch".into(), "train.py".into()];
+        let m = mounts::box_mounts(Path::new("/work/my repo"), &j, &protect);
+        let at = |p: &str| {
+            m.iter()
+                .position(|(q, _)| q == Path::new(p))
+                .unwrap_or_else(|| panic!("{p} not bound: {m:?}"))
+        };
+        let mode = |p: &str| m[at(p)].1;
+        assert_eq!(mode("/work/my repo"), Mount::Writable);
+        assert_eq!(mode("/work/my repo/.git"), Mount::ReadOnly);
+        assert_eq!(mode("/work/my repo/.autoresearch"), Mount::ReadOnly);
+        assert_eq!(mode("/work/my repo/train.py"), Mount::ReadOnly);
+        let wt = "/work/my repo/.autoresearch/worktrees/w1";
+        assert_eq!(mode(wt), Mount::Writable);
+        assert_eq!(mode(&format!("{wt}/.git")), Mount::ReadOnly);
+        assert_eq!(mode(&format!("{wt}/train.py")), Mount::ReadOnly);
+        assert_eq!(
+            mode("/work/my repo/.autoresearch/runs/0001"),
+            Mount::Writable
+        );
+        assert!(at("/work/my repo/.autoresearch") < at(wt));
+        assert!(at(wt) < at(&format!("{wt}/train.py")));
+        assert!(at("/work/my repo/.autoresearch") < at("/work/my repo/.autoresearch/runs/0001"));
     }
 }
