@@ -48,7 +48,7 @@ fn status_prints_and_writes_the_progress_report_of_a_finished_session() {
         "delta vs baseline: {out}"
     );
     assert!(
-        out.contains("**Iterations:** 4 / 20"),
+        out.contains("**Experiments:** 4 / 20 (2 kept, 1 discarded, 1 crashed)"),
         "max from the config: {out}"
     );
     // Finished: the clock stopped at the last experiment (01:00 → 01:25), not now.
@@ -137,8 +137,8 @@ fn plot_writes_png_and_svg_where_asked() {
     assert_svg(&s.path().join("charts/night.svg"));
     let svg = std::fs::read_to_string(s.path().join("charts/night.svg")).unwrap();
     assert!(
-        svg.contains("5 Experiments, 2 Kept Improvements"),
-        "title counts the runs that ran, the baseline included"
+        svg.contains("4 Experiments, 2 Kept Improvements"),
+        "the title counts as the reports do: the baseline is not an experiment"
     );
 }
 

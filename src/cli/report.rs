@@ -149,11 +149,19 @@ fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
     } else {
         Some(last_finished.map_or_else(|| row.started_at.clone(), |(_, t)| t.to_string()))
     };
+    // What the session ran with (a demo's budget, an --iterations limit), not what the
+    // config file says now.
+    let settings = journal.settings(row.id)?;
     let info = match session_config(root, &row) {
-        Some(cfg) => {
-            crate::session::progress::session_info(&cfg, &row, &records, elapsed, &noise, ended_at)
-        }
-        None => row_only_info(&row, &records, elapsed, ended_at),
+        Some(cfg) => crate::session::progress::session_info(
+            &cfg,
+            &row,
+            settings.as_ref(),
+            elapsed,
+            &noise,
+            ended_at,
+        ),
+        None => row_only_info(&row, settings.as_ref(), elapsed, ended_at),
     };
     Ok(Loaded {
         info,
@@ -181,7 +189,7 @@ fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
 /// When no config can be read at all: what the journal row alone says.
 fn row_only_info(
     row: &SessionRow,
-    records: &[ExperimentRecord],
+    settings: Option<&crate::store::SessionSettings>,
     elapsed: Duration,
     ended_at: Option<String>,
 ) -> SessionInfo {
@@ -192,11 +200,12 @@ fn row_only_info(
         platform,
         metric_name: row.metric.clone(),
         direction: config::parse_direction(&row.direction).unwrap_or_default(),
-        budget: Duration::ZERO,
-        max_iterations: None,
+        budget: settings.map_or(Duration::ZERO, |s| {
+            Duration::from_secs_f64(s.budget_s.max(0.0))
+        }),
+        max_iterations: settings.and_then(|s| s.iteration_limit),
         started_at: row.started_at.clone(),
         ended_at,
-        iterations_done: records.iter().map(|r| r.iteration).max().unwrap_or(0),
         elapsed,
         noise: None,
     }
@@ -230,7 +239,7 @@ fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyh
                 .map(|c| c.metric.direction)
         })
         .unwrap_or_default();
-    let info = SessionInfo::for_records(&imported.metric_name, direction, &records);
+    let info = SessionInfo::for_records(&imported.metric_name, direction);
     Ok(Loaded {
         info,
         records,

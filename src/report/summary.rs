@@ -1,8 +1,9 @@
 //! The end-of-session summary (`autoresearch-summary.md`): what happened, what worked,
 //! what didn't, and what to try next. Pure rendering; the caller writes the file.
 
-use super::analysis::{Analysis, Counts, is_baseline, later_visits};
+use super::analysis::{Analysis, is_baseline, later_visits};
 use super::next_steps::derive_next_steps;
+use super::tally::{self, Tally};
 use super::{
     SessionInfo, cell, direction_words, fmt_change, fmt_duration, fmt_metric, short_commit, shorten,
 };
@@ -30,11 +31,16 @@ pub fn render_summary(
     let _ = writeln!(out, "- **Platform:** {}", cell(&info.platform));
     let ended = info.ended_at.as_deref().unwrap_or("still running");
     let _ = writeln!(out, "- **Dates:** {} → {ended}", info.started_at);
-    let c = Counts::of(records);
+    let t = Tally::of(records);
     let _ = writeln!(
         out,
-        "- **Total iterations:** {} ({} kept, {} discarded, {} crashed, {} rejected, {} interrupted)",
-        info.iterations_done, c.keep, c.discard, c.crash, c.rejected, c.interrupted
+        "- **Experiments:** {} ({})",
+        // An imported file has no limit to speak of.
+        info.max_iterations.map_or_else(
+            || t.experiments.to_string(),
+            |_| tally::of_limit(t.experiments, info.max_iterations)
+        ),
+        t.breakdown()
     );
     // Zero means unknown (an imported file); a real session never has a zero budget.
     let or_unknown = |d: std::time::Duration| {

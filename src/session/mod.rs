@@ -62,6 +62,8 @@ pub struct Options {
     pub max_failed_proposals: u32,
     /// The engine's workers; empty: the one-tree loop in the user's checkout.
     pub workers: Vec<crate::engine::WorkerSpec>,
+    /// The user's hypothesis for an LLM proposer's first proposals (`run --hypothesis`).
+    pub hypothesis: Option<String>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             max_log_bytes: 16 * 1024 * 1024,
             max_failed_proposals: 20,
             workers: Vec::new(),
+            hypothesis: None,
         }
     }
 }
@@ -181,6 +184,8 @@ pub struct Session<'a> {
     pub(crate) engine: bool,
     /// The prompt behind the proposal being committed, when the proposer ran elsewhere.
     pub(crate) pending_prompt: Option<String>,
+    /// What this invocation runs with, as recorded in the journal for the reports.
+    pub(crate) settings: crate::store::SessionSettings,
 }
 
 impl<'a> Session<'a> {
@@ -244,13 +249,14 @@ impl<'a> Session<'a> {
             None => (None, None),
         };
         let baseline = self.baseline().and_then(|b| b.metric);
-        let experiments = self.finished().count();
+        let tally = crate::report::Tally::of(&self.history);
         self.send(Event::SessionEnded {
             reason: reason.describe(),
             best,
             best_commit,
             baseline,
-            experiments,
+            experiments: tally.experiments,
+            tally,
         });
         Ok(reason)
     }
@@ -365,7 +371,9 @@ impl<'a> Session<'a> {
         if self.opts.iterations.is_some_and(|n| ran_now >= n) {
             return Some(EndReason::Iterations);
         }
-        let done = self.history.iter().map(|r| r.iteration).max().unwrap_or(0);
+        // The count the reports show against the limit: proposals that ran, attempts and
+        // rejections not counted.
+        let done = crate::report::Tally::of(&self.history).experiments;
         if self.config.max_iterations.is_some_and(|n| done >= n) {
             return Some(EndReason::MaxIterations);
         }

@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS experiments (
     state_hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS experiments_session ON experiments(session_id, id);
+CREATE TABLE IF NOT EXISTS session_settings (
+    session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+    budget_s REAL NOT NULL,
+    timeout_s REAL NOT NULL,
+    iteration_limit INTEGER,
+    hypothesis TEXT,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
@@ -119,7 +127,7 @@ pub struct Measurement {
 }
 
 pub struct Journal {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
 }
 
@@ -166,7 +174,7 @@ impl Journal {
         &self.path
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(super) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.path, source)
     }
 

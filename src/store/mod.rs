@@ -5,8 +5,10 @@
 pub mod import;
 pub mod journal;
 pub mod results;
+pub mod settings;
 
 pub use journal::{Journal, Measurement, RunPlace, SessionRow};
+pub use settings::SessionSettings;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,121 @@
+//! What a session was actually run with (the budget in force, the experiment limit, the
+//! hypothesis), as the journal keeps it: the config file may say otherwise (`demo` sets its
+//! own budget, `--iterations` its own limit), and the reports must say what happened.
+
+use super::{Journal, StoreError};
+use rusqlite::{OptionalExtension, params};
+
+/// The settings in force for a session's latest invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSettings {
+    /// The training budget per run, in seconds.
+    pub budget_s: f64,
+    pub timeout_s: f64,
+    /// Experiments on record at which the session stops (`max_iterations`, or the
+    /// experiments before this invocation plus `--iterations`); None: until stopped.
+    pub iteration_limit: Option<u64>,
+    /// The user's hypothesis for the proposer (`run --hypothesis`), if any.
+    pub hypothesis: Option<String>,
+}
+
+impl Journal {
+    /// Records the settings of the invocation starting now (replacing the last one's).
+    pub fn set_settings(
+        &self,
+        session_id: i64,
+        s: &SessionSettings,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let limit = s
+            .iteration_limit
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.conn
+            .execute(
+                "INSERT INTO session_settings
+                   (session_id, budget_s, timeout_s, iteration_limit, hypothesis, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(session_id) DO UPDATE SET budget_s = ?2, timeout_s = ?3,
+                   iteration_limit = ?4, hypothesis = COALESCE(?5, hypothesis), updated_at = ?6",
+                params![session_id, s.budget_s, s.timeout_s, limit, s.hypothesis, at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The settings recorded for a session; None for a session started by a release that
+    /// did not record them (the table may not exist in a journal opened read-only).
+    pub fn settings(&self, session_id: i64) -> Result<Option<SessionSettings>, StoreError> {
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_settings'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))?;
+        if !has_table {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT budget_s, timeout_s, iteration_limit, hypothesis
+                 FROM session_settings WHERE session_id = ?1",
+                [session_id],
+                |r| {
+                    let limit: Option<i64> = r.get(2)?;
+                    Ok(SessionSettings {
+                        budget_s: r.get(0)?,
+                        timeout_s: r.get(1)?,
+                        iteration_limit: limit.map(|n| u64::try_from(n).unwrap_or(0)),
+                        hypothesis: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_a_resume_keeps_the_hypothesis() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let row = crate::store::SessionRow {
+            id: 0,
+            tag: "t".into(),
+            branch: "autoresearch/t".into(),
+            base_branch: "main".into(),
+            base_commit: "abc".into(),
+            started_at: "t".into(),
+            metric: "val_bpb".into(),
+            direction: "minimize".into(),
+            platform: "{}".into(),
+            config: String::new(),
+            read_only_hashes: "{}".into(),
+        };
+        let id = j.create_session(&row).unwrap();
+        assert_eq!(j.settings(id).unwrap(), None);
+        let first = SessionSettings {
+            budget_s: 5.0,
+            timeout_s: 70.0,
+            iteration_limit: Some(4),
+            hypothesis: Some("wider MLP helps".into()),
+        };
+        j.set_settings(id, &first, "t1").unwrap();
+        assert_eq!(j.settings(id).unwrap().as_ref(), Some(&first));
+        let resumed = SessionSettings {
+            iteration_limit: None,
+            hypothesis: None,
+            ..first.clone()
+        };
+        j.set_settings(id, &resumed, "t2").unwrap();
+        let got = j.settings(id).unwrap().unwrap();
+        assert_eq!(got.iteration_limit, None);
+        assert_eq!(got.hypothesis.as_deref(), Some("wider MLP helps"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Every report counts alike: a real session (an OOM retry, a crash, discards, two keeps)
+//! under `--iterations`, then the final line, `status`, progress.md, the summary and the
+//! chart title must all say the same number of experiments, kept, discarded and crashed,
+//! the same limit and the budget the session ran with, even after the config file changed.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// LR 0.1 → 0.2 runs out of memory at full batch (then its retry is kept), WD 0.5 → 1.0
+/// crashes, WD 0.5 → 0.25 is kept, the rest are discarded.
+const TRAIN: &str = "LR = 0.1  # the knob\nWD = 0.5\nimport os, sys\nscale = float(os.environ['AUTORESEARCH_BATCH_SCALE'])\nif LR > 0.15 and scale >= 1.0:\n    sys.exit('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB')\nif WD > 0.9:\n    raise ValueError('boom: WD too high')\nprint(f'val_bpb: {1.0 + abs(LR - 0.3) + abs(WD - 0.3):.6f}')\n";
+
+const EXPECTED: &str = "8 experiments (2 kept, 5 discarded, 1 crashed; 1 OOM retry)";
+
+fn report(dir: &Path, args: &[&str]) -> String {
+    let out = bin().args(args).arg("--repo").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `- **Experiments:** …` line of a markdown report.
+fn experiments_line(md: &str) -> &str {
+    md.lines()
+        .find(|l| l.starts_with("- **Experiments:**"))
+        .unwrap_or_else(|| panic!("no Experiments line in\n{md}"))
+}
+
+#[test]
+fn final_line_status_progress_summary_and_chart_agree() {
+    let dir = repo(&[
+        ("train.py", TRAIN),
+        ("autoresearch.toml", &config("max_iterations = 30\n")),
+    ]);
+    let out = bin()
+        .env("AUTORESEARCH_PLATFORM", "cuda")
+        .args(["run", "--yes", "--grace", "1", "-n", "8", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.contains("done:")).unwrap();
+    assert!(last.contains(EXPECTED), "final line: {last}");
+
+    // results.tsv: the baseline, 8 experiments and the one retry, one row each.
+    assert_eq!(results(dir.path()).len(), 10);
+
+    // The config file changes after the session: the reports still say what ran.
+    let toml = dir.path().join("autoresearch.toml");
+    let edited = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("budget = \"1s\"", "budget = \"20s\"")
+        .replace("max_iterations = 30", "max_iterations = 99");
+    std::fs::write(&toml, edited).unwrap();
+
+    let want = "- **Experiments:** 8 / 8 (2 kept, 5 discarded, 1 crashed; 1 OOM retry)";
+    let status = report(dir.path(), &["status"]);
+    assert_eq!(experiments_line(&status), want, "status");
+    assert!(status.contains("- **Budget per run:** 1s"), "{status}");
+    let progress = std::fs::read_to_string(dir.path().join(".autoresearch/progress.md")).unwrap();
+    assert_eq!(experiments_line(&progress), want, "progress.md");
+
+    report(dir.path(), &["summary"]);
+    let summary = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    assert_eq!(experiments_line(&summary), want, "summary");
+    assert!(summary.contains("- **Budget per run:** 1s"), "{summary}");
+
+    let svg = std::fs::read_to_string(dir.path().join("progress.svg")).unwrap();
+    assert!(
+        svg.contains("Autoresearch Progress: 8 Experiments, 2 Kept Improvements"),
+        "chart title"
+    );
+    // The session's own chart, redrawn after each experiment, says the same.
+    let own = std::fs::read_to_string(dir.path().join(".autoresearch/progress.svg")).unwrap();
+    assert!(own.contains("8 Experiments, 2 Kept Improvements"));
+}
+
+#[test]
+fn a_resumed_session_counts_its_limit_from_what_is_on_record() {
+    let dir = repo(&[
+        (
+            "train.py",
+            &train_py("print(f'val_bpb: {1.0 + abs(LR - 0.3):.6f}')"),
+        ),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = run(dir.path(), &["-n", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = report(dir.path(), &["status"]);
+    assert!(experiments_line(&first).contains("2 / 2"), "{first}");
+    // Two more on the same tag: the limit is the 2 on record plus 2.
+    let out = run(dir.path(), &["-n", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("done:") && stdout.contains("; 4 experiments ("),
+        "{stdout}"
+    );
+    let again = report(dir.path(), &["status"]);
+    assert!(
+        experiments_line(&again).starts_with("- **Experiments:** 4 / 4 ("),
+        "{again}"
+    );
+}
