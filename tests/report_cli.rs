@@ -156,7 +156,14 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
         "{out}"
     );
     assert!(out.contains("**Baseline:** 0.997900"), "{out}");
-    let skipped: Vec<&str> = err.lines().collect();
+    assert!(
+        err.lines()
+            .next()
+            .unwrap()
+            .starts_with("reading val_bpb from column 2 of "),
+        "{err}"
+    );
+    let skipped: Vec<&str> = err.lines().filter(|l| l.starts_with("skipped")).collect();
     assert_eq!(skipped.len(), 3, "{err}");
     assert!(skipped[0].starts_with("skipped line 5: "), "{err}");
     assert!(skipped[1].starts_with("skipped line 7: "), "{err}");
@@ -175,6 +182,15 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
         "the crash is listed: {md}"
     );
     assert!(dir.path().join("progress.png").exists());
+    // The lines not read are in the summary too, with their reasons.
+    let unread = md
+        .split("## Lines not read")
+        .nth(1)
+        .expect("a section on unread lines");
+    assert!(
+        unread.contains("| 5 | ") && unread.contains("| 7 | ") && unread.contains("not-a-number"),
+        "{unread}"
+    );
 
     // Maximised metrics: the direction comes from the flag.
     let (ok, out, err) = run(
@@ -183,6 +199,53 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("higher is better"), "{out}");
+}
+
+#[test]
+fn results_file_with_the_metric_in_its_fourth_column_and_failed_runs_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/report/metric_fourth_column.tsv");
+    let fixture = fixture.to_str().unwrap();
+    let (ok, _, err) = run(dir.path(), &["summary", "--results", fixture]);
+    assert!(ok, "{err}");
+    assert!(err.contains("reading val_bpb from column 4"), "{err}");
+    let md = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    // What the file knows: its dates, its budget column, the time between them.
+    assert!(
+        md.contains("- **Dates:** 2026-03-05 01:00:00 → 2026-03-05 01:30:00"),
+        "{md}"
+    );
+    assert!(md.contains("- **Budget per run:** 5m 00s"), "{md}");
+    assert!(md.contains("- **Time elapsed:** 30m 00s"), "{md}");
+    // The zero-valued discard is a crash, so never the best nor a near miss.
+    assert!(
+        md.contains("- **Experiments:** 5 (2 kept, 2 discarded, 1 crashed)"),
+        "{md}"
+    );
+    assert!(md.contains("| Best | 0.990100 |"), "{md}");
+    assert!(md.contains("read as a failed run"), "{md}");
+    assert!(
+        !md.contains("0.000000 (-"),
+        "a zero is never shown as a gain: {md}"
+    );
+
+    // --metric picks another column; a wrong one names the columns there are.
+    let (ok, out, err) = run(
+        dir.path(),
+        &["status", "--results", fixture, "--metric", "memory_gb"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("memory_gb"), "{out}");
+    let (ok, _, err) = run(
+        dir.path(),
+        &["status", "--results", fixture, "--metric", "loss"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no column `loss`") && err.contains("`val_bpb`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -31,6 +31,11 @@ pub struct Source {
     /// its metric matches the file's, else minimize).
     #[arg(long, value_parser = parse_direction_arg, requires = "results")]
     pub direction: Option<Direction>,
+    /// With --results: the metric's column, by header name (default: the config's metric
+    /// when the file has it, else a known name such as val_bpb, else the first numeric
+    /// column).
+    #[arg(long, value_name = "COLUMN", requires = "results")]
+    pub metric: Option<String>,
 }
 
 fn parse_direction_arg(s: &str) -> Result<Direction, String> {
@@ -118,7 +123,7 @@ pub(crate) fn pick_session(journal: &Journal, tag: Option<&str>) -> anyhow::Resu
 pub fn load(src: &Source) -> anyhow::Result<Loaded> {
     let root = repo_root(&src.repo);
     match &src.results {
-        Some(file) => load_imported(file, &root, src.direction),
+        Some(file) => load_imported(file, &root, src.direction, src.metric.as_deref()),
         None => load_session(&root, src.tag.as_deref()),
     }
 }
@@ -208,7 +213,49 @@ fn row_only_info(
         ended_at,
         elapsed,
         noise: None,
+        unread_lines: Vec::new(),
     }
+}
+
+/// Which way a metric from elsewhere improves, by its name: accuracies and scores go up,
+/// losses and bits per byte go down.
+fn guess_direction(metric: &str) -> Direction {
+    let m = metric.to_ascii_lowercase();
+    let up = [
+        "acc",
+        "score",
+        "reward",
+        "f1",
+        "bleu",
+        "auc",
+        "precision",
+        "recall",
+        "mfu",
+    ];
+    if up.iter().any(|u| m.contains(u)) {
+        Direction::Maximize
+    } else {
+        Direction::Minimize
+    }
+}
+
+/// RFC 3339, `2026-03-05 01:02:03`, `2026-03-05T01:02:03` or `2026-03-05`, as UTC.
+fn parse_any_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    parse_time(s)
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
 }
 
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -227,19 +274,54 @@ pub(crate) fn session_running(state_dir: &Path) -> bool {
     Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
 }
 
-fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyhow::Result<Loaded> {
-    let imported = crate::store::import::read_results(file)?;
+fn load_imported(
+    file: &Path,
+    root: &Path,
+    direction: Option<Direction>,
+    metric: Option<&str>,
+) -> anyhow::Result<Loaded> {
+    use crate::store::import::{ImportOptions, read_results_with};
+    let cfg = config::load(&root.join(config::CONFIG_FILE)).ok();
+    let opts = ImportOptions {
+        metric,
+        metric_hint: cfg.as_ref().map(|c| c.metric.name.as_str()),
+    };
+    let imported = read_results_with(file, &opts)?;
+    eprintln!(
+        "reading {} from column {} of {} ({} rows)",
+        imported.metric_name,
+        imported.metric_column,
+        file.display(),
+        imported.rows.len()
+    );
     let records = imported.to_records();
-    // The direction is not in the file: the flag, else a matching config, else minimize.
+    // The direction is not in the file: the flag, else a matching config, else what the
+    // metric's name says (accuracy goes up), else minimize.
     let direction = direction
         .or_else(|| {
-            config::load(&root.join(config::CONFIG_FILE))
-                .ok()
+            cfg.as_ref()
                 .filter(|c| c.metric.name == imported.metric_name)
                 .map(|c| c.metric.direction)
         })
-        .unwrap_or_default();
-    let info = SessionInfo::for_records(&imported.metric_name, direction);
+        .unwrap_or_else(|| guess_direction(&imported.metric_name));
+    let mut info = SessionInfo::for_records(&imported.metric_name, direction);
+    // What the file itself says: its dates, a budget column.
+    let dates: Vec<&str> = imported
+        .rows
+        .iter()
+        .filter_map(|r| r.date.as_deref())
+        .collect();
+    if let (Some(first), Some(last)) = (dates.first(), dates.last()) {
+        info.started_at = (*first).to_string();
+        info.ended_at = Some((*last).to_string());
+        if let (Some(a), Some(b)) = (parse_any_time(first), parse_any_time(last)) {
+            info.elapsed = (b - a).to_std().unwrap_or(Duration::ZERO);
+        }
+    }
+    if let Some(b) = imported.budget {
+        info.budget = b;
+    }
+    info.unread_lines.clone_from(&imported.skipped);
     Ok(Loaded {
         info,
         records,

@@ -44,6 +44,8 @@ pub struct SessionInfo {
     pub elapsed: Duration,
     /// Run-to-run noise of the baseline: (standard deviation, number of runs).
     pub noise: Option<(f64, usize)>,
+    /// Lines of an imported file that were not read: (1-based line, why).
+    pub unread_lines: Vec<(usize, String)>,
 }
 
 impl SessionInfo {
@@ -61,6 +63,7 @@ impl SessionInfo {
             ended_at: Some("unknown".to_string()),
             elapsed: Duration::ZERO,
             noise: None,
+            unread_lines: Vec::new(),
         }
     }
 }

@@ -73,7 +73,9 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
         .filter_map(|(r, reference)| {
             let reference = (*reference)?;
             let gain = info.direction.gain(r.metric?, reference);
-            (gain >= -margin).then_some((r, gain, reference))
+            // A discard better than the best is no near miss (and a failed run logged as a
+            // number would be the first listed): only those within the margin below it.
+            (gain >= -margin && gain <= 0.0).then_some((r, gain, reference))
         })
         .collect();
     if misses.is_empty() {

@@ -129,6 +129,7 @@ mod tests {
             ended_at: None,
             elapsed: Duration::ZERO,
             noise: None,
+            unread_lines: Vec::new(),
         }
     }
 

@@ -14,6 +14,8 @@ use std::fmt::Write;
 const TOP_IMPROVEMENTS: usize = 10;
 /// Rows per category in "what didn't work"; a long night would drown the page otherwise.
 const FAILURES_PER_CATEGORY: usize = 10;
+/// Unread lines of an imported file listed; the rest are counted.
+const MAX_UNREAD_LINES: usize = 20;
 
 /// Renders the summary. `next_steps` is the LLM's text when one wrote it; otherwise the
 /// steps are derived from the data. `chart_path` is embedded as an image when given.
@@ -76,7 +78,32 @@ pub fn render_summary(
     if let Some(path) = chart_path {
         let _ = writeln!(out, "\n## Progress chart\n\n![progress]({path})");
     }
+    unread_lines(info, &mut out);
     out
+}
+
+/// Lines of an imported file the summary does not stand on, and why.
+fn unread_lines(info: &SessionInfo, out: &mut String) {
+    if info.unread_lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Lines not read\n\n{} line(s) of the file were not experiment rows:\n",
+        info.unread_lines.len()
+    );
+    let _ = writeln!(out, "| Line | Why |");
+    let _ = writeln!(out, "|---:|---|");
+    for (line, why) in info.unread_lines.iter().take(MAX_UNREAD_LINES) {
+        let _ = writeln!(out, "| {line} | {} |", cell(why));
+    }
+    if info.unread_lines.len() > MAX_UNREAD_LINES {
+        let _ = writeln!(
+            out,
+            "\n…and {} more.",
+            info.unread_lines.len() - MAX_UNREAD_LINES
+        );
+    }
 }
 
 fn results_table(a: &Analysis, metric: &str, out: &mut String) {

@@ -40,6 +40,7 @@ pub fn session_info(
                 usize::try_from(noise.measurements()).unwrap_or(usize::MAX),
             )
         }),
+        unread_lines: Vec::new(),
     }
 }
 

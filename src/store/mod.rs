@@ -3,6 +3,7 @@
 //! experiment appears exactly once). Owns no decisions: it writes what it is told.
 
 pub mod import;
+mod import_records;
 pub mod journal;
 pub mod results;
 pub mod settings;

@@ -58,6 +58,7 @@ pub fn info(direction: Direction, metric: &str) -> SessionInfo {
         ended_at: Some("2026-03-05T09:12:00Z".to_string()),
         elapsed: Duration::from_secs(8 * 3600 + 12 * 60),
         noise: Some((0.0008, 3)),
+        unread_lines: Vec::new(),
     }
 }
 
