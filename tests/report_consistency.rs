@@ -104,3 +104,91 @@ fn a_resumed_session_counts_its_limit_from_what_is_on_record() {
         "{again}"
     );
 }
+
+#[test]
+fn run_summary_writes_the_summary_and_says_where_everything_is() {
+    let dir = repo(&[
+        (
+            "train.py",
+            &train_py("print(f'val_bpb: {1.0 + abs(LR - 0.3):.6f}')"),
+        ),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = run(dir.path(), &["-n", "2", "--summary"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = dir.path().join("autoresearch-summary.md");
+    assert!(
+        stdout.contains(&format!("summary: {}", summary.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(".autoresearch/progress.png (and .svg)"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("- **Experiments:** 2 / 2 ("), "{md}");
+    assert!(dir.path().join("progress.png").exists());
+}
+
+#[test]
+fn a_hypothesis_without_an_llm_is_refused_in_one_line() {
+    let dir = repo(&[
+        ("train.py", &train_py("print(f'val_bpb: {1.0 + LR:.6f}')")),
+        ("autoresearch.toml", &config("")),
+    ]);
+    let out = run(
+        dir.path(),
+        &["-n", "1", "--hypothesis", "a wider MLP helps"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("needs an LLM proposer"), "{err}");
+    assert!(
+        !dir.path().join(".autoresearch/journal.sqlite").exists(),
+        "nothing started"
+    );
+}
+
+#[test]
+fn a_tracked_progress_png_is_never_overwritten() {
+    let dir = repo(&[
+        (
+            "train.py",
+            &train_py("print(f'val_bpb: {1.0 + abs(LR - 0.3):.6f}')"),
+        ),
+        ("autoresearch.toml", &config("")),
+        ("progress.png", "karpathy's own chart"),
+    ]);
+    let out = run(dir.path(), &["-n", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = bin()
+        .args(["summary", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is tracked by git and is left alone"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("progress.png")).unwrap(),
+        "karpathy's own chart"
+    );
+    assert!(dir.path().join("autoresearch-progress.png").exists());
+    let md = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    assert!(
+        md.contains("![progress](autoresearch-progress.png)"),
+        "{md}"
+    );
+    let out = bin()
+        .args(["plot", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("progress.png")).unwrap(),
+        "karpathy's own chart"
+    );
+}

@@ -66,8 +66,9 @@ pub struct PlotArgs {
     #[command(flatten)]
     pub source: Source,
     /// The PNG to write (relative paths are taken from --repo); the SVG goes next to it.
-    #[arg(long, default_value = "progress.png")]
-    pub out: PathBuf,
+    /// Default: progress.png, or autoresearch-progress.png where git tracks a progress.png.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// A session (or an imported file) ready to render.
@@ -209,6 +210,7 @@ fn row_only_info(
             Duration::from_secs_f64(s.budget_s.max(0.0))
         }),
         max_iterations: settings.and_then(|s| s.iteration_limit),
+        hypothesis: settings.and_then(|s| s.hypothesis.clone()),
         started_at: row.started_at.clone(),
         ended_at,
         elapsed,
@@ -355,6 +357,30 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}; check the --out path", path.display()))
 }
 
+/// Where the chart goes in `dir`: `progress.png`, unless git tracks a file of that name
+/// there (karpathy's repositories commit theirs) or its SVG twin: then
+/// `autoresearch-progress.png`, said on stderr. A tracked file is never overwritten.
+pub(crate) fn chart_path(root: &Path, dir: &Path) -> PathBuf {
+    let ours = dir.join("progress.png");
+    let tracked = |p: &Path| {
+        crate::workspace::Repo::open(root).is_ok_and(|repo| {
+            let rel = p.strip_prefix(repo.root()).unwrap_or(p);
+            repo.git(&["ls-files", "--error-unmatch", "--", &rel.to_string_lossy()])
+                .is_ok()
+        })
+    };
+    if tracked(&ours) || tracked(&ours.with_extension("svg")) {
+        let other = dir.join("autoresearch-progress.png");
+        eprintln!(
+            "note: {} is tracked by git and is left alone; the chart is written to {}",
+            ours.display(),
+            other.display()
+        );
+        return other;
+    }
+    ours
+}
+
 /// Writes the chart as `png` and, next to it, the same chart as SVG.
 pub fn write_chart(loaded: &Loaded, png: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let series = ChartSeries::from_records(
@@ -382,13 +408,13 @@ pub fn write_summary(
     next_steps: Option<&str>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let dir = out.parent().unwrap_or(Path::new(""));
-    let (png, svg) = write_chart(loaded, &dir.join("progress.png"))?;
-    let md = report::render_summary(
-        &loaded.info,
-        &loaded.records,
-        next_steps,
-        Some("progress.png"),
+    let png_path = chart_path(&loaded.root, dir);
+    let (png, svg) = write_chart(loaded, &png_path)?;
+    let name = png.file_name().map_or_else(
+        || "progress.png".into(),
+        |n| n.to_string_lossy().into_owned(),
     );
+    let md = report::render_summary(&loaded.info, &loaded.records, next_steps, Some(&name));
     write(out, md.as_bytes())?;
     Ok(vec![out.to_path_buf(), png, svg])
 }
@@ -465,7 +491,11 @@ pub fn summary(args: &SummaryArgs) -> anyhow::Result<i32> {
 pub fn plot(args: &PlotArgs) -> anyhow::Result<i32> {
     let loaded = load(&args.source)?;
     report_skipped(&loaded);
-    let (png, svg) = write_chart(&loaded, &resolve(&loaded.root, &args.out))?;
+    let out = match &args.out {
+        Some(p) => resolve(&loaded.root, p),
+        None => chart_path(&loaded.root, &loaded.root),
+    };
+    let (png, svg) = write_chart(&loaded, &out)?;
     println!("wrote {}", png.display());
     println!("wrote {}", svg.display());
     Ok(exit::OK)

@@ -320,6 +320,7 @@ impl Engine<'_, '_> {
             seen: self.seen(),
             last_crash_tail: tail,
             scratchpad: s.scratchpad.clone(),
+            hypothesis: s.settings.hypothesis.clone(),
         }
     }
 

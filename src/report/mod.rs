@@ -46,6 +46,8 @@ pub struct SessionInfo {
     pub noise: Option<(f64, usize)>,
     /// Lines of an imported file that were not read: (1-based line, why).
     pub unread_lines: Vec<(usize, String)>,
+    /// The hypothesis the session was asked to test (`run --hypothesis`).
+    pub hypothesis: Option<String>,
 }
 
 impl SessionInfo {
@@ -64,6 +66,7 @@ impl SessionInfo {
             elapsed: Duration::ZERO,
             noise: None,
             unread_lines: Vec::new(),
+            hypothesis: None,
         }
     }
 }

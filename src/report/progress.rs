@@ -130,6 +130,7 @@ mod tests {
             elapsed: Duration::ZERO,
             noise: None,
             unread_lines: Vec::new(),
+            hypothesis: None,
         }
     }
 

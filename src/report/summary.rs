@@ -62,6 +62,9 @@ pub fn render_summary(
     if let Some(line) = super::noise_line(info) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(h) = &info.hypothesis {
+        let _ = writeln!(out, "- **Hypothesis tested first:** {}", cell(h));
+    }
 
     results_table(&a, metric, &mut out);
     top_improvements(&a, metric, &mut out);

@@ -304,6 +304,7 @@ impl<'a> Session<'a> {
                     seen: &seen,
                     last_crash_tail: last_crash_tail.as_deref(),
                     scratchpad: self.scratchpad.as_deref(),
+                    hypothesis: self.settings.hypothesis.as_deref(),
                 };
                 crate::chaos::point("propose");
                 self.proposer.propose(&ctx)

@@ -41,6 +41,7 @@ pub fn session_info(
             )
         }),
         unread_lines: Vec::new(),
+        hypothesis: settings.and_then(|s| s.hypothesis.clone()),
     }
 }
 

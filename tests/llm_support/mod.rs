@@ -307,6 +307,7 @@ pub struct World {
     pub seen: HashSet<String>,
     pub crash: Option<String>,
     pub scratchpad: Option<String>,
+    pub hypothesis: Option<String>,
     pub iteration: u64,
 }
 
@@ -321,6 +322,7 @@ impl World {
             seen: HashSet::new(),
             crash: None,
             scratchpad: None,
+            hypothesis: None,
             iteration: 1,
         }
     }
@@ -338,6 +340,7 @@ impl World {
             seen: &self.seen,
             last_crash_tail: self.crash.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
+            hypothesis: self.hypothesis.as_deref(),
         }
     }
 }

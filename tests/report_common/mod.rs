@@ -59,6 +59,7 @@ pub fn info(direction: Direction, metric: &str) -> SessionInfo {
         elapsed: Duration::from_secs(8 * 3600 + 12 * 60),
         noise: Some((0.0008, 3)),
         unread_lines: Vec::new(),
+        hypothesis: None,
     }
 }
 
