@@ -180,7 +180,7 @@ fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
 
 /// The repository's config, else the one the session started with; the metric is always
 /// the session's own (the file may have changed since).
-fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
+pub(crate) fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
     let path = root.join(config::CONFIG_FILE);
     let mut cfg = config::load(&path)
         .or_else(|_| config::load_str(&row.config, &path))

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod chart;
 mod chart_layout;
+pub mod export;
 mod glyphs;
 pub mod next_steps;
 pub mod progress;
