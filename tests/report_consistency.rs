@@ -192,3 +192,39 @@ fn a_tracked_progress_png_is_never_overwritten() {
         "karpathy's own chart"
     );
 }
+
+#[test]
+fn repeats_of_a_pinned_seed_are_not_called_a_noise_estimate() {
+    let train = "import random\nrandom.seed(42)\nLR = 0.1\nprint(f'val_bpb: {1.0 + abs(LR - 0.3) + random.random() * 1e-3:.6f}')\n";
+    let toml = "editable = [\"train.py\"]\nread_only = [\"prepare.py\"]\ncommand = \"python3 train.py\"\nbudget = \"1s\"\ntimeout = \"20s\"\ntag = \"t\"\n\n[decision]\nmode = \"noise-aware\"\n\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n";
+    let dir = repo(&[("train.py", train), ("autoresearch.toml", toml)]);
+    let out = run(dir.path(), &["-n", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("train.py:2 random.seed(42) pins the seed")
+            && all.contains("not a noise estimate")
+            && all.contains("random.seed(int(os.environ.get(\"AUTORESEARCH_SEED\", 42)))"),
+        "{all}"
+    );
+    let status = report(dir.path(), &["status"]);
+    let noise = status
+        .lines()
+        .find(|l| l.starts_with("- **Noise estimate:**"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        noise.contains(
+            "runs of one fixed seed (train.py:2 random.seed(42)) is not a noise estimate"
+        ),
+        "{noise}"
+    );
+    let table = report(dir.path(), &["export"]);
+    assert!(
+        table.contains("none: the runs repeat one fixed seed"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(" [-") && !table.contains(" [+"),
+        "no intervals: {table}"
+    );
+}

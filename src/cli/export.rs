@@ -58,11 +58,21 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
             ));
         }
     }
+    // Repeats of one fixed seed say nothing about the noise: no intervals from them.
+    let fixed_seed = loaded.info.fixed_seed.clone();
+    let rows = if fixed_seed.is_some() {
+        let mut rows = export::rows(&loaded.records, &runs, None);
+        rows.iter_mut().for_each(|r| r.effect = None);
+        rows
+    } else {
+        export::rows(&loaded.records, &runs, noise.map(|(s, df, _)| (s, df)))
+    };
     let data = ExportData {
         settings: export::settings(&loaded.info, &loaded.records, &extra),
         noise,
+        fixed_seed,
         metric_name: loaded.info.metric_name.clone(),
-        rows: export::rows(&loaded.records, &runs, noise.map(|(s, df, _)| (s, df))),
+        rows,
     };
     let text = export::render(args.format, &data);
     match &args.out {

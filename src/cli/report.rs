@@ -211,6 +211,7 @@ fn row_only_info(
         }),
         max_iterations: settings.and_then(|s| s.iteration_limit),
         hypothesis: settings.and_then(|s| s.hypothesis.clone()),
+        fixed_seed: settings.and_then(|s| s.fixed_seed.clone()),
         started_at: row.started_at.clone(),
         ended_at,
         elapsed,

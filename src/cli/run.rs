@@ -117,12 +117,45 @@ fn check_hypothesis(cfg: &Config, hypothesis: Option<&str>) -> anyhow::Result<Op
     Ok(Some(h.trim().to_string()))
 }
 
+/// A read-only file that fixes `TIME_BUDGET` decides how long each run trains: say so
+/// when the budget disagrees, and raise a default hard timeout that would cut runs short.
+pub(crate) fn check_time_budget(repo: &Path, cfg: &mut Config) -> Option<String> {
+    let root = super::report::repo_root(repo);
+    let fixed = config::detect::fixed_time_budget(&root, &cfg.read_only, &cfg.editable)?;
+    if fixed.value == cfg.budget {
+        return None;
+    }
+    let mut msg = format!(
+        "warning: the budget is {} but {} is read-only: each run trains for {}",
+        config::duration::format(cfg.budget),
+        fixed.source,
+        config::duration::format(fixed.value)
+    );
+    let needed = config::default_timeout(fixed.value);
+    if cfg.timeout == config::default_timeout(cfg.budget) && cfg.timeout < needed {
+        cfg.timeout = needed;
+        msg.push_str(&format!(
+            "; the default hard timeout is raised to {}",
+            config::duration::format(needed)
+        ));
+    } else if cfg.timeout < fixed.value {
+        msg.push_str(&format!(
+            "; timeout = {} will kill every run: raise it",
+            config::duration::format(cfg.timeout)
+        ));
+    }
+    Some(msg)
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut cfg = load_config(&args.repo, args.config.as_deref())?;
     if let Some(tag) = &args.tag {
         cfg.tag = tag.clone();
     }
     let hypothesis = check_hypothesis(&cfg, args.hypothesis.as_deref())?;
+    if let Some(warning) = check_time_budget(&args.repo, &mut cfg) {
+        eprintln!("{warning}");
+    }
     let opts = Options {
         iterations: args.iterations,
         run_for: args.run_for,

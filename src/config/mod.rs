@@ -1,7 +1,7 @@
 //! `autoresearch.toml`: the schema, loading with file:line errors, and validation. Owns
 //! what the tool may assume (nothing about the budget or the metric) and what it must ask.
 
-mod detect;
+pub mod detect;
 pub mod duration;
 mod error;
 pub mod init;

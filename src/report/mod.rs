@@ -49,6 +49,8 @@ pub struct SessionInfo {
     pub unread_lines: Vec<(usize, String)>,
     /// The hypothesis the session was asked to test (`run --hypothesis`).
     pub hypothesis: Option<String>,
+    /// Where the script pins its own seed: the noise estimate is then no such thing.
+    pub fixed_seed: Option<String>,
 }
 
 impl SessionInfo {
@@ -68,6 +70,7 @@ impl SessionInfo {
             noise: None,
             unread_lines: Vec::new(),
             hypothesis: None,
+            fixed_seed: None,
         }
     }
 }
@@ -75,6 +78,13 @@ impl SessionInfo {
 /// The noise estimate's line in the progress report and the summary, when there is one.
 pub(crate) fn noise_line(info: &SessionInfo) -> Option<String> {
     let (sigma, n) = info.noise?;
+    if let Some(at) = &info.fixed_seed {
+        return Some(format!(
+            "- **Noise estimate:** none: σ̂ = {} from {n} runs of one fixed seed ({}) is not a noise estimate",
+            fmt_metric(sigma),
+            cell(at)
+        ));
+    }
     Some(format!(
         "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
         fmt_metric(sigma)

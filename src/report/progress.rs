@@ -131,6 +131,7 @@ mod tests {
             noise: None,
             unread_lines: Vec::new(),
             hypothesis: None,
+            fixed_seed: None,
         }
     }
 

@@ -42,6 +42,7 @@ pub fn session_info(
         }),
         unread_lines: Vec::new(),
         hypothesis: settings.and_then(|s| s.hypothesis.clone()),
+        fixed_seed: settings.and_then(|s| s.fixed_seed.clone()),
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn hash_files(root: &Path, paths: &[PathBuf]) -> BTreeMap<PathBuf, St
 /// and the experiment count at which it stops, `max_iterations` or the experiments on
 /// record plus `--iterations`, whichever comes first.
 fn record_settings(
+    root: &Path,
     journal: &Journal,
     row: &SessionRow,
     history: &[crate::experiment::ExperimentRecord],
@@ -54,11 +55,17 @@ fn record_settings(
         (Some(m), Some(f)) => Some(m.min(f)),
         (m, f) => m.or(f),
     };
+    let fixed_seed = config
+        .editable
+        .iter()
+        .find_map(|f| crate::config::detect::pinned_seed_in(root, f))
+        .map(|f| f.source);
     let settings = SessionSettings {
         budget_s: config.budget.as_secs_f64(),
         timeout_s: config.timeout.as_secs_f64(),
         iteration_limit,
         hypothesis: opts.hypothesis.clone(),
+        fixed_seed,
     };
     journal.set_settings(row.id, &settings, &now())?;
     // A resume without --hypothesis keeps the one the session started with.
@@ -145,7 +152,7 @@ impl<'a> Session<'a> {
             serde_json::from_str(&row.read_only_hashes).unwrap_or_default();
         let scratchpad = std::fs::read_to_string(state_dir.join("scratchpad.md")).ok();
         let default_scale = s.platform.adjustments.batch_scale;
-        let settings = record_settings(&journal, &row, &history, &s.config, &s.opts)?;
+        let settings = record_settings(repo.root(), &journal, &row, &history, &s.config, &s.opts)?;
         let mut session = Session {
             session_token: format!("{}#{}", repo.root().display(), row.id),
             repo,
@@ -191,6 +198,13 @@ impl<'a> Session<'a> {
         };
         session.send(e);
         session.note(format!("sandbox: {}", sandbox.summary));
+        if let Some(at) = session.settings.fixed_seed.clone() {
+            let call = at.split_once(' ').map_or(at.as_str(), |(_, c)| c);
+            session.warn(format!(
+                "{at} pins the seed and AUTORESEARCH_SEED is never read: repeated runs are one fixed seed, so their spread is not a noise estimate; fix: {}",
+                crate::config::detect::seed_fix(call)
+            ));
+        }
         if let Some(w) = sandbox.warning {
             session.warn(format!("sandbox: {w}"));
         }

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS session_settings (
     timeout_s REAL NOT NULL,
     iteration_limit INTEGER,
     hypothesis TEXT,
+    fixed_seed TEXT,
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS measurements (

@@ -16,6 +16,9 @@ pub struct SessionSettings {
     pub iteration_limit: Option<u64>,
     /// The user's hypothesis for the proposer (`run --hypothesis`), if any.
     pub hypothesis: Option<String>,
+    /// Where the editable script pins its own seed (`train.py:12 torch.manual_seed(42)`):
+    /// then repeated runs are one seed and their spread is not a noise estimate.
+    pub fixed_seed: Option<String>,
 }
 
 impl Journal {
@@ -32,11 +35,21 @@ impl Journal {
         self.conn
             .execute(
                 "INSERT INTO session_settings
-                   (session_id, budget_s, timeout_s, iteration_limit, hypothesis, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                   (session_id, budget_s, timeout_s, iteration_limit, hypothesis, fixed_seed,
+                    updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(session_id) DO UPDATE SET budget_s = ?2, timeout_s = ?3,
-                   iteration_limit = ?4, hypothesis = COALESCE(?5, hypothesis), updated_at = ?6",
-                params![session_id, s.budget_s, s.timeout_s, limit, s.hypothesis, at],
+                   iteration_limit = ?4, hypothesis = COALESCE(?5, hypothesis),
+                   fixed_seed = ?6, updated_at = ?7",
+                params![
+                    session_id,
+                    s.budget_s,
+                    s.timeout_s,
+                    limit,
+                    s.hypothesis,
+                    s.fixed_seed,
+                    at
+                ],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -59,7 +72,7 @@ impl Journal {
         }
         self.conn
             .query_row(
-                "SELECT budget_s, timeout_s, iteration_limit, hypothesis
+                "SELECT budget_s, timeout_s, iteration_limit, hypothesis, fixed_seed
                  FROM session_settings WHERE session_id = ?1",
                 [session_id],
                 |r| {
@@ -69,6 +82,7 @@ impl Journal {
                         timeout_s: r.get(1)?,
                         iteration_limit: limit.map(|n| u64::try_from(n).unwrap_or(0)),
                         hypothesis: r.get(3)?,
+                        fixed_seed: r.get(4)?,
                     })
                 },
             )
@@ -105,6 +119,7 @@ mod tests {
             timeout_s: 70.0,
             iteration_limit: Some(4),
             hypothesis: Some("wider MLP helps".into()),
+            fixed_seed: Some("train.py:3 torch.manual_seed(42)".into()),
         };
         j.set_settings(id, &first, "t1").unwrap();
         assert_eq!(j.settings(id).unwrap().as_ref(), Some(&first));

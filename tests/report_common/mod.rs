@@ -60,6 +60,7 @@ pub fn info(direction: Direction, metric: &str) -> SessionInfo {
         noise: Some((0.0008, 3)),
         unread_lines: Vec::new(),
         hypothesis: None,
+        fixed_seed: None,
     }
 }
 

@@ -62,6 +62,9 @@ pub struct ExportData {
     pub settings: Vec<(String, String)>,
     /// The noise estimate: (σ̂, degrees of freedom, runs behind it).
     pub noise: Option<(f64, u64, u64)>,
+    /// Where the script pins its seed: the spread of its repeats is then no estimate of
+    /// the noise, and no effect gets an interval.
+    pub fixed_seed: Option<String>,
     pub metric_name: String,
     pub rows: Vec<Row>,
 }
@@ -232,6 +235,9 @@ fn signed(v: f64) -> String {
 
 /// The noise line: `σ̂ = 0.0021 (df = 4, 7 runs)` or why there is none.
 fn noise_text(data: &ExportData) -> String {
+    if let Some(at) = &data.fixed_seed {
+        return format!("none: the runs repeat one fixed seed ({at}), so no intervals");
+    }
     match data.noise {
         Some((s, df, n)) => format!("σ̂ = {} (df = {df}, {n} runs)", num(s)),
         None => "no estimate (no code was run twice)".to_string(),
