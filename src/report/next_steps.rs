@@ -192,4 +192,22 @@ mod tests {
         assert_eq!(parse_knob_change("use GELU instead of ReLU"), None);
         assert_eq!(parse_knob_change("LR fast → slow"), None);
     }
+
+    #[test]
+    fn a_discard_better_than_the_best_is_no_near_miss() {
+        use crate::experiment::{Direction, Status};
+        use crate::report::test_support::rec;
+        let records = vec![
+            rec(0, Status::Keep, Some(1.0), "baseline"),
+            rec(1, Status::Discard, Some(0.5), "better but discarded"),
+            rec(2, Status::Discard, Some(1.001), "just worse"),
+        ];
+        let mut info = crate::report::SessionInfo::for_records("val_bpb", Direction::Minimize);
+        info.noise = Some((0.01, 3));
+        let a = Analysis::new(Direction::Minimize, &records);
+        let mut out = String::new();
+        near_misses(&info, &records, &a, &mut out);
+        assert!(out.contains("just worse"), "{out}");
+        assert!(!out.contains("better but discarded"), "{out}");
+    }
 }
