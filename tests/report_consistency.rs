@@ -4,6 +4,8 @@
 //! the same limit and the budget the session ran with, even after the config file changed.
 
 mod common;
+mod llm_session_support;
+mod llm_support;
 
 use common::*;
 use std::path::Path;
@@ -226,5 +228,41 @@ fn repeats_of_a_pinned_seed_are_not_called_a_noise_estimate() {
     assert!(
         !table.contains(" [-") && !table.contains(" [+"),
         "no intervals: {table}"
+    );
+}
+
+#[test]
+fn a_hypothesis_reaches_the_llm_and_the_journal() {
+    use llm_support::{Server, ok, openai_answer};
+    let reply = || {
+        ok(openai_answer(&llm_session_support::answer(
+            "raise LR 0.1 -> 0.2",
+            "LR = 0.1",
+            "LR = 0.2",
+        )))
+    };
+    let server = Server::start(vec![reply()]);
+    let dir = llm_session_support::repo_with(&llm_session_support::openai_agent(&server.url, ""));
+    let out = run(
+        dir.path(),
+        &["-n", "1", "--hypothesis", "a larger LR helps"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let reqs = server.received();
+    let prompt = llm_session_support::last_user(&reqs[0].json());
+    assert!(
+        prompt.contains("## The researcher's hypothesis") && prompt.contains("a larger LR helps"),
+        "{prompt}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let h: String = conn
+        .query_row("SELECT hypothesis FROM session_settings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(h, "a larger LR helps");
+    report(dir.path(), &["summary"]);
+    let md = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    assert!(
+        md.contains("- **Hypothesis tested first:** a larger LR helps"),
+        "{md}"
     );
 }
