@@ -68,6 +68,20 @@ fn final_line_status_progress_summary_and_chart_agree() {
     let summary = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
     assert_eq!(experiments_line(&summary), want, "summary");
     assert!(summary.contains("- **Budget per run:** 1s"), "{summary}");
+    // Its sections count alike: the crash the OOM retry went on from is no failure.
+    let failed = summary.split("## What didn't work").nth(1).unwrap();
+    let failed = failed.split("## Recommended").next().unwrap();
+    let sum = |word: &str| -> u64 {
+        failed
+            .lines()
+            .filter(|l| l.starts_with("### "))
+            .filter_map(|l| {
+                let i = l.find(word)?;
+                l[..i].rsplit(['(', ' ']).next()?.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    assert_eq!((sum(" discarded"), sum(" crashed")), (5, 1), "{failed}");
 
     let svg = std::fs::read_to_string(dir.path().join("progress.svg")).unwrap();
     assert!(
