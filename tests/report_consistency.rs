@@ -280,3 +280,50 @@ fn a_hypothesis_reaches_the_llm_and_the_journal() {
         "{md}"
     );
 }
+
+#[test]
+fn max_iterations_counts_experiments_on_the_engine_too() {
+    use llm_session_support::{answer, block_answer, openai_agent};
+    use llm_support::{Server, ok, openai_answer};
+    // A rejected proposal (it edits a read-only file), then two that run.
+    let server = Server::start(vec![
+        ok(openai_answer(&block_answer(
+            "tune the budget",
+            "prepare.py",
+            "TIME_BUDGET = 300",
+            "TIME_BUDGET = 900",
+        ))),
+        ok(openai_answer(&answer(
+            "raise LR 0.1 -> 0.2",
+            "LR = 0.1",
+            "LR = 0.2",
+        ))),
+        // Prepared while the first runs, on the same parent: it changes another line.
+        ok(openai_answer(&answer(
+            "WIDTH 4 -> 8",
+            "WIDTH = 4",
+            "WIDTH = 8",
+        ))),
+    ]);
+    let dir = repo(&[
+        ("train.py", &llm_session_support::train_py()),
+        ("program.md", "# Program\n"),
+        (
+            "autoresearch.toml",
+            &config(&format!(
+                "max_iterations = 2\n{}",
+                openai_agent(&server.url, "")
+            )),
+        ),
+    ]);
+    let out = run(dir.path(), &["--workers", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.contains("done:")).unwrap();
+    assert!(
+        last.contains("max_iterations reached; 2 experiments ("),
+        "{last}"
+    );
+    let status = report(dir.path(), &["status"]);
+    assert!(experiments_line(&status).contains("2 / 2 ("), "{status}");
+}
