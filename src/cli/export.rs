@@ -41,8 +41,11 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         }
         let model = crate::session::progress::noise_of(&measurements);
         noise = model.sigma().map(|s| (s, model.df(), model.measurements()));
+        let settings = journal.settings(row.id)?;
+        if let Some(cmd) = settings.and_then(|s| s.command) {
+            extra.push(("Command".to_string(), cmd));
+        }
         if let Some(cfg) = session_config(&loaded.root, &row) {
-            extra.push(("Command".to_string(), cfg.command.clone()));
             extra.push((
                 "Decision".to_string(),
                 format!(

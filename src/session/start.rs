@@ -66,6 +66,7 @@ fn record_settings(
         iteration_limit,
         hypothesis: opts.hypothesis.clone(),
         fixed_seed,
+        command: Some(config.command.clone()),
     };
     journal.set_settings(row.id, &settings, &now())?;
     // A resume without --hypothesis keeps the one the session started with.

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS session_settings (
     iteration_limit INTEGER,
     hypothesis TEXT,
     fixed_seed TEXT,
+    command TEXT,
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS measurements (
@@ -150,6 +151,7 @@ impl Journal {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate(&conn).map_err(err)?;
+        super::settings::upgrade(&conn).map_err(err)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
