@@ -145,6 +145,14 @@ fn run_summary_writes_the_summary_and_says_where_everything_is() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("- **Experiments:** 2 / 2 ("), "{md}");
     assert!(dir.path().join("progress.png").exists());
+
+    // With --json stdout stays events only, and the summary is still written.
+    std::fs::remove_file(&summary).unwrap();
+    let out = run(dir.path(), &["-n", "1", "--summary", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().all(|l| l.starts_with('{')), "{stdout}");
+    assert!(summary.exists());
 }
 
 #[test]

@@ -230,9 +230,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
         "\nresults.tsv:\n{}",
         std::fs::read_to_string(dir.join("results.tsv")).unwrap_or_default(),
     ));
-    if !args.json {
-        super::run::where_reports_are(&dir, &tag, true)?;
-    }
+    super::run::where_reports_are(&dir, &tag, true, !args.json)?;
     reporter.plain(&format!(
         "Look around: cd {} && git log --oneline autoresearch/*",
         dir.display()

@@ -188,18 +188,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     };
     let tag = cfg.tag.clone();
     let code = run_session(&args.repo, cfg, opts, &mut reporter)?;
-    if !args.json {
-        where_reports_are(&args.repo, &tag, args.summary)?;
-    }
+    // With --json stdout is events only: the summary is still written, silently.
+    where_reports_are(&args.repo, &tag, args.summary, !args.json)?;
     Ok(code)
 }
 
 /// The last lines of a run: where the chart is, and the summary when asked for (written
 /// now, from the journal, as `autoresearch summary` would).
-pub(crate) fn where_reports_are(repo: &Path, tag: &str, summary: bool) -> anyhow::Result<()> {
+pub(crate) fn where_reports_are(
+    repo: &Path,
+    tag: &str,
+    summary: bool,
+    say: bool,
+) -> anyhow::Result<()> {
     let root = super::report::repo_root(repo);
     let state = root.join(crate::session::STATE_DIR);
-    println!("chart: {} (and .svg)", state.join("progress.png").display());
+    let say = |line: String| {
+        if say {
+            println!("{line}");
+        }
+    };
+    say(format!(
+        "chart: {} (and .svg)",
+        state.join("progress.png").display()
+    ));
     if summary {
         let source = super::report::Source {
             repo: root.clone(),
@@ -211,13 +223,14 @@ pub(crate) fn where_reports_are(repo: &Path, tag: &str, summary: bool) -> anyhow
         let loaded = super::report::load(&source)?;
         let out = root.join("autoresearch-summary.md");
         let written = super::report::write_summary(&loaded, &out, None)?;
-        println!("summary: {}", written[0].display());
+        say(format!("summary: {}", written[0].display()));
         for p in &written[1..] {
-            println!("  with its chart: {}", p.display());
+            say(format!("  with its chart: {}", p.display()));
         }
     } else {
-        println!(
+        say(
             "summary: run `autoresearch summary` (or pass --summary) to write autoresearch-summary.md"
+                .to_string(),
         );
     }
     Ok(())
