@@ -82,6 +82,20 @@ fn final_line_status_progress_summary_and_chart_agree() {
             .sum()
     };
     assert_eq!((sum(" discarded"), sum(" crashed")), (5, 1), "{failed}");
+    // And the keep rates: both categories kept something; their tries add up to the 8.
+    let tried: u64 = summary
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- ") && l.contains(" kept ("))
+        .filter_map(|l| {
+            l.split(" of ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(tried, 8, "{summary}");
 
     let svg = std::fs::read_to_string(dir.path().join("progress.svg")).unwrap();
     assert!(

@@ -103,7 +103,12 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
 
 fn best_categories(records: &[ExperimentRecord], out: &mut String) {
     let mut by_cat: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
-    for r in records.iter().filter(|r| !is_baseline(r)) {
+    // Experiments, as the Tally counts them: by their last attempt.
+    let superseded = super::tally::superseded(records);
+    for r in records
+        .iter()
+        .filter(|r| !is_baseline(r) && !superseded.contains(&r.id))
+    {
         if !matches!(r.status, Status::Keep | Status::Discard | Status::Crash) {
             continue;
         }

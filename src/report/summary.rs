@@ -227,20 +227,9 @@ fn what_did_not_work(records: &[ExperimentRecord], a: &Analysis, out: &mut Strin
     let mut rejected = 0usize;
     // An experiment is decided by its last attempt (the Tally's rule): a crash that an OOM
     // retry or a repair went on from is not a failure of its own.
-    let mut last_attempt: BTreeMap<u64, (u32, i64)> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.status != Status::Rejected) {
-        let e = last_attempt.entry(r.iteration).or_insert((r.attempt, r.id));
-        *e = (*e).max((r.attempt, r.id));
-    }
+    let superseded = tally::superseded(records);
     for (r, reference) in records.iter().zip(&a.reference) {
-        if is_baseline(r) {
-            continue;
-        }
-        if r.status != Status::Rejected
-            && last_attempt
-                .get(&r.iteration)
-                .is_some_and(|&l| l != (r.attempt, r.id))
-        {
+        if is_baseline(r) || superseded.contains(&r.id) {
             continue;
         }
         match r.status {

@@ -126,6 +126,26 @@ impl Tally {
     }
 }
 
+/// The ids of attempts that a later attempt of the same experiment went on from (the crash
+/// before an OOM retry or a repair): the Tally counts an experiment by its last attempt,
+/// and so must every section that counts records.
+pub fn superseded(records: &[ExperimentRecord]) -> std::collections::BTreeSet<i64> {
+    let mut last: BTreeMap<u64, (u32, i64)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status != Status::Rejected) {
+        let e = last.entry(r.iteration).or_insert((r.attempt, r.id));
+        *e = (*e).max((r.attempt, r.id));
+    }
+    records
+        .iter()
+        .filter(|r| r.status != Status::Rejected)
+        .filter(|r| {
+            last.get(&r.iteration)
+                .is_some_and(|&l| l != (r.attempt, r.id))
+        })
+        .map(|r| r.id)
+        .collect()
+}
+
 /// `9 / 15`, `9 / unlimited`: experiments against the limit that stops the session.
 pub fn of_limit(done: u64, limit: Option<u64>) -> String {
     match limit {
