@@ -3,7 +3,7 @@
 //! and, given OUT_DIR, writes progress.png and progress.svg there to look at.
 
 use autoresearch::experiment::{Direction, Status};
-use autoresearch::report::{ChartPoint, ChartSeries, render_png, render_svg};
+use autoresearch::report::{ChartPoint, ChartSeries, Tally, render_png, render_svg};
 use std::time::Instant;
 
 /// A deterministic night: mostly discards around the best, a keep every so often, some
@@ -48,10 +48,16 @@ fn synthetic(n: u64, direction: Direction) -> ChartSeries {
             label,
         });
     }
+    let kept = points.iter().filter(|p| p.status == Status::Keep).count() as u64;
     ChartSeries {
         metric_name: "val_bpb".into(),
         direction,
         points,
+        tally: Tally {
+            experiments: n.saturating_sub(1),
+            kept: kept.saturating_sub(1),
+            ..Tally::default()
+        },
     }
 }
 

@@ -427,3 +427,87 @@ fn init_flags_parse() {
     assert!(Cli::try_parse_from(["init", "--scope", "everything"]).is_err());
     assert!(Cli::try_parse_from(["init", "--max-iterations", "0"]).is_err());
 }
+
+/// A temp git repository holding the karpathy-shaped fixture with its fixed seed, its
+/// committed progress.png and uv.lock.
+fn karpathy_seeded() -> TempDir {
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/config/karpathy_seeded"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn init_on_karpathys_repo_names_the_seed_the_budget_and_the_command_it_chose() {
+    let dir = karpathy_seeded();
+    // A PATH with neither uv nor python: the choice must be said, not made silently.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoresearch"))
+        .args(["init", "--yes", "--budget", "1m", "--repo"])
+        .arg(dir.path())
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in\n{stdout}"))
+            .to_string()
+    };
+    let uv = line("uv.lock ask for uv");
+    assert!(
+        uv.contains("not on PATH") && uv.contains("`python train.py`"),
+        "{uv}"
+    );
+    let seed = line("pins its own seed");
+    assert!(
+        seed.contains("train.py:6 torch.manual_seed(42)")
+            && seed.contains("torch.manual_seed(int(os.environ.get(\"AUTORESEARCH_SEED\", 42)))"),
+        "{seed}"
+    );
+    let budget = line("is read-only");
+    assert!(
+        budget.contains("the budget is 1m but prepare.py:4 TIME_BUDGET = 300"),
+        "{budget}"
+    );
+    // The hard timeout leaves room for the 5 minutes the loop really trains.
+    let cfg = load(&dir.path().join("autoresearch.toml")).unwrap();
+    assert_eq!(cfg.budget, Duration::from_secs(60));
+    assert!(
+        cfg.timeout >= Duration::from_secs(300 * 2 + 60),
+        "{:?}",
+        cfg.timeout
+    );
+    assert_eq!(cfg.command, "python train.py");
+}
+
+#[test]
+fn init_says_nothing_of_seeds_or_budgets_when_all_is_well() {
+    let dir = karpathy();
+    let (result, out) = init(
+        dir.path(),
+        &InitArgs {
+            budget: Some(Duration::from_secs(300)),
+            yes: true,
+            ..InitArgs::default()
+        },
+        "",
+        false,
+    );
+    result.unwrap();
+    assert!(!out.contains("pins its own seed"), "{out}");
+    assert!(!out.contains("is read-only: the training loop"), "{out}");
+}

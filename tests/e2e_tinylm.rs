@@ -53,4 +53,10 @@ fn demo_runs_the_baseline_and_two_experiments_on_tinylm() {
     // The chart was refreshed after each experiment.
     let png = std::fs::read(dir.join(".autoresearch/progress.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The reports say what the demo ran with (its budget, its -n), not what the example's
+    // autoresearch.toml says (20s, max_iterations = 10).
+    let status = bin().args(["status", "--repo"]).arg(&dir).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("- **Experiments:** 2 / 2 ("), "{status}");
+    assert!(status.contains("- **Budget per run:** 2s"), "{status}");
 }

@@ -176,8 +176,8 @@ fn a_small_model_session_runs_its_iterations_and_every_call_is_on_record() {
     );
     // Rejections are not iterations.
     let s = status(dir.path());
-    assert!(s.contains("**Iterations:** 2 / unlimited"), "{s}");
-    assert!(s.contains("**Rejected proposals:** 2"), "{s}");
+    assert!(s.contains("**Experiments:** 2 "), "{s}");
+    assert!(s.contains("; 2 rejected proposals)"), "{s}");
     assert!(
         s.contains("4 calls: 2 used, 2 rejected, 0 failed (1 cut off at max_tokens)"),
         "{s}"
@@ -295,6 +295,6 @@ fn max_iterations_counts_experiments_not_rejected_proposals() {
         "{ended}"
     );
     let s = status(dir.path());
-    assert!(s.contains("**Iterations:** 2 / 2"), "{s}");
-    assert!(s.contains("**Rejected proposals:** 2"), "{s}");
+    assert!(s.contains("**Experiments:** 2 / 2 "), "{s}");
+    assert!(s.contains("; 2 rejected proposals)"), "{s}");
 }

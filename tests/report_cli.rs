@@ -1,5 +1,7 @@
-//! Black-box tests of `autoresearch status`, `summary` and `plot` on a real repository and
-//! journal, on a results.tsv from elsewhere, and while another connection writes.
+//! Black-box tests of `autoresearch status`, `summary`, `plot` and `export` on a real
+//! repository and journal, on a results.tsv from elsewhere, and while another connection
+//! writes. The export's CSV and JSON are read back; its LaTeX must escape a hostile
+//! description so that it can neither run a command nor break the table.
 
 #[path = "fixtures/report_cli/session.rs"]
 mod session;
@@ -48,7 +50,7 @@ fn status_prints_and_writes_the_progress_report_of_a_finished_session() {
         "delta vs baseline: {out}"
     );
     assert!(
-        out.contains("**Iterations:** 4 / 20"),
+        out.contains("**Experiments:** 4 / 20 (2 kept, 1 discarded, 1 crashed)"),
         "max from the config: {out}"
     );
     // Finished: the clock stopped at the last experiment (01:00 → 01:25), not now.
@@ -137,8 +139,8 @@ fn plot_writes_png_and_svg_where_asked() {
     assert_svg(&s.path().join("charts/night.svg"));
     let svg = std::fs::read_to_string(s.path().join("charts/night.svg")).unwrap();
     assert!(
-        svg.contains("5 Experiments, 2 Kept Improvements"),
-        "title counts the runs that ran, the baseline included"
+        svg.contains("4 Experiments, 2 Kept Improvements"),
+        "the title counts as the reports do: the baseline is not an experiment"
     );
 }
 
@@ -156,7 +158,14 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
         "{out}"
     );
     assert!(out.contains("**Baseline:** 0.997900"), "{out}");
-    let skipped: Vec<&str> = err.lines().collect();
+    assert!(
+        err.lines()
+            .next()
+            .unwrap()
+            .starts_with("reading val_bpb from column 2 of "),
+        "{err}"
+    );
+    let skipped: Vec<&str> = err.lines().filter(|l| l.starts_with("skipped")).collect();
     assert_eq!(skipped.len(), 3, "{err}");
     assert!(skipped[0].starts_with("skipped line 5: "), "{err}");
     assert!(skipped[1].starts_with("skipped line 7: "), "{err}");
@@ -175,6 +184,15 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
         "the crash is listed: {md}"
     );
     assert!(dir.path().join("progress.png").exists());
+    // The lines not read are in the summary too, with their reasons.
+    let unread = md
+        .split("## Lines not read")
+        .nth(1)
+        .expect("a section on unread lines");
+    assert!(
+        unread.contains("| 5 | ") && unread.contains("| 7 | ") && unread.contains("not-a-number"),
+        "{unread}"
+    );
 
     // Maximised metrics: the direction comes from the flag.
     let (ok, out, err) = run(
@@ -183,6 +201,53 @@ fn results_file_from_elsewhere_is_read_and_broken_lines_are_named() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("higher is better"), "{out}");
+}
+
+#[test]
+fn results_file_with_the_metric_in_its_fourth_column_and_failed_runs_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/report/metric_fourth_column.tsv");
+    let fixture = fixture.to_str().unwrap();
+    let (ok, _, err) = run(dir.path(), &["summary", "--results", fixture]);
+    assert!(ok, "{err}");
+    assert!(err.contains("reading val_bpb from column 4"), "{err}");
+    let md = std::fs::read_to_string(dir.path().join("autoresearch-summary.md")).unwrap();
+    // What the file knows: its dates, its budget column, the time between them.
+    assert!(
+        md.contains("- **Dates:** 2026-03-05 01:00:00 → 2026-03-05 01:30:00"),
+        "{md}"
+    );
+    assert!(md.contains("- **Budget per run:** 5m 00s"), "{md}");
+    assert!(md.contains("- **Time elapsed:** 30m 00s"), "{md}");
+    // The zero-valued discard is a crash, so never the best nor a near miss.
+    assert!(
+        md.contains("- **Experiments:** 5 (2 kept, 2 discarded, 1 crashed)"),
+        "{md}"
+    );
+    assert!(md.contains("| Best | 0.990100 |"), "{md}");
+    assert!(md.contains("read as a failed run"), "{md}");
+    assert!(
+        !md.contains("0.000000 (-"),
+        "a zero is never shown as a gain: {md}"
+    );
+
+    // --metric picks another column; a wrong one names the columns there are.
+    let (ok, out, err) = run(
+        dir.path(),
+        &["status", "--results", fixture, "--metric", "memory_gb"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("memory_gb"), "{out}");
+    let (ok, _, err) = run(
+        dir.path(),
+        &["status", "--results", fixture, "--metric", "loss"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no column `loss`") && err.contains("`val_bpb`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -225,4 +290,170 @@ fn a_session_that_kept_nothing_still_reports() {
     let (ok, out, err) = run(s.path(), &["status"]);
     assert!(ok, "{err}");
     assert!(out.contains("no improvement yet"), "{out}");
+}
+
+// ---- export ----
+
+const HOSTILE: &str =
+    "=HYPERLINK(\"x\") 50% & $LR_2 {x} \\input{/etc/passwd} #1 ~^ | <b>bold</b>, \"quoted\"";
+
+fn steps() -> Vec<Step> {
+    vec![
+        step(Status::Keep, Some(1.04), "LR 0.1 → 0.2", "LR = 0.2\n"),
+        step(Status::Keep, Some(1.0), HOSTILE, "LR = 0.4\n"),
+        step(Status::Discard, Some(1.16), "LR 0.4 → 0.8", "LR = 0.8\n"),
+        step(Status::Crash, None, "LR 0.4 → 1.6", "LR = 1.6\n"),
+    ]
+}
+
+fn export(dir: &Path, format: &str) -> String {
+    let out = bin()
+        .args(["export", "--format", format, "--repo"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let (o, e) = out_text(&out);
+    assert!(out.status.success(), "{e}");
+    o
+}
+
+/// RFC 4180 fields: quotes, doubled quotes, commas and line breaks inside quotes.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    assert!(
+        !quoted && field.is_empty() && row.is_empty(),
+        "unterminated CSV"
+    );
+    rows
+}
+
+#[test]
+fn csv_reads_back_to_the_experiments_and_defuses_formulas() {
+    let s = build(&steps());
+    let rows = parse_csv(&export(s.path(), "csv"));
+    let header = &rows[0];
+    assert_eq!(header.len(), 14);
+    assert!(rows.iter().all(|r| r.len() == header.len()), "{rows:?}");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    // The baseline and four experiments.
+    assert_eq!(rows.len(), 6);
+    let hostile = &rows[3];
+    assert_eq!(hostile[col("description")], format!("'{HOSTILE}"));
+    assert_eq!(hostile[col("status")], "keep");
+    let delta: f64 = hostile[col("delta")].parse().unwrap();
+    assert!((delta - (1.0 - 1.04)).abs() < 1e-9, "{delta}");
+    let (lo, hi): (f64, f64) = (
+        hostile[col("ci_low")].parse().unwrap(),
+        hostile[col("ci_high")].parse().unwrap(),
+    );
+    assert!(lo < delta && delta < hi, "{lo} {delta} {hi}");
+    assert_eq!(hostile[col("ci_method")], "pooled");
+    // A crash has no value and no effect.
+    let crash = &rows[5];
+    assert_eq!(
+        (crash[col("value")].as_str(), crash[col("delta")].as_str()),
+        ("", "")
+    );
+}
+
+#[test]
+fn json_reads_back_with_noise_and_effects() {
+    let s = build(&steps());
+    let doc: serde_json::Value = serde_json::from_str(&export(s.path(), "json")).unwrap();
+    assert_eq!(doc["metric"], "val_bpb");
+    let sigma = doc["noise"]["sigma"].as_f64().unwrap();
+    assert!((sigma - 0.002).abs() < 1e-9, "{sigma}");
+    assert_eq!(doc["noise"]["df"], 2);
+    let exps = doc["experiments"].as_array().unwrap();
+    assert_eq!(exps.len(), 5);
+    assert_eq!(exps[2]["description"], HOSTILE);
+    // Against the baseline's three runs (mean 1.09): -0.05 with σ̂·√(1 + 1/3) · t(0.975, 2).
+    let e = &exps[1]["effect"];
+    let half = 4.302653 * 0.002 * (1.0f64 + 1.0 / 3.0).sqrt();
+    assert!((e["diff"].as_f64().unwrap() + 0.05).abs() < 1e-9, "{e}");
+    assert!(
+        (e["ci_high"].as_f64().unwrap() - (-0.05 + half)).abs() < 1e-5,
+        "{e}"
+    );
+    assert_eq!(doc["settings"]["Budget per run"], "5m 00s");
+    assert!(exps[4]["effect"].is_null() && exps[4]["value"].is_null());
+}
+
+#[test]
+fn latex_uses_booktabs_and_escapes_a_hostile_description() {
+    let s = build(&steps());
+    let tex = export(s.path(), "latex");
+    for rule in ["\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}"] {
+        assert!(tex.contains(rule), "{rule} missing:\n{tex}");
+    }
+    let row = tex
+        .lines()
+        .find(|l| l.contains("HYPERLINK"))
+        .expect("the hostile row");
+    assert!(
+        row.contains(r"50\% \& \$LR\_2 \{x\} \textbackslash{}input\{/etc/passwd\} \#1 \textasciitilde{}\textasciicircum{} \textbar{} \textless{}b\textgreater{}"),
+        "{row}"
+    );
+    // Nothing can end a cell or open a group: 6 separators, balanced braces.
+    let unescaped_amp = row
+        .match_indices('&')
+        .filter(|(i, _)| !row[..*i].ends_with('\\'))
+        .count();
+    assert_eq!(unescaped_amp, 6, "{row}");
+    let depth = row
+        .chars()
+        .fold((0i32, '\0'), |(d, prev), c| match (c, prev) {
+            ('{', p) if p != '\\' => (d + 1, c),
+            ('}', p) if p != '\\' => (d - 1, c),
+            _ => (d, c),
+        });
+    assert_eq!(depth.0, 0, "{row}");
+    assert!(!row.contains("\\input{"), "{row}");
+}
+
+#[test]
+fn markdown_defuses_html_and_pipes_and_writes_where_asked() {
+    let s = build(&steps());
+    let out_file = s.path().join("table.md");
+    let out = bin()
+        .args(["export", "-o"])
+        .arg(&out_file)
+        .arg("--repo")
+        .arg(s.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", out_text(&out).1);
+    let md = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        md.contains("&lt;b&gt;bold&lt;/b&gt;") && !md.contains("<b>"),
+        "{md}"
+    );
+    let row = md.lines().find(|l| l.contains("HYPERLINK")).unwrap();
+    assert!(row.contains("\\|"), "{row}");
+    assert!(
+        md.contains("- **Noise estimate:** σ̂ = 0.002000 (df = 2, 3 runs)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **Experiments:** 4 experiments (2 kept, 1 discarded, 1 crashed)"),
+        "{md}"
+    );
 }

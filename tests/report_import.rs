@@ -123,3 +123,112 @@ fn read_results_reports_missing_files_and_empty_tables() {
     let ok = read_results(Path::new("tests/fixtures/report/karpathy_plain.tsv")).unwrap();
     assert_eq!(ok.rows.len(), 6);
 }
+
+#[test]
+fn metric_in_the_fourth_column_is_found_by_name_with_dates_and_budget() {
+    let imp = parse_results(&fixture("metric_fourth_column.tsv"));
+    assert!(imp.skipped.is_empty(), "{:?}", imp.skipped);
+    assert_eq!(
+        (imp.metric_name.as_str(), imp.metric_column),
+        ("val_bpb", 4)
+    );
+    assert_eq!(imp.rows.len(), 6);
+    assert_eq!(imp.rows[1].metric, Some(0.9932));
+    assert_eq!(imp.rows[0].date.as_deref(), Some("2026-03-05 01:00:00"));
+    assert_eq!(imp.budget, Some(std::time::Duration::from_secs(300)));
+    // The zero-valued "discard" is a failed run, with the reason said.
+    assert_eq!(
+        (imp.rows[3].status, imp.rows[3].metric),
+        (Status::Crash, None)
+    );
+    assert!(
+        imp.rows[3]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("read as a failed run")
+    );
+}
+
+#[test]
+fn metric_chosen_by_name_and_a_missing_one_names_the_columns() {
+    use autoresearch::store::import::{ImportOptions, parse_results_with, read_results_with};
+    let text = fixture("extra_columns_crlf.tsv");
+    let opts = ImportOptions {
+        metric: Some("mfu"),
+        metric_hint: None,
+    };
+    let imp = parse_results_with(&text, &opts);
+    assert_eq!(imp.metric_name, "mfu");
+    assert_eq!(imp.rows[1].metric, Some(41.0));
+    let opts = ImportOptions {
+        metric: Some("val_loss"),
+        metric_hint: None,
+    };
+    let err = read_results_with(
+        Path::new("tests/fixtures/report/extra_columns_crlf.tsv"),
+        &opts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no column `val_loss`") && err.contains("`tok_per_sec`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_valued_failures_are_crashes_never_better_than_the_best() {
+    let imp = parse_results(&fixture("zero_failures.tsv"));
+    let statuses: Vec<Status> = imp.rows.iter().map(|r| r.status).collect();
+    use Status::*;
+    assert_eq!(statuses, vec![Keep, Crash, Discard, Crash, Keep, Discard]);
+    assert!(imp.rows.iter().all(|r| r.metric != Some(0.0)));
+}
+
+#[test]
+fn other_statuses_are_understood_and_unknown_ones_named() {
+    let imp = parse_results(&fixture("other_statuses.tsv"));
+    let statuses: Vec<Status> = imp.rows.iter().map(|r| r.status).collect();
+    use Status::*;
+    assert_eq!(statuses, vec![Keep, Crash, Keep, Discard, Crash]);
+    assert_eq!(imp.skipped.len(), 1, "{:?}", imp.skipped);
+    assert_eq!(imp.skipped[0].0, 7);
+    assert!(imp.skipped[0].1.contains("unknown status `pending`"));
+}
+
+#[test]
+fn a_second_table_appended_is_named_as_one() {
+    let imp = parse_results(&fixture("second_table.tsv"));
+    assert_eq!(imp.rows.len(), 3);
+    let lines: Vec<usize> = imp.skipped.iter().map(|s| s.0).collect();
+    assert_eq!(lines, vec![6, 7, 8]);
+    assert!(
+        imp.skipped[0]
+            .1
+            .starts_with("another table starts here (category, kept, tried"),
+        "{:?}",
+        imp.skipped
+    );
+    assert!(
+        imp.skipped[1].1.contains("that starts at line 6"),
+        "{:?}",
+        imp.skipped
+    );
+}
+
+#[test]
+fn no_rows_says_why_each_line_was_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.tsv");
+    std::fs::write(
+        &f,
+        "commit\tdate\tstatus\nabc\tmonday\tkept it\nbcd\ttuesday\tmaybe\n",
+    )
+    .unwrap();
+    let err = read_results(&f).unwrap_err().to_string();
+    assert!(
+        err.contains("2 lines skipped: line 2: ") && err.contains("--metric"),
+        "{err}"
+    );
+}

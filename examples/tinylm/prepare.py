@@ -72,6 +72,17 @@ def _time_budget_from_env(default):
 
 TIME_BUDGET = _time_budget_from_env(TIME_BUDGET)
 
+# The budget is compute, not wall clock: TIME_BUDGET seconds at a fixed nominal rate. A run
+# takes the same steps, and scores the same for a seed, on an idle laptop and on a machine
+# busy with other work; only how long it takes varies. A bigger model or batch costs more
+# per step and so gets fewer steps, as it would in the same wall clock on a quiet machine.
+NOMINAL_FLOPS_PER_SECOND = 4e10  # about what numpy reaches here on one core
+
+
+def train_steps(flops_per_step):
+    """Optimiser steps the budget buys at `flops_per_step` (at least one)."""
+    return max(1, int(TIME_BUDGET * NOMINAL_FLOPS_PER_SECOND / max(1.0, float(flops_per_step))))
+
 # ---------------------------------------------------------------------------
 # Cache
 # ---------------------------------------------------------------------------

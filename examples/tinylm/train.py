@@ -5,7 +5,9 @@ prepare.py.
 
 Model: embed each of the previous CONTEXT bytes, concatenate, one hidden layer, softmax over
 the 256 possible next bytes (Bengio et al. 2003, at toy scale). Optimiser: AdamW in numpy.
-Training runs for TIME_BUDGET seconds of wall clock, then val_bpb is measured on a fixed slice.
+Training runs for the steps the budget buys (prepare.train_steps: TIME_BUDGET seconds of
+compute at a fixed nominal rate, so a busy machine takes longer but scores the same), then
+val_bpb is measured on a fixed slice.
 
 Usage: python train.py
 """
@@ -28,7 +30,7 @@ try:
 except ImportError:
     sys.exit("train.py: numpy is not installed for this Python; run: pip install -r requirements.txt")
 
-from prepare import TIME_BUDGET, PrepareError, evaluate_bpb, load_splits
+from prepare import TIME_BUDGET, PrepareError, evaluate_bpb, load_splits, train_steps
 
 # ---------------------------------------------------------------------------
 # Hyperparameters (edit these directly, no CLI flags)
@@ -40,8 +42,8 @@ CONTEXT = 8  # how many previous bytes the model sees
 HIDDEN_DIM = 128  # width of the hidden layer
 BATCH_SIZE = 2**7  # byte positions per optimiser step
 WEIGHT_DECAY = 0.0  # decoupled (AdamW) decay on the weight matrices
-WARMUP_RATIO = 0.05  # fraction of the time budget spent ramping the learning rate up
-WARMDOWN_RATIO = 0.5  # fraction of the time budget spent decaying it to zero at the end
+WARMUP_RATIO = 0.05  # fraction of the training steps spent ramping the learning rate up
+WARMDOWN_RATIO = 0.5  # fraction of the training steps spent decaying it to zero at the end
 INIT_SCALE = 1.0  # multiplier on the default weight init
 ADAM_BETA1 = 0.9  # Adam first-moment decay
 ADAM_BETA2 = 0.99  # Adam second-moment decay
@@ -122,7 +124,7 @@ def loss_and_grads(ctx, targets):
 
 
 def lr_at(progress):
-    """Learning rate for a point in the time budget (0..1): linear warmup, flat, linear warmdown."""
+    """Learning rate for a point in training (0..1): linear warmup, flat, linear warmdown."""
     if WARMUP_RATIO > 0 and progress < WARMUP_RATIO:
         return LEARNING_RATE * progress / WARMUP_RATIO
     if WARMDOWN_RATIO > 0 and progress > 1.0 - WARMDOWN_RATIO:
@@ -146,8 +148,13 @@ def adam_step(grads, lr, step):
 
 
 # ---------------------------------------------------------------------------
-# Training loop: runs for TIME_BUDGET seconds of wall clock
+# Training loop: the steps the compute budget buys
 # ---------------------------------------------------------------------------
+
+# Multiply-adds of the two matmuls, forward and backward (x3), plus the softmax and the
+# embedding scatter: what one step costs, so the budget buys fewer steps of a bigger model.
+FLOPS_PER_STEP = 6 * BATCH_SIZE * (CONTEXT * EMBED_DIM * HIDDEN_DIM + HIDDEN_DIM * 256) + 10 * BATCH_SIZE * 256
+TRAIN_STEPS = train_steps(FLOPS_PER_STEP)
 
 offsets = np.arange(-CONTEXT, 0)
 n_train = train_data.size
@@ -155,10 +162,8 @@ step = 0
 smooth_loss = None
 t_train = time.perf_counter()
 next_report = 1.0
-while True:
+while step < TRAIN_STEPS:
     elapsed = time.perf_counter() - t_train
-    if elapsed >= TIME_BUDGET:
-        break
     pos = rng.integers(CONTEXT, n_train, size=BATCH_SIZE)
     ctx = train_data[pos[:, None] + offsets].astype(np.intp)
     targets = train_data[pos].astype(np.intp)
@@ -167,7 +172,7 @@ while True:
         print(f"train.py: loss is {loss} at step {step}; the run diverged (lower LEARNING_RATE?)", file=sys.stderr)
         sys.exit(1)
     step += 1
-    lr = lr_at(elapsed / TIME_BUDGET)
+    lr = lr_at(step / TRAIN_STEPS)
     adam_step(grads, lr, step)
     smooth_loss = loss if smooth_loss is None else 0.98 * smooth_loss + 0.02 * loss
     if elapsed >= next_report:

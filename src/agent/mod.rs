@@ -118,6 +118,8 @@ pub struct Context<'a> {
     /// Tail of the last crashed run's log.
     pub last_crash_tail: Option<&'a str>,
     pub scratchpad: Option<&'a str>,
+    /// The user's hypothesis (`run --hypothesis`), for the first proposals.
+    pub hypothesis: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]

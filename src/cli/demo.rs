@@ -224,10 +224,15 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
         grace: std::time::Duration::from_secs(2),
         ..Options::default()
     };
+    let tag = cfg.tag.clone();
     let code = super::run::run_session(&dir, cfg, opts, &mut reporter)?;
     reporter.plain(&format!(
-        "\nresults.tsv:\n{}\nLook around: cd {} && git log --oneline autoresearch/*",
+        "\nresults.tsv:\n{}",
         std::fs::read_to_string(dir.join("results.tsv")).unwrap_or_default(),
+    ));
+    super::run::where_reports_are(&dir, &tag, true, !args.json)?;
+    reporter.plain(&format!(
+        "Look around: cd {} && git log --oneline autoresearch/*",
         dir.display()
     ));
     Ok(code)

@@ -2,6 +2,7 @@
 //! Commands live one per file; the session itself never prints, reporters do.
 
 mod demo;
+mod export;
 mod merge;
 pub mod report;
 mod run;
@@ -63,6 +64,8 @@ pub enum Command {
     Plot(report::PlotArgs),
     /// Bring a session's best result into the branch it started from (squash or rebase).
     Merge(merge::MergeArgs),
+    /// The session's experiments as a table for a paper: md, latex, csv or json.
+    Export(export::ExportArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -76,6 +79,7 @@ pub fn main() -> i32 {
         Command::Summary(args) => report::summary(&args),
         Command::Plot(args) => report::plot(&args),
         Command::Merge(args) => merge::run(&args),
+        Command::Export(args) => export::export(&args),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,11 @@ pub struct Source {
     /// its metric matches the file's, else minimize).
     #[arg(long, value_parser = parse_direction_arg, requires = "results")]
     pub direction: Option<Direction>,
+    /// With --results: the metric's column, by header name (default: the config's metric
+    /// when the file has it, else a known name such as val_bpb, else the first numeric
+    /// column).
+    #[arg(long, value_name = "COLUMN", requires = "results")]
+    pub metric: Option<String>,
 }
 
 fn parse_direction_arg(s: &str) -> Result<Direction, String> {
@@ -61,8 +66,9 @@ pub struct PlotArgs {
     #[command(flatten)]
     pub source: Source,
     /// The PNG to write (relative paths are taken from --repo); the SVG goes next to it.
-    #[arg(long, default_value = "progress.png")]
-    pub out: PathBuf,
+    /// Default: progress.png, or autoresearch-progress.png where git tracks a progress.png.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// A session (or an imported file) ready to render.
@@ -118,7 +124,7 @@ pub(crate) fn pick_session(journal: &Journal, tag: Option<&str>) -> anyhow::Resu
 pub fn load(src: &Source) -> anyhow::Result<Loaded> {
     let root = repo_root(&src.repo);
     match &src.results {
-        Some(file) => load_imported(file, &root, src.direction),
+        Some(file) => load_imported(file, &root, src.direction, src.metric.as_deref()),
         None => load_session(&root, src.tag.as_deref()),
     }
 }
@@ -149,11 +155,19 @@ fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
     } else {
         Some(last_finished.map_or_else(|| row.started_at.clone(), |(_, t)| t.to_string()))
     };
+    // What the session ran with (a demo's budget, an --iterations limit), not what the
+    // config file says now.
+    let settings = journal.settings(row.id)?;
     let info = match session_config(root, &row) {
-        Some(cfg) => {
-            crate::session::progress::session_info(&cfg, &row, &records, elapsed, &noise, ended_at)
-        }
-        None => row_only_info(&row, &records, elapsed, ended_at),
+        Some(cfg) => crate::session::progress::session_info(
+            &cfg,
+            &row,
+            settings.as_ref(),
+            elapsed,
+            &noise,
+            ended_at,
+        ),
+        None => row_only_info(&row, settings.as_ref(), elapsed, ended_at),
     };
     Ok(Loaded {
         info,
@@ -166,7 +180,7 @@ fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
 
 /// The repository's config, else the one the session started with; the metric is always
 /// the session's own (the file may have changed since).
-fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
+pub(crate) fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
     let path = root.join(config::CONFIG_FILE);
     let mut cfg = config::load(&path)
         .or_else(|_| config::load_str(&row.config, &path))
@@ -181,7 +195,7 @@ fn session_config(root: &Path, row: &SessionRow) -> Option<Config> {
 /// When no config can be read at all: what the journal row alone says.
 fn row_only_info(
     row: &SessionRow,
-    records: &[ExperimentRecord],
+    settings: Option<&crate::store::SessionSettings>,
     elapsed: Duration,
     ended_at: Option<String>,
 ) -> SessionInfo {
@@ -192,14 +206,59 @@ fn row_only_info(
         platform,
         metric_name: row.metric.clone(),
         direction: config::parse_direction(&row.direction).unwrap_or_default(),
-        budget: Duration::ZERO,
-        max_iterations: None,
+        budget: settings.map_or(Duration::ZERO, |s| {
+            Duration::from_secs_f64(s.budget_s.max(0.0))
+        }),
+        max_iterations: settings.and_then(|s| s.iteration_limit),
+        hypothesis: settings.and_then(|s| s.hypothesis.clone()),
+        fixed_seed: settings.and_then(|s| s.fixed_seed.clone()),
         started_at: row.started_at.clone(),
         ended_at,
-        iterations_done: crate::report::analysis::iterations_ran(records),
         elapsed,
         noise: None,
+        unread_lines: Vec::new(),
     }
+}
+
+/// Which way a metric from elsewhere improves, by its name: accuracies and scores go up,
+/// losses and bits per byte go down.
+fn guess_direction(metric: &str) -> Direction {
+    let m = metric.to_ascii_lowercase();
+    let up = [
+        "acc",
+        "score",
+        "reward",
+        "f1",
+        "bleu",
+        "auc",
+        "precision",
+        "recall",
+        "mfu",
+    ];
+    if up.iter().any(|u| m.contains(u)) {
+        Direction::Maximize
+    } else {
+        Direction::Minimize
+    }
+}
+
+/// RFC 3339, `2026-03-05 01:02:03`, `2026-03-05T01:02:03` or `2026-03-05`, as UTC.
+fn parse_any_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    parse_time(s)
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
 }
 
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -218,19 +277,54 @@ pub(crate) fn session_running(state_dir: &Path) -> bool {
     Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
 }
 
-fn load_imported(file: &Path, root: &Path, direction: Option<Direction>) -> anyhow::Result<Loaded> {
-    let imported = crate::store::import::read_results(file)?;
+fn load_imported(
+    file: &Path,
+    root: &Path,
+    direction: Option<Direction>,
+    metric: Option<&str>,
+) -> anyhow::Result<Loaded> {
+    use crate::store::import::{ImportOptions, read_results_with};
+    let cfg = config::load(&root.join(config::CONFIG_FILE)).ok();
+    let opts = ImportOptions {
+        metric,
+        metric_hint: cfg.as_ref().map(|c| c.metric.name.as_str()),
+    };
+    let imported = read_results_with(file, &opts)?;
+    eprintln!(
+        "reading {} from column {} of {} ({} rows)",
+        imported.metric_name,
+        imported.metric_column,
+        file.display(),
+        imported.rows.len()
+    );
     let records = imported.to_records();
-    // The direction is not in the file: the flag, else a matching config, else minimize.
+    // The direction is not in the file: the flag, else a matching config, else what the
+    // metric's name says (accuracy goes up), else minimize.
     let direction = direction
         .or_else(|| {
-            config::load(&root.join(config::CONFIG_FILE))
-                .ok()
+            cfg.as_ref()
                 .filter(|c| c.metric.name == imported.metric_name)
                 .map(|c| c.metric.direction)
         })
-        .unwrap_or_default();
-    let info = SessionInfo::for_records(&imported.metric_name, direction, &records);
+        .unwrap_or_else(|| guess_direction(&imported.metric_name));
+    let mut info = SessionInfo::for_records(&imported.metric_name, direction);
+    // What the file itself says: its dates, a budget column.
+    let dates: Vec<&str> = imported
+        .rows
+        .iter()
+        .filter_map(|r| r.date.as_deref())
+        .collect();
+    if let (Some(first), Some(last)) = (dates.first(), dates.last()) {
+        info.started_at = (*first).to_string();
+        info.ended_at = Some((*last).to_string());
+        if let (Some(a), Some(b)) = (parse_any_time(first), parse_any_time(last)) {
+            info.elapsed = (b - a).to_std().unwrap_or(Duration::ZERO);
+        }
+    }
+    if let Some(b) = imported.budget {
+        info.budget = b;
+    }
+    info.unread_lines.clone_from(&imported.skipped);
     Ok(Loaded {
         info,
         records,
@@ -264,6 +358,30 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}; check the --out path", path.display()))
 }
 
+/// Where the chart goes in `dir`: `progress.png`, unless git tracks a file of that name
+/// there (karpathy's repositories commit theirs) or its SVG twin: then
+/// `autoresearch-progress.png`, said on stderr. A tracked file is never overwritten.
+pub(crate) fn chart_path(root: &Path, dir: &Path) -> PathBuf {
+    let ours = dir.join("progress.png");
+    let tracked = |p: &Path| {
+        crate::workspace::Repo::open(root).is_ok_and(|repo| {
+            let rel = p.strip_prefix(repo.root()).unwrap_or(p);
+            repo.git(&["ls-files", "--error-unmatch", "--", &rel.to_string_lossy()])
+                .is_ok()
+        })
+    };
+    if tracked(&ours) || tracked(&ours.with_extension("svg")) {
+        let other = dir.join("autoresearch-progress.png");
+        eprintln!(
+            "note: {} is tracked by git and is left alone; the chart is written to {}",
+            ours.display(),
+            other.display()
+        );
+        return other;
+    }
+    ours
+}
+
 /// Writes the chart as `png` and, next to it, the same chart as SVG.
 pub fn write_chart(loaded: &Loaded, png: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let series = ChartSeries::from_records(
@@ -291,13 +409,13 @@ pub fn write_summary(
     next_steps: Option<&str>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let dir = out.parent().unwrap_or(Path::new(""));
-    let (png, svg) = write_chart(loaded, &dir.join("progress.png"))?;
-    let md = report::render_summary(
-        &loaded.info,
-        &loaded.records,
-        next_steps,
-        Some("progress.png"),
+    let png_path = chart_path(&loaded.root, dir);
+    let (png, svg) = write_chart(loaded, &png_path)?;
+    let name = png.file_name().map_or_else(
+        || "progress.png".into(),
+        |n| n.to_string_lossy().into_owned(),
     );
+    let md = report::render_summary(&loaded.info, &loaded.records, next_steps, Some(&name));
     write(out, md.as_bytes())?;
     Ok(vec![out.to_path_buf(), png, svg])
 }
@@ -413,7 +531,11 @@ pub fn summary(args: &SummaryArgs) -> anyhow::Result<i32> {
 pub fn plot(args: &PlotArgs) -> anyhow::Result<i32> {
     let loaded = load(&args.source)?;
     report_skipped(&loaded);
-    let (png, svg) = write_chart(&loaded, &resolve(&loaded.root, &args.out))?;
+    let out = match &args.out {
+        Some(p) => resolve(&loaded.root, p),
+        None => chart_path(&loaded.root, &loaded.root),
+    };
+    let (png, svg) = write_chart(&loaded, &out)?;
     println!("wrote {}", png.display());
     println!("wrote {}", svg.display());
     Ok(exit::OK)

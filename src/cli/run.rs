@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// One worker per listed GPU id (CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES), e.g. 0,1,2,3.
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub gpus: Option<Vec<String>>,
+    /// Write autoresearch-summary.md (with the chart next to it) when the session ends.
+    #[arg(long)]
+    pub summary: bool,
+    /// A hypothesis for an LLM proposer to test first (its first proposals are asked to);
+    /// recorded in the journal. The built-in search cannot use one.
+    #[arg(long, value_name = "TEXT")]
+    pub hypothesis: Option<String>,
 }
 
 pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -164,16 +171,70 @@ fn make_non_dumpable() {
     }
 }
 
+/// Refuses a hypothesis the configured proposer cannot read, in one line that says why.
+fn check_hypothesis(cfg: &Config, hypothesis: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(h) = hypothesis else {
+        return Ok(None);
+    };
+    if h.trim().is_empty() {
+        return Err(
+            crate::cli::UsageError("--hypothesis is empty; say what to test".into()).into(),
+        );
+    }
+    if cfg.agent.backend == config::AgentBackend::Search {
+        return Err(crate::cli::UsageError(
+            "--hypothesis needs an LLM proposer: the built-in search only turns numeric constants; set [agent] backend = \"anthropic\", \"openai\" or \"command\" in autoresearch.toml".into(),
+        )
+        .into());
+    }
+    Ok(Some(h.trim().to_string()))
+}
+
+/// A read-only file that fixes `TIME_BUDGET` decides how long each run trains: say so
+/// when the budget disagrees, and raise a default hard timeout that would cut runs short.
+pub(crate) fn check_time_budget(repo: &Path, cfg: &mut Config) -> Option<String> {
+    let root = super::report::repo_root(repo);
+    let fixed = config::detect::fixed_time_budget(&root, &cfg.read_only, &cfg.editable)?;
+    if fixed.value == cfg.budget {
+        return None;
+    }
+    let mut msg = format!(
+        "warning: the budget is {} but {} is read-only: each run trains for {}",
+        config::duration::format(cfg.budget),
+        fixed.source,
+        config::duration::format(fixed.value)
+    );
+    let needed = config::default_timeout(fixed.value);
+    if cfg.timeout == config::default_timeout(cfg.budget) && cfg.timeout < needed {
+        cfg.timeout = needed;
+        msg.push_str(&format!(
+            "; the default hard timeout is raised to {}",
+            config::duration::format(needed)
+        ));
+    } else if cfg.timeout < fixed.value {
+        msg.push_str(&format!(
+            "; timeout = {} will kill every run: raise it",
+            config::duration::format(cfg.timeout)
+        ));
+    }
+    Some(msg)
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut cfg = load_config(&args.repo, args.config.as_deref())?;
     if let Some(tag) = &args.tag {
         cfg.tag = tag.clone();
+    }
+    let hypothesis = check_hypothesis(&cfg, args.hypothesis.as_deref())?;
+    if let Some(warning) = check_time_budget(&args.repo, &mut cfg) {
+        eprintln!("{warning}");
     }
     let opts = Options {
         iterations: args.iterations,
         run_for: args.run_for,
         target: args.target,
         grace: std::time::Duration::from_secs_f64(args.grace.max(0.0)),
+        hypothesis,
         ..Options::default()
     };
     let platform = Platform::detect();
@@ -205,7 +266,56 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         workers: if engine { workers } else { Vec::new() },
         ..opts
     };
-    run_session(&args.repo, cfg, opts, &mut reporter)
+    let tag = cfg.tag.clone();
+    let code = run_session(&args.repo, cfg, opts, &mut reporter)?;
+    // With --json stdout is events only: the summary is still written, silently.
+    where_reports_are(&args.repo, &tag, args.summary, !args.json)?;
+    Ok(code)
+}
+
+/// The last lines of a run: where the chart is, and the summary when asked for (written
+/// now, from the journal, as `autoresearch summary` would).
+pub(crate) fn where_reports_are(
+    repo: &Path,
+    tag: &str,
+    summary: bool,
+    say: bool,
+) -> anyhow::Result<()> {
+    let root = super::report::repo_root(repo);
+    let state = root.join(crate::session::STATE_DIR);
+    // Not `println!`: after a hangup the terminal is gone and a print must not panic.
+    let say = |line: String| {
+        if say {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
+    };
+    say(format!(
+        "chart: {} (and .svg)",
+        state.join("progress.png").display()
+    ));
+    if summary {
+        let source = super::report::Source {
+            repo: root.clone(),
+            tag: Some(tag.to_string()),
+            results: None,
+            direction: None,
+            metric: None,
+        };
+        let loaded = super::report::load(&source)?;
+        let out = root.join("autoresearch-summary.md");
+        let written = super::report::write_summary(&loaded, &out, None)?;
+        say(format!("summary: {}", written[0].display()));
+        for p in &written[1..] {
+            say(format!("  with its chart: {}", p.display()));
+        }
+    } else {
+        say(
+            "summary: run `autoresearch summary` (or pass --summary) to write autoresearch-summary.md"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// Asks on the terminal; without one, proceeds (scripts pass --yes anyway).

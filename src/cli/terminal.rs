@@ -216,13 +216,9 @@ impl Reporter {
                     (Status::Crash, _) => record.reason.clone(),
                     (_, Some(g)) => {
                         let signed = if self.minimize { -g } else { *g };
-                        let prev = record.metric.map(|v| v - signed);
-                        match prev.filter(|p| *p != 0.0) {
-                            Some(p) => {
-                                format!("{signed:+.6} ({:+.2}%) vs best", 100.0 * signed / p.abs())
-                            }
-                            None => format!("{signed:+.6} vs best"),
-                        }
+                        let value = record.metric.unwrap_or(0.0);
+                        let change = crate::report::fmt_change(value, value - signed);
+                        format!("{change} vs best")
                     }
                     _ => String::new(),
                 };
@@ -253,9 +249,10 @@ impl Reporter {
                 best,
                 best_commit,
                 baseline,
-                experiments,
+                tally,
+                ..
             } => {
-                let mut msg = format!("done: {reason}; {experiments} experiments");
+                let mut msg = format!("done: {reason}; {}", tally.headline());
                 if let (Some(b), Some(base)) = (best, baseline) {
                     let commit: String = best_commit
                         .clone()

@@ -238,6 +238,17 @@ pub fn run_init(
     if let Some(f) = &found.metric {
         writeln!(p.output, "  detected {}", f.source)?;
     }
+    for note in &found.notes {
+        writeln!(p.output, "  note: {note}")?;
+    }
+    if let Some(seed) = &found.pinned_seed {
+        writeln!(
+            p.output,
+            "  warning: {} pins its own seed and never reads AUTORESEARCH_SEED, so repeated runs measure one seed, not the noise; fix: {}",
+            seed.source,
+            super::detect::seed_fix(&seed.value)
+        )?;
+    }
     if budget.is_none() {
         let default = found.budget.as_ref().map(|f| duration::format(f.value));
         budget = Some(p.ask(
@@ -285,6 +296,25 @@ pub fn run_init(
     }
 
     let budget = budget.unwrap_or(Duration::from_secs(300));
+    let read_only = if args.read_only.is_empty() {
+        found.read_only.clone()
+    } else {
+        args.read_only.clone()
+    };
+    // A read-only file that fixes TIME_BUDGET decides how long training runs, whatever
+    // the budget says: say so when they disagree, and never time a run out before it.
+    let fixed = super::detect::fixed_time_budget(repo, &read_only, &editable);
+    let mut timeout = super::default_timeout(budget);
+    if let Some(f) = fixed.as_ref().filter(|f| f.value != budget) {
+        writeln!(
+            p.output,
+            "  warning: the budget is {} but {} is read-only: the training loop runs for {}; the hard timeout allows for that",
+            duration::format(budget),
+            f.source,
+            duration::format(f.value)
+        )?;
+        timeout = timeout.max(super::default_timeout(f.value));
+    }
     let cfg = Config {
         source: Some(path.clone()),
         command: args
@@ -292,13 +322,9 @@ pub fn run_init(
             .clone()
             .unwrap_or_else(|| default_command(repo, &editable)),
         editable,
-        read_only: if args.read_only.is_empty() {
-            found.read_only.clone()
-        } else {
-            args.read_only.clone()
-        },
+        read_only,
         budget,
-        timeout: super::default_timeout(budget),
+        timeout,
         metric: MetricSpec {
             name: metric,
             direction: direction.unwrap_or_default(),

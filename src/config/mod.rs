@@ -2,7 +2,7 @@
 //! what the tool may assume (nothing about the budget or the metric) and what it must ask.
 
 mod agent;
-mod detect;
+pub mod detect;
 pub mod duration;
 mod error;
 mod executor;

@@ -282,7 +282,11 @@ pub fn format_sd(x: f64) -> String {
 
 fn num(x: f64) -> String {
     let a = x.abs();
-    if a == 0.0 || !a.is_finite() {
+    if a == 0.0 {
+        // Never `-0`.
+        return "0".to_string();
+    }
+    if !a.is_finite() {
         return format!("{x}");
     }
     // The nudge keeps 0.00099999999999989 (1.001 − 1.000) at the digits of 0.001.

@@ -233,22 +233,17 @@ impl Engine<'_, '_> {
     fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
-        // Numbers go to rejected proposals too, but they are not iterations.
-        let rejected = s
-            .history
-            .iter()
-            .filter(|r| r.status == Status::Rejected && r.iteration > 0)
-            .count() as u64;
-        let planned = self.next_iteration.saturating_sub(rejected)
-            + self.ready.len() as u64
-            + self.asked as u64;
+        // Experiments as stop_reason and the reports count them (rejected proposals are
+        // not), plus those in flight and prepared: max_iterations is reached exactly.
+        let done = crate::report::Tally::of(&s.history).experiments;
+        let planned = done + (self.trials.len() + self.ready.len() + self.asked) as u64;
         self.stop.is_none()
             && self.asked == 0
             && self.exhausted.is_none()
             && s.baseline().is_some()
             && self.ready.len() < self.specs.len() + 1
             && s.opts.iterations.is_none_or(|n| ahead < n)
-            && s.config.max_iterations.is_none_or(|n| planned <= n)
+            && s.config.max_iterations.is_none_or(|n| planned < n)
     }
 
     /// Feeds idle workers, asks for proposals, and falls back on a leftover when the
@@ -353,6 +348,7 @@ impl Engine<'_, '_> {
             seen: self.seen(),
             last_crash_tail: tail,
             scratchpad: s.scratchpad.clone(),
+            hypothesis: s.settings.hypothesis.clone(),
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) struct Snapshot {
     pub seen: HashSet<String>,
     pub last_crash_tail: Option<String>,
     pub scratchpad: Option<String>,
+    pub hypothesis: Option<String>,
 }
 
 /// What is asked of the proposer.
@@ -91,6 +92,7 @@ pub(crate) fn serve(
             seen: &s.seen,
             last_crash_tail: s.last_crash_tail.as_deref(),
             scratchpad: s.scratchpad.as_deref(),
+            hypothesis: s.hypothesis.as_deref(),
         };
         crate::chaos::point("propose");
         // A panic in a proposer must not leave the coordinator waiting for an answer.

@@ -101,46 +101,6 @@ impl<'a> Analysis<'a> {
     }
 }
 
-/// Counts of each status, for the headline numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub keep: usize,
-    pub discard: usize,
-    pub crash: usize,
-    pub rejected: usize,
-    pub interrupted: usize,
-    pub running: usize,
-}
-
-impl Counts {
-    /// Counts the records after the baseline.
-    pub fn of(records: &[ExperimentRecord]) -> Self {
-        let mut c = Counts::default();
-        for r in records.iter().filter(|r| !is_baseline(r)) {
-            match r.status {
-                Status::Keep => c.keep += 1,
-                Status::Discard => c.discard += 1,
-                Status::Crash => c.crash += 1,
-                Status::Rejected => c.rejected += 1,
-                Status::Interrupted => c.interrupted += 1,
-                Status::Running => c.running += 1,
-            }
-        }
-        c
-    }
-}
-
-/// Experiments after the baseline that ran (or are running): distinct iteration numbers
-/// with a record that is not a rejection. A rejected proposal is not an iteration.
-pub fn iterations_ran(records: &[ExperimentRecord]) -> u64 {
-    let ran: std::collections::BTreeSet<u64> = records
-        .iter()
-        .filter(|r| !is_baseline(r) && r.status != Status::Rejected)
-        .map(|r| r.iteration)
-        .collect();
-    ran.len() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +124,6 @@ mod tests {
         );
         let gains: Vec<f64> = a.improvements.iter().map(|i| i.gain).collect();
         assert!((gains[0] - 0.1).abs() < 1e-12 && (gains[1] - 0.05).abs() < 1e-12);
-        assert_eq!(Counts::of(&records).keep, 2);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! analysis. Pure: series in, SVG text or PNG bytes out. Text uses the bundled DejaVu Sans,
 //! so the PNG is the same on a machine with no fonts installed.
 
+use super::chart_layout::{
+    Area, Wanted, YRange, place_labels, tick_text, x_ticks, y_range, y_ticks,
+};
 use super::glyphs::{Label, draw_label, svg_label, text_width};
-use super::{fmt_metric, shorten};
+use super::shorten;
+use super::tally::Tally;
 use crate::experiment::{Direction, ExperimentRecord, Status};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use std::sync::OnceLock;
 
@@ -16,8 +21,8 @@ const FONT: &str = "sans-serif";
 
 pub const DEFAULT_WIDTH: u32 = 1600;
 pub const DEFAULT_HEIGHT: u32 = 800;
-/// More labels than this turn into an unreadable smear; the largest gains win.
-const MAX_LABELS: usize = 60;
+/// Labels tried, the largest gains first; those that would overlap are left out anyway.
+const MAX_LABELS: usize = 40;
 const LABEL_CHARS: usize = 40;
 
 const DISCARD_GREY: RGBColor = RGBColor(0xbb, 0xbb, 0xbb);
@@ -25,6 +30,7 @@ const KEEP_GREEN: RGBColor = RGBColor(0x2e, 0xcc, 0x71);
 const BEST_GREEN: RGBColor = RGBColor(0x27, 0xae, 0x60);
 const EDGE: RGBColor = RGBColor(0x1b, 0x3a, 0x2a);
 const CRASH_RED: RGBColor = RGBColor(0xe7, 0x4c, 0x3c);
+const OUTLIER_GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
 const LABEL_COLOR: [u8; 3] = [0x1e, 0x6b, 0x3a];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,8 @@ pub struct ChartSeries {
     pub metric_name: String,
     pub direction: Direction,
     pub points: Vec<ChartPoint>,
+    /// The counts in the title: the reports' own.
+    pub tally: Tally,
 }
 
 impl ChartSeries {
@@ -83,20 +91,16 @@ impl ChartSeries {
             metric_name: metric_name.to_string(),
             direction,
             points,
+            tally: Tally::of(records),
         }
     }
 
-    /// The chart's title, karpathy's wording.
+    /// The chart's title, karpathy's wording, with the counts every report prints.
     pub fn title(&self) -> String {
-        let n = self.points.len();
-        let kept = self
-            .points
-            .iter()
-            .filter(|p| p.status == Status::Keep)
-            .count();
-        // The baseline is the first kept point, not an improvement.
-        let k = kept.saturating_sub(1);
-        format!("Autoresearch Progress: {n} Experiments, {k} Kept Improvements")
+        format!(
+            "Autoresearch Progress: {} Experiments, {} Kept Improvements",
+            self.tally.experiments, self.tally.kept
+        )
     }
 }
 
@@ -111,14 +115,51 @@ fn font() -> Result<ab_glyph::FontRef<'static>, ChartError> {
     ab_glyph::FontRef::try_from_slice(FONT_BYTES).map_err(|_| ChartError::Font)
 }
 
+/// A linear axis whose ticks are ours (plotters' own repeat labels on short integer ranges:
+/// `0 0 1 2 2`), with no light grid lines between them.
+struct Axis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Axis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let span = self.hi - self.lo;
+        if span <= 0.0 {
+            return (limit.0 + limit.1) / 2;
+        }
+        let t = (v - self.lo) / span;
+        limit.0 + (t * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
 /// The series reduced to what is drawn, with the y-range chosen.
 struct Layout {
     kept: Vec<(f64, f64, String, f64)>, // x, y, label, own gain
     discarded: Vec<(f64, f64)>,
     crashed: Vec<f64>,
+    /// Values beyond the y-range: x, and whether above it.
+    outliers: Vec<(f64, bool)>,
     steps: Vec<(f64, f64)>,
+    max_x: u64,
     x_range: (f64, f64),
-    y_range: (f64, f64),
+    y: YRange,
 }
 
 fn layout(s: &ChartSeries) -> Layout {
@@ -128,16 +169,14 @@ fn layout(s: &ChartSeries) -> Layout {
     let mut crashed = Vec::new();
     let mut steps: Vec<(f64, f64)> = Vec::new();
     let mut best: Option<f64> = None;
-    let mut baseline: Option<f64> = None;
-    let mut max_x = 0f64;
+    let mut max_x = 0u64;
     for p in &s.points {
         let x = p.x as f64;
-        max_x = max_x.max(x);
+        max_x = max_x.max(p.x);
         match (p.status, p.value) {
             (Status::Keep, Some(v)) => {
-                let gain = best.map_or(0.0, |b| d.gain(v, b));
+                let gain = best.map_or(f64::INFINITY, |b| d.gain(v, b));
                 kept.push((x, v, p.label.clone(), gain));
-                baseline.get_or_insert(v);
                 if best.is_none_or(|b| d.better(v, b)) {
                     // Step-post: hold the old best until this experiment, then drop to it.
                     if let Some(b) = best {
@@ -153,61 +192,68 @@ fn layout(s: &ChartSeries) -> Layout {
         }
     }
     if let Some(b) = best {
-        steps.push((max_x, b));
+        steps.push((max_x as f64, b));
     }
-
-    // From just beyond the best to just beyond the baseline: outliers would squash it.
-    let (lo, hi) = match (baseline, best) {
-        (Some(base), Some(best)) => {
-            let (a, b) = if base < best {
-                (base, best)
-            } else {
-                (best, base)
-            };
-            let span = (b - a).max(a.abs() * 0.01).max(1e-9);
-            (a - span * 0.15, b + span * 0.15)
+    let kept_values: Vec<f64> = kept.iter().map(|k| k.1).collect();
+    let all: Vec<f64> = kept_values
+        .iter()
+        .copied()
+        .chain(discarded.iter().map(|p| p.1))
+        .collect();
+    let y = y_range(&all, &kept_values);
+    let mut outliers = Vec::new();
+    discarded.retain(|&(x, v)| {
+        let inside = y.contains(v);
+        if !inside {
+            outliers.push((x, v > y.hi));
         }
-        _ => {
-            let vals: Vec<f64> = discarded.iter().map(|p| p.1).collect();
-            let a = vals.iter().copied().fold(f64::INFINITY, f64::min);
-            let b = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if a.is_finite() && b.is_finite() {
-                let span = (b - a).max(a.abs() * 0.01).max(1e-9);
-                (a - span * 0.1, b + span * 0.1)
-            } else {
-                (0.0, 1.0)
-            }
-        }
-    };
-    let pad = (max_x * 0.02).max(0.5);
+        inside
+    });
+    let pad = (max_x as f64 * 0.02).max(0.5);
     Layout {
         kept,
         discarded,
         crashed,
+        outliers,
         steps,
-        x_range: (-pad, max_x + pad),
-        y_range: (lo, hi),
+        max_x,
+        x_range: (-pad, max_x as f64 + pad),
+        y,
     }
 }
 
-/// Draws everything plotters can draw; returns the angled labels for the caller's backend.
+/// Draws everything plotters can draw; returns the angled labels for the caller's backend
+/// and the plot area in pixels.
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &ChartSeries,
     w: u32,
-) -> Result<Vec<Label>, ChartError> {
+) -> Result<(Vec<Label>, Area), ChartError> {
     let l = layout(s);
     let k = (f64::from(w) / f64::from(DEFAULT_WIDTH)).clamp(0.4, 3.0);
     let px = |v: f64| (v * k).round().max(1.0) as u32;
     root.fill(&WHITE).map_err(draw_err)?;
-    let (ylo, yhi) = l.y_range;
+    let (ylo, yhi) = (l.y.lo, l.y.hi);
     let (xlo, xhi) = l.x_range;
+    let xs: Vec<f64> = x_ticks(l.max_x).into_iter().map(|x| x as f64).collect();
+    let (ys, decimals) = y_ticks(ylo, yhi);
     let mut chart = ChartBuilder::on(root)
         .caption(s.title(), (FONT, px(22.0)))
         .margin(px(20.0))
         .x_label_area_size(px(50.0))
         .y_label_area_size(px(90.0))
-        .build_cartesian_2d(xlo..xhi, ylo..yhi)
+        .build_cartesian_2d(
+            Axis {
+                lo: xlo,
+                hi: xhi,
+                ticks: xs,
+            },
+            Axis {
+                lo: ylo,
+                hi: yhi,
+                ticks: ys,
+            },
+        )
         .map_err(draw_err)?;
     let words = match s.direction {
         Direction::Minimize => "lower is better",
@@ -222,19 +268,17 @@ fn draw<DB: DrawingBackend>(
         .label_style((FONT, px(14.0)))
         .axis_desc_style((FONT, px(16.0)))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| fmt_metric(*y))
+        .y_label_formatter(&|y| tick_text(*y, decimals))
         .draw()
         .map_err(draw_err)?;
 
-    let inside = |y: f64| y >= ylo && y <= yhi;
     let r_small = px(3.0);
     let r_kept = px(6.0);
     chart
         .draw_series(
             l.discarded
                 .iter()
-                .filter(|p| inside(p.1))
-                .map(|&p| Circle::new(p, r_small, DISCARD_GREY.mix(0.6).filled())),
+                .map(|&p| Circle::new(p, r_small, DISCARD_GREY.filled())),
         )
         .map_err(draw_err)?
         .label("Discarded")
@@ -254,7 +298,7 @@ fn draw<DB: DrawingBackend>(
             )
         });
     chart
-        .draw_series(l.kept.iter().filter(|p| inside(p.1)).map(|p| {
+        .draw_series(l.kept.iter().map(|p| {
             EmptyElement::at((p.0, p.1))
                 + Circle::new((0, 0), r_kept, KEEP_GREEN.filled())
                 + Circle::new((0, 0), r_kept, EDGE.stroke_width(1))
@@ -267,17 +311,37 @@ fn draw<DB: DrawingBackend>(
                 + Circle::new((0, 0), r_kept, EDGE.stroke_width(1))
         });
     // Crashes measured nothing: small red marks along the bottom edge.
-    let crash_y = ylo + (yhi - ylo) * 0.02;
+    let edge = (yhi - ylo) * 0.02;
     let crash_size = px(4.0) as i32;
     chart
         .draw_series(
             l.crashed
                 .iter()
-                .map(|&x| Cross::new((x, crash_y), crash_size, CRASH_RED.stroke_width(2))),
+                .map(|&x| Cross::new((x, ylo + edge), crash_size, CRASH_RED.stroke_width(2))),
         )
         .map_err(draw_err)?
         .label("Crashed")
         .legend(move |(x, y)| Cross::new((x, y), crash_size, CRASH_RED.stroke_width(2)));
+    // Values off the scale: a grey arrowhead on the edge they are beyond, pointing there.
+    if !l.outliers.is_empty() {
+        let t = px(5.0) as i32;
+        let arrow = move |up: bool| {
+            let s = if up { -1 } else { 1 };
+            vec![(0, s * t), (-t, -s * t), (t, -s * t), (0, s * t)]
+        };
+        chart
+            .draw_series(l.outliers.iter().map(|&(x, above)| {
+                let y = if above { yhi - edge } else { ylo + edge };
+                EmptyElement::at((x, y))
+                    + PathElement::new(arrow(above), OUTLIER_GREY.stroke_width(2))
+            }))
+            .map_err(draw_err)?
+            .label(format!("Off the scale ({})", l.outliers.len()))
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(arrow(true), OUTLIER_GREY.stroke_width(2))
+            });
+    }
     chart
         .configure_series_labels()
         .position(match s.direction {
@@ -290,44 +354,72 @@ fn draw<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
 
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let area = Area {
+        x0: xr.start as f32,
+        y0: yr.start as f32,
+        x1: xr.end as f32,
+        y1: yr.end as f32,
+    };
     // Labels lean away from the best: up when the best is at the bottom, down otherwise.
     let angle: f32 = match s.direction {
         Direction::Minimize => 30.0,
         Direction::Maximize => -30.0,
     };
-    let mut to_label: Vec<&(f64, f64, String, f64)> =
-        l.kept.iter().filter(|p| inside(p.1)).collect();
-    if to_label.len() > MAX_LABELS {
-        to_label.sort_by(|a, b| b.3.total_cmp(&a.3));
-        to_label.truncate(MAX_LABELS);
-    }
     let size = 12.0 * k as f32;
-    let offset = 8.0 * k as f32;
     let font = font()?;
-    let (sin, cos) = angle.to_radians().sin_cos();
-    Ok(to_label
-        .into_iter()
+    // The largest gains first (the baseline before all); the rest only where room is left.
+    let mut by_gain: Vec<&(f64, f64, String, f64)> = l.kept.iter().collect();
+    by_gain.sort_by(|a, b| b.3.total_cmp(&a.3));
+    by_gain.truncate(MAX_LABELS);
+    let wanted: Vec<Wanted> = by_gain
+        .iter()
         .map(|p| {
             let (x, y) = chart.backend_coord(&(p.0, p.1));
-            let text = shorten(&p.2, LABEL_CHARS);
-            let len = text_width(&font, &text, size);
-            let dy = if angle > 0.0 { -offset } else { offset + size };
-            let (mut lx, mut ly) = (x as f32 + offset, y as f32 + dy);
-            // A label that would run off the right edge ends at its point instead.
-            if lx + len * cos > w as f32 - 4.0 {
-                lx = x as f32 - offset - len * cos;
-                ly += len * sin;
-            }
-            Label {
-                x: lx,
-                y: ly,
-                angle_deg: angle,
-                size_px: size,
-                text,
-                color: LABEL_COLOR,
+            let texts = [LABEL_CHARS, LABEL_CHARS / 2]
+                .iter()
+                .map(|&n| {
+                    let t = shorten(&p.2, n);
+                    let len = text_width(&font, &t, size);
+                    (t, len)
+                })
+                .collect();
+            Wanted {
+                at: (x as f32, y as f32),
+                texts,
+                priority: p.3,
             }
         })
-        .collect())
+        .collect();
+    // The legend sits in a corner of the plot area (plotters puts it there); keep it clear.
+    let entries = if l.outliers.is_empty() { 4.0 } else { 5.0 };
+    let (lw, lh) = (190.0 * k as f32, (entries * 18.0 + 20.0) * k as f32);
+    let legend = match s.direction {
+        Direction::Minimize => Area {
+            x0: area.x1 - lw,
+            y0: area.y0,
+            x1: area.x1,
+            y1: area.y0 + lh,
+        },
+        Direction::Maximize => Area {
+            x0: area.x1 - lw,
+            y0: area.y1 - lh,
+            x1: area.x1,
+            y1: area.y1,
+        },
+    };
+    let labels = place_labels(&wanted, area, legend, angle, size, 8.0 * k as f32)
+        .into_iter()
+        .map(|p| Label {
+            x: p.x,
+            y: p.y,
+            angle_deg: angle,
+            size_px: size,
+            text: p.text,
+            color: LABEL_COLOR,
+        })
+        .collect();
+    Ok((labels, area))
 }
 
 fn check_size(w: u32, h: u32) -> Result<(), ChartError> {
@@ -344,12 +436,21 @@ pub fn render_svg(series: &ChartSeries) -> Result<String, ChartError> {
     let mut svg = String::new();
     let labels = {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        let labels = draw(&root, series, w)?;
+        let drawn = draw(&root, series, w)?;
         root.present().map_err(draw_err)?;
-        labels
+        drawn
     };
-    // plotters cannot turn text by 30°, so the labels are added as plain SVG text.
-    let extra: String = labels.iter().map(|l| svg_label(l) + "\n").collect();
+    let (labels, area) = labels;
+    // plotters cannot turn text by 30°, so the labels are added as plain SVG text; the
+    // plot area is marked (invisibly) for tools and tests that check what lies inside it.
+    let mut extra = format!(
+        "<rect class=\"plot-area\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"none\"/>\n",
+        area.x0,
+        area.y0,
+        area.x1 - area.x0,
+        area.y1 - area.y0
+    );
+    extra.extend(labels.iter().map(|l| svg_label(l) + "\n"));
     match svg.rfind("</svg>") {
         Some(i) => svg.insert_str(i, &extra),
         None => return Err(ChartError::Draw("plotters wrote no </svg>".into())),
@@ -364,7 +465,7 @@ pub fn render_png(series: &ChartSeries, width: u32, height: u32) -> Result<Vec<u
     let mut rgb = vec![255u8; width as usize * height as usize * 3];
     let labels = {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        let labels = draw(&root, series, width)?;
+        let (labels, _) = draw(&root, series, width)?;
         root.present().map_err(draw_err)?;
         labels
     };

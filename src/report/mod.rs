@@ -3,10 +3,13 @@
 
 pub mod analysis;
 pub mod chart;
+mod chart_layout;
+pub mod export;
 mod glyphs;
 pub mod next_steps;
 pub mod progress;
 pub mod summary;
+pub mod tally;
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -17,6 +20,7 @@ pub use chart::{ChartError, ChartPoint, ChartSeries, render_png, render_svg};
 pub use next_steps::derive_next_steps;
 pub use progress::render_progress;
 pub use summary::render_summary;
+pub use tally::Tally;
 
 /// What the reports say about the session as a whole (the records say the rest).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,30 +32,31 @@ pub struct SessionInfo {
     /// The primary metric's name, e.g. `val_bpb`.
     pub metric_name: String,
     pub direction: Direction,
-    /// The training budget per run.
+    /// The training budget per run in force (zero: unknown, an imported file).
     pub budget: Duration,
-    /// None when the session runs until stopped.
+    /// The number of experiments at which the session stops (`max_iterations` or
+    /// `--iterations`, whichever comes first); None when it runs until stopped.
     pub max_iterations: Option<u64>,
     /// When the session started, as the caller wants it shown (RFC 3339 is fine).
     pub started_at: String,
     /// None while the session is still running.
     pub ended_at: Option<String>,
-    /// Experiments run so far (the baseline and rejected proposals not counted).
-    pub iterations_done: u64,
     /// Wall time since the session started.
     pub elapsed: Duration,
     /// Run-to-run noise of the baseline: (standard deviation, number of runs).
     pub noise: Option<(f64, usize)>,
+    /// Lines of an imported file that were not read: (1-based line, why).
+    pub unread_lines: Vec<(usize, String)>,
+    /// The hypothesis the session was asked to test (`run --hypothesis`).
+    pub hypothesis: Option<String>,
+    /// Where the script pins its own seed: the noise estimate is then no such thing.
+    pub fixed_seed: Option<String>,
 }
 
 impl SessionInfo {
     /// For records with no session around them (an imported results.tsv): what is unknown
-    /// says so; every proposal after the baseline counts as an iteration.
-    pub fn for_records(
-        metric_name: &str,
-        direction: Direction,
-        records: &[crate::experiment::ExperimentRecord],
-    ) -> Self {
+    /// says so.
+    pub fn for_records(metric_name: &str, direction: Direction) -> Self {
         SessionInfo {
             branch: "unknown".to_string(),
             platform: "unknown".to_string(),
@@ -61,9 +66,11 @@ impl SessionInfo {
             max_iterations: None,
             started_at: "unknown".to_string(),
             ended_at: Some("unknown".to_string()),
-            iterations_done: analysis::iterations_ran(records),
             elapsed: Duration::ZERO,
             noise: None,
+            unread_lines: Vec::new(),
+            hypothesis: None,
+            fixed_seed: None,
         }
     }
 }
@@ -71,20 +78,36 @@ impl SessionInfo {
 /// The noise estimate's line in the progress report and the summary, when there is one.
 pub(crate) fn noise_line(info: &SessionInfo) -> Option<String> {
     let (sigma, n) = info.noise?;
+    if let Some(at) = &info.fixed_seed {
+        return Some(format!(
+            "- **Noise estimate:** none: σ̂ = {} from {n} runs of one fixed seed ({}) is not a noise estimate",
+            fmt_metric(sigma),
+            cell(at)
+        ));
+    }
     Some(format!(
         "- **Noise estimate:** σ = {} pooled over {n} repeated runs",
         fmt_metric(sigma)
     ))
 }
 
-/// Metrics are shown with six decimals, as karpathy's results.tsv writes them.
+/// Metrics are shown with six decimals, as karpathy's results.tsv writes them; a value
+/// that rounds to zero is `0.000000`, never `-0.000000`.
 pub(crate) fn fmt_metric(v: f64) -> String {
-    format!("{v:.6}")
+    let s = format!("{v:.6}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_string(),
+        _ => s,
+    }
 }
 
-/// A signed change with its percentage of `reference`, e.g. `-0.012800 (-1.28%)`.
-pub(crate) fn fmt_change(value: f64, reference: f64) -> String {
+/// A signed change with its percentage of `reference`, e.g. `-0.012800 (-1.28%)`; no change
+/// (at six decimals) is `0`, never `-0.000000 (-0.00%)`.
+pub fn fmt_change(value: f64, reference: f64) -> String {
     let delta = value - reference;
+    if format!("{:.6}", delta.abs()) == "0.000000" {
+        return "0".to_string();
+    }
     if reference == 0.0 {
         return format!("{delta:+.6}");
     }
@@ -160,6 +183,9 @@ mod tests {
     fn change_has_sign_and_percent() {
         assert_eq!(fmt_change(0.99, 1.0), "-0.010000 (-1.00%)");
         assert_eq!(fmt_change(1.0, 0.0), "+1.000000");
+        assert_eq!(fmt_change(1.15, 1.15 + 1e-12), "0");
+        assert_eq!(fmt_metric(-1e-9), "0.000000");
+        assert_eq!(fmt_metric(-0.5), "-0.500000");
     }
 
     #[test]

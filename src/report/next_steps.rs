@@ -73,7 +73,9 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
         .filter_map(|(r, reference)| {
             let reference = (*reference)?;
             let gain = info.direction.gain(r.metric?, reference);
-            (gain >= -margin).then_some((r, gain, reference))
+            // A discard better than the best is no near miss (and a failed run logged as a
+            // number would be the first listed): only those within the margin below it.
+            (gain >= -margin && gain <= 0.0).then_some((r, gain, reference))
         })
         .collect();
     if misses.is_empty() {
@@ -101,7 +103,12 @@ fn near_misses(info: &SessionInfo, records: &[ExperimentRecord], a: &Analysis, o
 
 fn best_categories(records: &[ExperimentRecord], out: &mut String) {
     let mut by_cat: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
-    for r in records.iter().filter(|r| !is_baseline(r)) {
+    // Experiments, as the Tally counts them: by their last attempt.
+    let superseded = super::tally::superseded(records);
+    for r in records
+        .iter()
+        .filter(|r| !is_baseline(r) && !superseded.contains(&r.id))
+    {
         if !matches!(r.status, Status::Keep | Status::Discard | Status::Crash) {
             continue;
         }
@@ -189,5 +196,23 @@ mod tests {
         assert!(parse_knob_change("DEPTH 8 -> 12").is_some());
         assert_eq!(parse_knob_change("use GELU instead of ReLU"), None);
         assert_eq!(parse_knob_change("LR fast → slow"), None);
+    }
+
+    #[test]
+    fn a_discard_better_than_the_best_is_no_near_miss() {
+        use crate::experiment::{Direction, Status};
+        use crate::report::test_support::rec;
+        let records = vec![
+            rec(0, Status::Keep, Some(1.0), "baseline"),
+            rec(1, Status::Discard, Some(0.5), "better but discarded"),
+            rec(2, Status::Discard, Some(1.001), "just worse"),
+        ];
+        let mut info = crate::report::SessionInfo::for_records("val_bpb", Direction::Minimize);
+        info.noise = Some((0.01, 3));
+        let a = Analysis::new(Direction::Minimize, &records);
+        let mut out = String::new();
+        near_misses(&info, &records, &a, &mut out);
+        assert!(out.contains("just worse"), "{out}");
+        assert!(!out.contains("better but discarded"), "{out}");
     }
 }

@@ -2,6 +2,7 @@
 //! Pure rendering; the caller writes the file and prints it.
 
 use super::analysis::{Analysis, is_baseline};
+use super::tally::{self, Tally};
 use super::{
     SessionInfo, cell, direction_words, fmt_change, fmt_duration, fmt_metric, short_commit,
 };
@@ -56,16 +57,15 @@ pub fn render_progress(info: &SessionInfo, records: &[ExperimentRecord]) -> Stri
             let _ = writeln!(out, "- **Baseline:** not measured yet");
         }
     }
-    let max = info
-        .max_iterations
-        .map_or_else(|| "unlimited".to_string(), |m| m.to_string());
-    let _ = writeln!(out, "- **Iterations:** {} / {max}", info.iterations_done);
-    let rejected = super::analysis::Counts::of(records).rejected;
-    if rejected > 0 {
-        let _ = writeln!(
-            out,
-            "- **Rejected proposals:** {rejected} (never ran; not counted as iterations)"
-        );
+    let t = Tally::of(records);
+    let _ = writeln!(
+        out,
+        "- **Experiments:** {} ({})",
+        tally::of_limit(t.experiments, info.max_iterations),
+        t.breakdown()
+    );
+    if !info.budget.is_zero() {
+        let _ = writeln!(out, "- **Budget per run:** {}", fmt_duration(info.budget));
     }
     let _ = writeln!(out, "- **Elapsed:** {}", fmt_duration(info.elapsed));
     if let Some(line) = super::noise_line(info) {
@@ -127,9 +127,11 @@ mod tests {
             max_iterations: None,
             started_at: "s".into(),
             ended_at: None,
-            iterations_done: 0,
             elapsed: Duration::ZERO,
             noise: None,
+            unread_lines: Vec::new(),
+            hypothesis: None,
+            fixed_seed: None,
         }
     }
 
@@ -139,7 +141,10 @@ mod tests {
         assert!(md.contains("none yet"), "{md}");
         assert!(md.contains("No experiments yet."));
         assert!(md.contains("No proposal yet"));
-        assert!(md.contains("0 / unlimited"));
+        assert!(
+            md.contains("0 / unlimited (0 kept, 0 discarded, 0 crashed)"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The end-of-session summary (`autoresearch-summary.md`): what happened, what worked,
 //! what didn't, and what to try next. Pure rendering; the caller writes the file.
 
-use super::analysis::{Analysis, Counts, is_baseline, later_visits};
+use super::analysis::{Analysis, is_baseline, later_visits};
 use super::next_steps::derive_next_steps;
+use super::tally::{self, Tally};
 use super::{
     SessionInfo, cell, direction_words, fmt_change, fmt_duration, fmt_metric, short_commit, shorten,
 };
@@ -13,6 +14,8 @@ use std::fmt::Write;
 const TOP_IMPROVEMENTS: usize = 10;
 /// Rows per category in "what didn't work"; a long night would drown the page otherwise.
 const FAILURES_PER_CATEGORY: usize = 10;
+/// Unread lines of an imported file listed; the rest are counted.
+const MAX_UNREAD_LINES: usize = 20;
 
 /// Renders the summary. `next_steps` is the LLM's text when one wrote it; otherwise the
 /// steps are derived from the data. `chart_path` is embedded as an image when given.
@@ -30,18 +33,16 @@ pub fn render_summary(
     let _ = writeln!(out, "- **Platform:** {}", cell(&info.platform));
     let ended = info.ended_at.as_deref().unwrap_or("still running");
     let _ = writeln!(out, "- **Dates:** {} → {ended}", info.started_at);
-    let c = Counts::of(records);
-    let ran = c.keep + c.discard + c.crash + c.interrupted + c.running;
-    // Rejected proposals never ran: counted apart from the experiments.
-    let rejected = match c.rejected {
-        0 => String::new(),
-        1 => "; 1 rejected proposal (never ran)".to_string(),
-        n => format!("; {n} rejected proposals (never ran)"),
-    };
+    let t = Tally::of(records);
     let _ = writeln!(
         out,
-        "- **Experiments:** {ran} ({} kept, {} discarded, {} crashed, {} interrupted){rejected}",
-        c.keep, c.discard, c.crash, c.interrupted
+        "- **Experiments:** {} ({})",
+        // An imported file has no limit to speak of.
+        info.max_iterations.map_or_else(
+            || t.experiments.to_string(),
+            |_| tally::of_limit(t.experiments, info.max_iterations)
+        ),
+        t.breakdown()
     );
     // Zero means unknown (an imported file); a real session never has a zero budget.
     let or_unknown = |d: std::time::Duration| {
@@ -61,6 +62,9 @@ pub fn render_summary(
     if let Some(line) = super::noise_line(info) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(h) = &info.hypothesis {
+        let _ = writeln!(out, "- **Hypothesis tested first:** {}", cell(h));
+    }
 
     results_table(&a, metric, &mut out);
     top_improvements(&a, metric, &mut out);
@@ -77,7 +81,32 @@ pub fn render_summary(
     if let Some(path) = chart_path {
         let _ = writeln!(out, "\n## Progress chart\n\n![progress]({path})");
     }
+    unread_lines(info, &mut out);
     out
+}
+
+/// Lines of an imported file the summary does not stand on, and why.
+fn unread_lines(info: &SessionInfo, out: &mut String) {
+    if info.unread_lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Lines not read\n\n{} line(s) of the file were not experiment rows:\n",
+        info.unread_lines.len()
+    );
+    let _ = writeln!(out, "| Line | Why |");
+    let _ = writeln!(out, "|---:|---|");
+    for (line, why) in info.unread_lines.iter().take(MAX_UNREAD_LINES) {
+        let _ = writeln!(out, "| {line} | {} |", cell(why));
+    }
+    if info.unread_lines.len() > MAX_UNREAD_LINES {
+        let _ = writeln!(
+            out,
+            "\n…and {} more.",
+            info.unread_lines.len() - MAX_UNREAD_LINES
+        );
+    }
 }
 
 fn results_table(a: &Analysis, metric: &str, out: &mut String) {
@@ -196,8 +225,11 @@ fn what_did_not_work(records: &[ExperimentRecord], a: &Analysis, out: &mut Strin
     let _ = writeln!(out, "\n## What didn't work\n");
     let mut by_cat: BTreeMap<&str, Vec<(&ExperimentRecord, Option<f64>)>> = BTreeMap::new();
     let mut rejected = 0usize;
+    // An experiment is decided by its last attempt (the Tally's rule): a crash that an OOM
+    // retry or a repair went on from is not a failure of its own.
+    let superseded = tally::superseded(records);
     for (r, reference) in records.iter().zip(&a.reference) {
-        if is_baseline(r) {
+        if is_baseline(r) || superseded.contains(&r.id) {
             continue;
         }
         match r.status {

@@ -16,8 +16,8 @@ pub enum Event {
         direction: String,
         budget_s: f64,
         timeout_s: f64,
-        /// Experiments already on record (resume).
-        experiments: usize,
+        /// Experiments already on record (resume), counted as the reports count them.
+        experiments: u64,
     },
     /// Something the user should know that does not stop the session.
     Warning {
@@ -91,7 +91,10 @@ pub enum Event {
         best: Option<f64>,
         best_commit: Option<String>,
         baseline: Option<f64>,
-        experiments: usize,
+        /// Proposals that ran (`tally.experiments`).
+        experiments: u64,
+        /// How they ended: the same count every report prints.
+        tally: crate::report::Tally,
     },
 }
 

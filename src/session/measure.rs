@@ -463,7 +463,7 @@ impl Session<'_> {
         let info = super::progress::session_info(
             &self.config,
             &self.row,
-            &self.history,
+            Some(&self.settings),
             self.started.elapsed(),
             &self.noise()?,
             None,

@@ -68,6 +68,8 @@ pub struct Options {
     pub max_unanswered: u32,
     /// The engine's workers; empty: the one-tree loop in the user's checkout.
     pub workers: Vec<crate::engine::WorkerSpec>,
+    /// The user's hypothesis for an LLM proposer's first proposals (`run --hypothesis`).
+    pub hypothesis: Option<String>,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             max_failed_proposals: 20,
             max_unanswered: 3,
             workers: Vec::new(),
+            hypothesis: None,
         }
     }
 }
@@ -197,6 +200,8 @@ pub struct Session<'a> {
     pub(crate) engine: bool,
     /// The prompt behind the proposal being committed, when the proposer ran elsewhere.
     pub(crate) pending_prompt: Option<String>,
+    /// What this invocation runs with, as recorded in the journal for the reports.
+    pub(crate) settings: crate::store::SessionSettings,
 }
 
 impl<'a> Session<'a> {
@@ -260,13 +265,14 @@ impl<'a> Session<'a> {
             None => (None, None),
         };
         let baseline = self.baseline().and_then(|b| b.metric);
-        let experiments = self.finished().count();
+        let tally = crate::report::Tally::of(&self.history);
         self.send(Event::SessionEnded {
             reason: reason.describe(),
             best,
             best_commit,
             baseline,
-            experiments,
+            experiments: tally.experiments,
+            tally,
         });
         Ok(reason)
     }
@@ -315,6 +321,7 @@ impl<'a> Session<'a> {
                     seen: &seen,
                     last_crash_tail: last_crash_tail.as_deref(),
                     scratchpad: self.scratchpad.as_deref(),
+                    hypothesis: self.settings.hypothesis.as_deref(),
                 };
                 crate::chaos::point("propose");
                 self.proposer.propose(&ctx)
@@ -395,8 +402,9 @@ impl<'a> Session<'a> {
         if self.opts.iterations.is_some_and(|n| ran_now >= n) {
             return Some(EndReason::Iterations);
         }
-        // Experiments that ran: a rejected proposal is not an iteration.
-        let done = crate::report::analysis::iterations_ran(&self.history);
+        // The count the reports show against the limit: proposals that ran, attempts and
+        // rejections not counted.
+        let done = crate::report::Tally::of(&self.history).experiments;
         if self.config.max_iterations.is_some_and(|n| done >= n) {
             return Some(EndReason::MaxIterations);
         }

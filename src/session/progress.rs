@@ -3,18 +3,19 @@
 
 use crate::config::Config;
 use crate::decision::policy::NoiseModel;
-use crate::experiment::ExperimentRecord;
 use crate::platform::Platform;
 use crate::report::SessionInfo;
-use crate::store::SessionRow;
+use crate::store::{SessionRow, SessionSettings};
 use std::time::Duration;
 
-/// `SessionInfo` for a session's reports. `elapsed` is the wall time of this invocation
-/// when running, or since the session's start for a finished one.
+/// `SessionInfo` for a session's reports. `settings` are what the journal says the session
+/// ran with (they win over `config`, which may be the file as edited since). `elapsed` is
+/// the wall time of this invocation when running, or since the session's start for a
+/// finished one.
 pub fn session_info(
     config: &Config,
     row: &SessionRow,
-    history: &[ExperimentRecord],
+    settings: Option<&SessionSettings>,
     elapsed: Duration,
     noise: &NoiseModel,
     ended_at: Option<String>,
@@ -26,11 +27,12 @@ pub fn session_info(
         platform,
         metric_name: config.metric.name.clone(),
         direction: config.metric.direction,
-        budget: config.budget,
-        max_iterations: config.max_iterations,
+        budget: settings.map_or(config.budget, |s| {
+            Duration::from_secs_f64(s.budget_s.max(0.0))
+        }),
+        max_iterations: settings.map_or(config.max_iterations, |s| s.iteration_limit),
         started_at: row.started_at.clone(),
         ended_at,
-        iterations_done: crate::report::analysis::iterations_ran(history),
         elapsed,
         noise: noise.sigma().map(|s| {
             (
@@ -38,6 +40,9 @@ pub fn session_info(
                 usize::try_from(noise.measurements()).unwrap_or(usize::MAX),
             )
         }),
+        unread_lines: Vec::new(),
+        hypothesis: settings.and_then(|s| s.hypothesis.clone()),
+        fixed_seed: settings.and_then(|s| s.fixed_seed.clone()),
     }
 }
 

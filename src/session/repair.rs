@@ -109,6 +109,7 @@ impl Session<'_> {
                 seen: &seen,
                 last_crash_tail: Some(&tail),
                 scratchpad: self.scratchpad.as_deref(),
+                hypothesis: self.settings.hypothesis.as_deref(),
             };
             self.proposer.repair(&ctx, &tail)
         };

@@ -7,7 +7,7 @@ use crate::agent::Proposer;
 use crate::config::Config;
 use crate::platform::Platform;
 use crate::runner::{Cancel, Executor};
-use crate::store::{Journal, SessionRow};
+use crate::store::{Journal, SessionRow, SessionSettings};
 use crate::workspace::{GitError, Repo};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -35,6 +35,41 @@ pub(crate) fn hash_files(root: &Path, paths: &[PathBuf]) -> BTreeMap<PathBuf, St
             Some((p.clone(), format!("{:x}", Sha256::digest(&bytes))))
         })
         .collect()
+}
+
+/// Records what this invocation runs with (the reports read it back): the budget in force
+/// and the experiment count at which it stops, `max_iterations` or the experiments on
+/// record plus `--iterations`, whichever comes first.
+fn record_settings(
+    root: &Path,
+    journal: &Journal,
+    row: &SessionRow,
+    history: &[crate::experiment::ExperimentRecord],
+    config: &Config,
+    opts: &Options,
+) -> Result<SessionSettings, SessionError> {
+    let before = crate::report::Tally::of(history).experiments;
+    let from_flag = opts.iterations.map(|n| before.saturating_add(n));
+    let iteration_limit = match (config.max_iterations, from_flag) {
+        (Some(m), Some(f)) => Some(m.min(f)),
+        (m, f) => m.or(f),
+    };
+    let fixed_seed = config
+        .editable
+        .iter()
+        .find_map(|f| crate::config::detect::pinned_seed_in(root, f))
+        .map(|f| f.source);
+    let settings = SessionSettings {
+        budget_s: config.budget.as_secs_f64(),
+        timeout_s: config.timeout.as_secs_f64(),
+        iteration_limit,
+        hypothesis: opts.hypothesis.clone(),
+        fixed_seed,
+        command: Some(config.command.clone()),
+    };
+    journal.set_settings(row.id, &settings, &now())?;
+    // A resume without --hypothesis keeps the one the session started with.
+    Ok(journal.settings(row.id)?.unwrap_or(settings))
 }
 
 impl<'a> Session<'a> {
@@ -144,6 +179,7 @@ impl<'a> Session<'a> {
             serde_json::from_str(&row.read_only_hashes).unwrap_or_default();
         let scratchpad = std::fs::read_to_string(state_dir.join("scratchpad.md")).ok();
         let default_scale = s.platform.adjustments.batch_scale;
+        let settings = record_settings(repo.root(), &journal, &row, &history, &s.config, &s.opts)?;
         let mut session = Session {
             session_token: format!("{}#{}", repo.root().display(), row.id),
             repo,
@@ -167,6 +203,7 @@ impl<'a> Session<'a> {
             _lock: lock,
             engine,
             pending_prompt: None,
+            settings,
         };
         if let Some(scale) = session
             .best()
@@ -184,10 +221,17 @@ impl<'a> Session<'a> {
             direction: session.config.metric.direction.as_str().into(),
             budget_s: session.config.budget.as_secs_f64(),
             timeout_s: session.config.timeout.as_secs_f64(),
-            experiments: session.finished().count(),
+            experiments: crate::report::Tally::of(&session.history).experiments,
         };
         session.send(e);
         session.note(format!("sandbox: {}", sandbox.summary));
+        if let Some(at) = session.settings.fixed_seed.clone() {
+            let call = at.split_once(' ').map_or(at.as_str(), |(_, c)| c);
+            session.warn(format!(
+                "{at} pins the seed and AUTORESEARCH_SEED is never read: repeated runs are one fixed seed, so their spread is not a noise estimate; fix: {}",
+                crate::config::detect::seed_fix(call)
+            ));
+        }
         if let Some(w) = sandbox.warning {
             session.warn(format!("sandbox: {w}"));
         }

@@ -2,7 +2,7 @@
 //! their variants). Tolerant: columns are found by header name, anything not understood is
 //! skipped with its line number and a reason. Never writes anything.
 
-use crate::experiment::{Category, ExperimentRecord, Status};
+use crate::experiment::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -14,9 +14,31 @@ pub enum ImportError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: no experiment rows could be read ({skipped} lines skipped); expected a tab-separated results.tsv with a header such as `commit<TAB>val_bpb<TAB>memory_gb<TAB>status<TAB>description`"
+        "{path}: no experiment rows could be read ({skipped} lines skipped: {first_reasons}); expected a tab-separated results.tsv with a header such as `commit<TAB>val_bpb<TAB>memory_gb<TAB>status<TAB>description` (choose the metric's column with --metric)"
     )]
-    NoRows { path: PathBuf, skipped: usize },
+    NoRows {
+        path: PathBuf,
+        skipped: usize,
+        /// The first few skipped lines and why, e.g. `line 2: date `…` is not a number`.
+        first_reasons: String,
+    },
+    #[error(
+        "{path} has no column `{wanted}`; its columns are {columns}; pass one of them to --metric"
+    )]
+    NoSuchMetric {
+        path: PathBuf,
+        wanted: String,
+        columns: String,
+    },
+}
+
+/// How to read a file from elsewhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions<'a> {
+    /// The metric's column, by header name (`--metric`); must exist.
+    pub metric: Option<&'a str>,
+    /// A name to prefer when the header has it (the config's metric); may be absent.
+    pub metric_hint: Option<&'a str>,
 }
 
 /// One experiment row as read.
@@ -32,6 +54,10 @@ pub struct ImportedRow {
     pub description: String,
     /// Every other column by its header name (mfu, tok_per_sec, …), as written.
     pub extra: BTreeMap<String, String>,
+    /// A date or time column's value, as written.
+    pub date: Option<String>,
+    /// Why the row was read the way it was (a zero read as a failed run).
+    pub note: Option<String>,
 }
 
 /// What a results.tsv held.
@@ -44,24 +70,72 @@ pub struct Imported {
     pub rows: Vec<ImportedRow>,
     /// (1-based line number, why) for each non-blank line that was not a row.
     pub skipped: Vec<(usize, String)>,
+    /// The 1-based column the metric was read from.
+    pub metric_column: usize,
+    /// The training budget, when a budget column says the same on every row.
+    pub budget: Option<std::time::Duration>,
 }
 
 /// Reads and parses a results.tsv; fails only when the file cannot be read or holds no
 /// row at all.
 pub fn read_results(path: &Path) -> Result<Imported, ImportError> {
+    read_results_with(path, &ImportOptions::default())
+}
+
+/// [`read_results`] with a chosen metric column.
+pub fn read_results_with(path: &Path, opts: &ImportOptions) -> Result<Imported, ImportError> {
     let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     // Hand-edited files are not always UTF-8; a stray byte must not lose the night.
-    let imported = parse_results(&String::from_utf8_lossy(&bytes));
+    let text = String::from_utf8_lossy(&bytes);
+    if let Some(wanted) = opts.metric {
+        let header = header_fields(&text);
+        if !header.iter().any(|h| norm(h) == norm(wanted)) {
+            return Err(ImportError::NoSuchMetric {
+                path: path.to_path_buf(),
+                wanted: wanted.to_string(),
+                columns: header
+                    .iter()
+                    .map(|h| format!("`{}`", h.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let imported = parse_results_with(&text, opts);
     if imported.rows.is_empty() {
+        let first_reasons = imported
+            .skipped
+            .iter()
+            .take(3)
+            .map(|(l, why)| format!("line {l}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(ImportError::NoRows {
             path: path.to_path_buf(),
             skipped: imported.skipped.len(),
+            first_reasons: if first_reasons.is_empty() {
+                "the file is empty".to_string()
+            } else {
+                first_reasons
+            },
         });
     }
     Ok(imported)
+}
+
+fn header_fields(text: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.trim_start_matches('\u{feff}')
+                .split('\t')
+                .map(|f| f.trim_end_matches('\r').to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where each known column is.
@@ -72,6 +146,8 @@ struct Columns {
     memory: Option<usize>,
     status: usize,
     description: Option<usize>,
+    date: Option<usize>,
+    budget: Option<usize>,
 }
 
 fn norm(name: &str) -> String {
@@ -89,6 +165,74 @@ fn is_description(n: &str) -> bool {
     matches!(n, "description" | "desc" | "change" | "notes" | "note")
 }
 
+fn is_date(n: &str) -> bool {
+    matches!(
+        n,
+        "date"
+            | "time"
+            | "timestamp"
+            | "datetime"
+            | "started"
+            | "started_at"
+            | "finished_at"
+            | "when"
+    )
+}
+
+fn is_budget(n: &str) -> bool {
+    matches!(
+        n,
+        "budget" | "time_budget" | "budget_s" | "budget_seconds" | "budget_min" | "budget_minutes"
+    )
+}
+
+/// Columns that are never the metric even when they hold numbers.
+fn is_bookkeeping(n: &str) -> bool {
+    matches!(
+        n,
+        "step"
+            | "steps"
+            | "iteration"
+            | "iter"
+            | "exp"
+            | "experiment"
+            | "#"
+            | "id"
+            | "run"
+            | "n"
+            | "seed"
+            | "duration"
+            | "duration_s"
+            | "elapsed"
+            | "seconds"
+            | "minutes"
+    ) || is_date(n)
+        || is_budget(n)
+}
+
+/// Metric names seen in the wild, most likely first.
+const METRIC_NAMES: &[&str] = &[
+    "val_bpb",
+    "bpb",
+    "val_loss",
+    "eval_loss",
+    "valid_loss",
+    "test_loss",
+    "loss",
+    "val_acc",
+    "val_accuracy",
+    "accuracy",
+    "acc",
+    "val_ppl",
+    "perplexity",
+    "ppl",
+    "score",
+    "metric",
+    "reward",
+    "f1",
+    "bleu",
+];
+
 impl Columns {
     /// karpathy's five, for files without a header line.
     fn karpathy() -> Self {
@@ -101,38 +245,67 @@ impl Columns {
             memory: Some(2),
             status: 3,
             description: Some(4),
+            date: None,
+            budget: None,
         }
     }
 
-    /// Reads a header line; None when it is not one (no `status` column).
-    fn from_header(fields: &[&str], first_row: Option<&[&str]>) -> Option<Self> {
+    /// Reads a header line; Err(why) when it is not one we can read. The metric is
+    /// the column `opts` names, else one with a known metric name, else the first other
+    /// column whose first value is a number.
+    fn from_header(
+        fields: &[&str],
+        first_row: Option<&[&str]>,
+        opts: &ImportOptions,
+    ) -> Result<Self, String> {
         let normed: Vec<String> = fields.iter().map(|f| norm(f)).collect();
         let find = |pred: &dyn Fn(&str) -> bool| normed.iter().position(|n| pred(n));
-        let status = find(&|n| n == "status")?;
+        let status = find(&|n| n == "status").ok_or("header has no `status` column")?;
         let commit = find(&|n| matches!(n, "commit" | "hash" | "sha")).unwrap_or(0);
         let memory = find(&|n| is_memory(n));
         let description = find(&|n| is_description(n));
-        let known =
-            |i: usize| i == commit || i == status || Some(i) == memory || Some(i) == description;
-        // The metric is the second column unless that is a known one; then the first
-        // other column whose first value is a number.
-        let metric = if fields.len() > 1 && !known(1) {
-            1
-        } else {
-            (0..fields.len()).find(|&i| {
-                !known(i)
-                    && first_row
-                        .and_then(|r| r.get(i))
-                        .is_some_and(|v| v.trim().parse::<f64>().is_ok())
-            })?
+        let date = find(&|n| is_date(n));
+        let budget = find(&|n| is_budget(n));
+        let known = |i: usize| {
+            i == commit
+                || i == status
+                || Some(i) == memory
+                || Some(i) == description
+                || is_bookkeeping(&normed[i])
         };
-        Some(Columns {
+        let by_name = |name: &str| normed.iter().position(|n| *n == norm(name));
+        let metric = opts
+            .metric
+            .and_then(by_name)
+            .or_else(|| opts.metric_hint.and_then(by_name))
+            .or_else(|| METRIC_NAMES.iter().find_map(|m| by_name(m)))
+            .or_else(|| {
+                (0..fields.len()).find(|&i| {
+                    !known(i)
+                        && first_row
+                            .and_then(|r| r.get(i))
+                            .is_some_and(|v| v.trim().parse::<f64>().is_ok())
+                })
+            })
+            // karpathy's place for it, when that column is nothing else (a header alone).
+            .or_else(|| {
+                let plain = |i: usize| {
+                    i != commit && i != status && Some(i) != memory && Some(i) != description
+                };
+                (fields.len() > 1 && plain(1)).then_some(1)
+            })
+            .ok_or(
+                "header names no metric column and none holds numbers (choose one with --metric)",
+            )?;
+        Ok(Columns {
             names: fields.iter().map(|f| f.trim().to_string()).collect(),
             commit,
             metric,
             memory,
             status,
             description,
+            date,
+            budget,
         })
     }
 
@@ -157,13 +330,23 @@ impl Columns {
             return Err("repeated header".to_string());
         }
         let raw_status = fields[self.status].trim();
-        let status = Status::parse(raw_status)
+        let mut status = parse_status(raw_status)
             .ok_or_else(|| format!("unknown status `{}`", shorten(raw_status)))?;
         let commit = fields[self.commit].trim().to_string();
         if commit.is_empty() || commit.contains(char::is_whitespace) {
             return Err(format!("`{}` is not a commit", shorten(&commit)));
         }
         let raw_metric = fields[self.metric].trim();
+        let mut note = None;
+        // karpathy's loop logs a failed run as 0.000000 whatever it calls it: a zero is a
+        // crash, not a result better than every real one.
+        if status != Status::Crash && raw_metric.parse::<f64>() == Ok(0.0) {
+            note = Some(format!(
+                "logged as {raw_metric} with status `{}`: read as a failed run",
+                shorten(raw_status)
+            ));
+            status = Status::Crash;
+        }
         let metric = match raw_metric.parse::<f64>() {
             // Crash rows carry zeros, not measurements.
             Ok(v) if status == Status::Crash && v == 0.0 => None,
@@ -204,11 +387,17 @@ impl Columns {
                 || i == self.metric
                 || i == self.status
                 || Some(i) == self.memory
-                || Some(i) == self.description;
+                || Some(i) == self.description
+                || Some(i) == self.date;
             if let (false, Some(v)) = (used, fields.get(i)) {
                 extra.insert(name.clone(), v.trim().to_string());
             }
         }
+        let cell = |i: Option<usize>| {
+            i.and_then(|i| fields.get(i))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         Ok(ImportedRow {
             line,
             commit,
@@ -217,6 +406,8 @@ impl Columns {
             status,
             description,
             extra,
+            date: cell(self.date),
+            note,
         })
     }
 }
@@ -225,8 +416,44 @@ fn shorten(s: &str) -> String {
     crate::report::shorten(s, 40)
 }
 
+/// Statuses as others write them: ours and karpathy's, and the usual words for a run
+/// that ran out of memory or time.
+fn parse_status(raw: &str) -> Option<Status> {
+    Status::parse(raw).or_else(|| {
+        Some(match norm(raw).as_str() {
+            "oom" | "timeout" | "timed_out" | "nan" | "diverged" | "killed" => Status::Crash,
+            "improved" | "accepted" | "accept" | "new_best" => Status::Keep,
+            "worse" | "reject" | "no_improvement" | "skip" | "skipped" => Status::Discard,
+            _ => return None,
+        })
+    })
+}
+
+/// A budget cell: seconds (`300`), or with a unit (`5m`, `300s`, `1h`).
+fn parse_budget(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .or_else(|| crate::config::duration::parse(v).ok())
+}
+
+/// A line that names columns rather than holds values: two or more fields, none a number.
+fn looks_like_header(fields: &[&str]) -> bool {
+    fields.len() >= 2
+        && fields
+            .iter()
+            .all(|f| !f.trim().is_empty() && f.trim().parse::<f64>().is_err())
+}
+
 /// Parses results.tsv text. Never fails: what cannot be read lands in `skipped`.
 pub fn parse_results(text: &str) -> Imported {
+    parse_results_with(text, &ImportOptions::default())
+}
+
+/// [`parse_results`] with a chosen metric column.
+pub fn parse_results_with(text: &str, opts: &ImportOptions) -> Imported {
     let lines: Vec<(usize, &str)> = text
         .split('\n')
         .enumerate()
@@ -244,9 +471,9 @@ pub fn parse_results(text: &str) -> Imported {
     let second_refs: Option<Vec<&str>> = second
         .as_ref()
         .map(|v| v.iter().map(String::as_str).collect());
-    let (cols, body) = match Columns::from_header(&header_refs, second_refs.as_deref()) {
-        Some(c) => (c, &lines[1..]),
-        None => {
+    let (cols, body) = match Columns::from_header(&header_refs, second_refs.as_deref(), opts) {
+        Ok(c) => (c, &lines[1..]),
+        Err(not_header) => {
             // No usable header: read karpathy's five columns if the first line fits them,
             // otherwise the first line was a header we do not understand.
             let k = Columns::karpathy();
@@ -255,110 +482,57 @@ pub fn parse_results(text: &str) -> Imported {
             } else {
                 out.skipped.push((
                     lines[0].0,
-                    "header has no `status` column; assuming karpathy's five columns".into(),
+                    format!("{not_header}; assuming karpathy's five columns"),
                 ));
                 (k, &lines[1..])
             }
         }
     };
+    // A table of something else appended below (a tally by category, notes): its lines
+    // are named as such, not each as a broken row.
+    let mut other_table: Option<(usize, String)> = None;
     for &(line, text) in body {
         let fields: Vec<&str> = text.split('\t').collect();
         match cols.parse_row(line, &fields) {
-            Ok(row) => out.rows.push(row),
-            Err(why) => out.skipped.push((line, why)),
+            Ok(row) => {
+                other_table = None;
+                out.rows.push(row);
+            }
+            Err(why) if why == "repeated header" => out.skipped.push((line, why)),
+            Err(why) => {
+                let why = match &other_table {
+                    Some((start, names)) => {
+                        format!(
+                            "in the table of {names} that starts at line {start}, not an experiment"
+                        )
+                    }
+                    None if !out.rows.is_empty() && looks_like_header(&fields) => {
+                        let names = fields
+                            .iter()
+                            .map(|f| shorten(f.trim()))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let why = format!("another table starts here ({names}): not experiments");
+                        other_table = Some((line, names));
+                        why
+                    }
+                    None => why,
+                };
+                out.skipped.push((line, why));
+            }
         }
     }
+    out.budget = cols.budget.and_then(|i| {
+        let mut values = out
+            .rows
+            .iter()
+            .filter_map(|r| r.extra.get(&cols.names[i]))
+            .map(|v| parse_budget(v));
+        let first = values.next()??;
+        values.all(|v| v == Some(first)).then_some(first)
+    });
     out.metric_name = cols.names[cols.metric].clone();
+    out.metric_column = cols.metric + 1;
     out.columns = cols.names;
     out
-}
-
-/// Guesses a category from free text, for the summary's grouping of imported rows.
-fn guess_category(description: &str) -> Category {
-    let d = description.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| d.contains(w));
-    if has(&[
-        "adam", "muon", "optim", "momentum", "beta", "nesterov", "sgd",
-    ]) {
-        Category::Optimizer
-    } else if has(&[
-        "warmup", "warmdown", "cooldown", "schedule", "anneal", "clip", "dropout", "ema",
-    ]) {
-        Category::TrainingDynamics
-    } else if has(&["lr", "learning rate", "weight decay", "batch", "wd "]) {
-        Category::Hyperparameters
-    } else if has(&[
-        "layer",
-        "head",
-        "depth",
-        "width",
-        "dim",
-        "embed",
-        "attention",
-        "mlp",
-        "norm",
-        "gelu",
-        "relu",
-        "rope",
-        "window",
-        "activation",
-    ]) {
-        Category::Architecture
-    } else if has(&["data", "token", "seq", "context", "shuffle"]) {
-        Category::Data
-    } else {
-        Category::Other
-    }
-}
-
-impl Imported {
-    /// Turns the rows into records so the reports can render them: the first row is the
-    /// baseline (iteration 0), each later row one iteration; categories are guessed from
-    /// the descriptions.
-    pub fn to_records(&self) -> Vec<ExperimentRecord> {
-        let mut parent = String::new();
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let mut metrics: BTreeMap<String, f64> = row
-                    .extra
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.parse::<f64>().ok()?)))
-                    .collect();
-                if let Some(m) = row.metric {
-                    metrics.insert(self.metric_name.clone(), m);
-                }
-                let category = if i == 0 {
-                    Category::Baseline
-                } else {
-                    guess_category(&row.description)
-                };
-                let rec = ExperimentRecord {
-                    id: i as i64 + 1,
-                    iteration: i as u64,
-                    attempt: 1,
-                    parent: parent.clone(),
-                    commit: row.commit.clone(),
-                    status: row.status,
-                    metric: row.metric,
-                    metrics,
-                    memory_gb: row.memory_gb,
-                    description: row.description.clone(),
-                    category,
-                    proposer: "imported".to_string(),
-                    reason: String::new(),
-                    log_path: None,
-                    started_at: String::new(),
-                    finished_at: None,
-                    duration_s: None,
-                    state_hash: String::new(),
-                };
-                if row.status == Status::Keep {
-                    parent = row.commit.clone();
-                }
-                rec
-            })
-            .collect()
-    }
 }

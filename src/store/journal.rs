@@ -50,6 +50,16 @@ CREATE TABLE IF NOT EXISTS experiments (
     state_hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS experiments_session ON experiments(session_id, id);
+CREATE TABLE IF NOT EXISTS session_settings (
+    session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+    budget_s REAL NOT NULL,
+    timeout_s REAL NOT NULL,
+    iteration_limit INTEGER,
+    hypothesis TEXT,
+    fixed_seed TEXT,
+    command TEXT,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
@@ -130,7 +140,7 @@ pub struct Measurement {
 }
 
 pub struct Journal {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
     /// The file's (device, inode) when it was opened for writing: a journal deleted or
     /// replaced behind the session's back is noticed by [`Journal::check_in_place`].
@@ -168,6 +178,7 @@ impl Journal {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         migrate(&conn).map_err(err)?;
+        super::settings::upgrade(&conn).map_err(err)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -223,7 +234,7 @@ impl Journal {
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(super) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.path, source)
     }
 

@@ -3,10 +3,13 @@
 //! experiment appears exactly once). Owns no decisions: it writes what it is told.
 
 pub mod import;
+mod import_records;
 pub mod journal;
 pub mod results;
+pub mod settings;
 
 pub use journal::{CallCounts, CallRow, Journal, Measurement, RunPlace, SessionRow};
+pub use settings::SessionSettings;
 
 use std::path::PathBuf;
 

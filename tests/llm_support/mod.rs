@@ -507,6 +507,7 @@ pub struct World {
     pub seen: HashSet<String>,
     pub crash: Option<String>,
     pub scratchpad: Option<String>,
+    pub hypothesis: Option<String>,
     pub iteration: u64,
 }
 
@@ -521,6 +522,7 @@ impl World {
             seen: HashSet::new(),
             crash: None,
             scratchpad: None,
+            hypothesis: None,
             iteration: 1,
         }
     }
@@ -538,6 +540,7 @@ impl World {
             seen: &self.seen,
             last_crash_tail: self.crash.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
+            hypothesis: self.hypothesis.as_deref(),
         }
     }
 }

@@ -56,9 +56,11 @@ pub fn info(direction: Direction, metric: &str) -> SessionInfo {
         max_iterations: Some(100),
         started_at: "2026-03-05T01:00:00Z".to_string(),
         ended_at: Some("2026-03-05T09:12:00Z".to_string()),
-        iterations_done: 10,
         elapsed: Duration::from_secs(8 * 3600 + 12 * 60),
         noise: Some((0.0008, 3)),
+        unread_lines: Vec::new(),
+        hypothesis: None,
+        fixed_seed: None,
     }
 }
 

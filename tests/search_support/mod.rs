@@ -106,6 +106,7 @@ impl Session {
             seen: &self.seen,
             last_crash_tail: None,
             scratchpad: None,
+            hypothesis: None,
         };
         p.propose(&ctx)
     }

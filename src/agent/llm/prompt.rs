@@ -152,7 +152,7 @@ impl Templates {
         ];
         Prompt {
             system: self.system(ctx, style, limits),
-            task: render(self.get("task.md"), &vars),
+            task: render(self.get("task.md"), &vars) + &hypothesis_text(ctx),
         }
     }
 
@@ -494,6 +494,20 @@ fn crash_text(tail_text: Option<&str>, budget: usize) -> String {
         Some(_) if budget == 0 => "(omitted to fit the model's context)".to_string(),
         Some(t) if !t.trim().is_empty() => fence("crash-log", tail(t, budget)),
         _ => "(none)".to_string(),
+    }
+}
+
+/// Proposals asked to test the user's hypothesis; later ones may follow the data instead.
+pub const HYPOTHESIS_PROPOSALS: u64 = 3;
+
+/// The user's hypothesis, fenced as data, for the first proposals; empty otherwise.
+fn hypothesis_text(ctx: &Context<'_>) -> String {
+    match ctx.hypothesis {
+        Some(h) if !h.trim().is_empty() && ctx.iteration <= HYPOTHESIS_PROPOSALS => format!(
+            "\n\n## The researcher's hypothesis\n\nThe researcher wants this tested first; make this proposal a step that tests it (one change):\n\n{}\n",
+            fence("hypothesis", h.trim())
+        ),
+        _ => String::new(),
     }
 }
 
