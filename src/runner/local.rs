@@ -38,6 +38,15 @@ pub fn is_secret_env(name: &str) -> bool {
         || n.starts_with("OPENAI_")
 }
 
+/// Takes every credential of this process's environment out of what `cmd` inherits.
+pub(crate) fn remove_secrets(cmd: &mut std::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_secret_env) {
+            cmd.env_remove(&name);
+        }
+    }
+}
+
 /// How long cleanup waits for the output pipes to close after the last known process of
 /// the run is dead. Only an unfindable descendant (one that scrubbed its environment and
 /// left the group) can keep them open that long.
@@ -106,11 +115,7 @@ impl Executor for LocalExecutor {
         let mut cmd = job.sandbox.command(job);
         // Credentials are the orchestrator's, not the run's: a script (LLM-written) could
         // print its environment into the log, or send it somewhere.
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(is_secret_env) {
-                cmd.env_remove(&name);
-            }
-        }
+        remove_secrets(&mut cmd);
         cmd.current_dir(&job.cwd)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(RUN_TOKEN_ENV, &token)

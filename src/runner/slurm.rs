@@ -5,7 +5,8 @@
 //! `scancel`, as does Ctrl-C, and either waits until Slurm says the job is gone. A node
 //! failure or preemption submits the run again instead of calling it a crash.
 
-use super::local::{RUN_TOKEN_ENV, is_secret_env};
+use super::local::{RUN_TOKEN_ENV, remove_secrets};
+use super::sandbox::quote;
 use super::{Cancel, Executor, Exit, Job, RunOutcome, RunnerError};
 use crate::config::SlurmConfig;
 use std::collections::HashMap;
@@ -90,11 +91,7 @@ impl SlurmExecutor {
         let mut cmd = Command::new("sbatch");
         cmd.arg("--parsable").arg(format!("--comment={session}"));
         // The job inherits sbatch's environment: never the orchestrator's credentials.
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(is_secret_env) {
-                cmd.env_remove(&name);
-            }
-        }
+        remove_secrets(&mut cmd);
         cmd.arg(script).stdin(Stdio::null());
         let out = cmd.output().map_err(|e| spawn_error("sbatch", e))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -430,18 +427,6 @@ fn spawn_error(program: &str, e: std::io::Error) -> RunnerError {
         ))
     } else {
         RunnerError::Slurm(format!("cannot run `{program}`: {e}"))
-    }
-}
-
-/// A shell word, single-quoted unless plainly safe.
-fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@%+".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

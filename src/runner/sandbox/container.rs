@@ -44,7 +44,7 @@ pub fn expand(template: &str, job: &Job, gpu: &str) -> String {
 }
 
 /// A shell word: bare when it is plainly safe, else single-quoted.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let safe = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@%+".contains(c));

@@ -31,6 +31,7 @@ mod mounts;
 mod probe;
 
 pub use container::expand;
+pub(crate) use container::quote;
 pub(crate) use limits::apply_limits;
 pub use probe::Probe;
 
