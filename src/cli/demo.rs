@@ -206,7 +206,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
         python.display().to_string().replace('\'', r"'\''")
     );
     cfg.budget = args.budget;
-    cfg.timeout = default_timeout(args.budget);
+    // The example trains a fixed amount of compute, so a busy machine makes its runs
+    // longer, not worse: the hard timeout only guards against a hang, and must not cut
+    // short a run that a loaded laptop needs a few minutes for.
+    cfg.timeout = default_timeout(args.budget).max(std::time::Duration::from_secs(300));
     cfg.max_iterations = None;
     // The demo runs our own example with the built-in proposer: nothing untrusted. Where
     // this machine cannot cut a run off the network (macOS, locked-down containers), run
