@@ -511,3 +511,40 @@ fn init_says_nothing_of_seeds_or_budgets_when_all_is_well() {
     assert!(!out.contains("pins its own seed"), "{out}");
     assert!(!out.contains("is read-only: the training loop"), "{out}");
 }
+
+#[test]
+fn init_for_slurm_asks_for_the_partition_and_writes_the_executor() {
+    let dir = karpathy();
+    let args = InitArgs {
+        executor: Some("slurm".into()),
+        ..InitArgs::default()
+    };
+    // Enter for the budget, metric, direction; a bad partition, a good one; Enter to proceed.
+    let (result, out) = init(dir.path(), &args, "\n\n\ngpu a100\ngpu\n\n", true);
+    let cfg = result.unwrap();
+    assert!(
+        out.contains("Slurm partition for the training jobs"),
+        "{out}"
+    );
+    assert!(out.contains("a partition name is one word"), "{out}");
+    assert!(
+        out.contains("| Executor | Slurm jobs (partition gpu per job) |"),
+        "{out}"
+    );
+    let autoresearch::config::ExecutorConfig::Slurm(s) = &cfg.executor else {
+        panic!("{:?}", cfg.executor)
+    };
+    assert_eq!(s.partition.as_deref(), Some("gpu"));
+    assert_eq!(load(&config_path(&dir)).unwrap(), cfg);
+    // With --partition nothing is asked.
+    let other = karpathy();
+    let args = InitArgs {
+        executor: Some("slurm".into()),
+        partition: Some("debug".into()),
+        yes: true,
+        ..InitArgs::default()
+    };
+    let (result, out) = init(other.path(), &args, "", false);
+    assert!(!out.contains("Slurm partition for"), "{out}");
+    assert!(load(&config_path(&other)).unwrap() == result.unwrap());
+}

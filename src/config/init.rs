@@ -53,6 +53,12 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
     /// Accept what was detected and write without asking.
+    /// Where runs go: local (default) or slurm (each run a Slurm job).
+    #[arg(long, value_name = "KIND", value_parser = ["local", "slurm"])]
+    pub executor: Option<String>,
+    /// The Slurm partition for `--executor slurm` (asked for when missing).
+    #[arg(long, value_name = "NAME", requires = "executor")]
+    pub partition: Option<String>,
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Overwrite an existing autoresearch.toml.
@@ -295,6 +301,31 @@ pub fn run_init(
         editable.push(file);
     }
 
+    let executor = match args.executor.as_deref() {
+        Some("slurm") => {
+            let partition = match &args.partition {
+                Some(p) => Some(p.clone()),
+                None if yes => None,
+                None => Some(p.ask(
+                    "Slurm partition for the training jobs (`sinfo -s` lists them)",
+                    None,
+                    |a| {
+                        if a.contains(char::is_whitespace) {
+                            Err("a partition name is one word, e.g. gpu".to_string())
+                        } else {
+                            Ok(a.to_string())
+                        }
+                    },
+                )?),
+            };
+            super::ExecutorConfig::Slurm(super::SlurmConfig {
+                partition,
+                ..Default::default()
+            })
+        }
+        _ => super::ExecutorConfig::Local,
+    };
+
     let budget = budget.unwrap_or(Duration::from_secs(300));
     let read_only = if args.read_only.is_empty() {
         found.read_only.clone()
@@ -343,7 +374,7 @@ pub fn run_init(
         agent: AgentConfig::default(),
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
-        executor: Default::default(),
+        executor,
     };
     // Validate through the same path a later `run` takes, so init never writes a config
     // that `load` refuses; this also adds the dependency files.
