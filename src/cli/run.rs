@@ -52,6 +52,20 @@ pub struct RunArgs {
     /// One worker per listed GPU id (CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES), e.g. 0,1,2,3.
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub gpus: Option<Vec<String>>,
+    /// Serve the live dashboard beside the session (address on stderr; read-only).
+    #[arg(long)]
+    pub dashboard: bool,
+    /// The dashboard's port (0 lets the system choose).
+    #[arg(long, value_name = "PORT", default_value_t = super::dashboard::DEFAULT_PORT, requires = "dashboard")]
+    pub dashboard_port: u16,
+    /// The dashboard's address; anything but loopback is reachable from the network.
+    #[arg(
+        long,
+        value_name = "HOST",
+        default_value = "127.0.0.1",
+        requires = "dashboard"
+    )]
+    pub dashboard_host: String,
 }
 
 pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -132,6 +146,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let opts = Options {
         workers: if engine { workers } else { Vec::new() },
         ..opts
+    };
+    // Served from a background thread until this process ends; it only reads.
+    let _dashboard = if args.dashboard {
+        let root = super::report::repo_root(&args.repo);
+        let d = super::dashboard::bind(
+            &root,
+            Some(cfg.tag.clone()),
+            &args.dashboard_host,
+            args.dashboard_port,
+        )?;
+        eprintln!("dashboard: {}", d.url());
+        Some(d.spawn())
+    } else {
+        None
     };
     run_session(&args.repo, cfg, opts, &mut reporter)
 }
