@@ -7,7 +7,7 @@ mod data;
 mod files;
 mod server;
 
-pub use server::{Dashboard, Options};
+pub use server::{Dashboard, Handle, Options};
 
 use std::path::PathBuf;
 

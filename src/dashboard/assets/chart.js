@@ -15,6 +15,18 @@ function quantile(sorted, q) {
   return sorted[i];
 }
 
+// Round tick values ("nice numbers") between lo and hi, about n of them.
+function niceTicks(lo, hi, n) {
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const norm = raw / mag;
+  const step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+  return { ticks, label: (v) => v.toFixed(digits) };
+}
+
 function shorten(s, n) {
   return s.length > n ? s.slice(0, n - 1) + "…" : s;
 }
@@ -70,7 +82,7 @@ class ProgressChart {
     const ran = this.rows.filter((r) => RAN.has(r.status));
     const valued = ran.filter((r) => r.metric !== null && r.metric !== undefined && r.status !== "crash");
     const kept = valued.filter((r) => r.status === "keep");
-    const pad = { l: 64, r: 16, t: 14, b: 34 };
+    const pad = { l: 64, r: 16, t: 30, b: 34 };
     const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
     const font = "12px system-ui, sans-serif";
     g.font = font;
@@ -105,18 +117,17 @@ class ProgressChart {
     // Grid and axes.
     g.strokeStyle = line; g.lineWidth = 1; g.fillStyle = muted;
     g.textAlign = "right"; g.textBaseline = "middle";
-    const ticks = 5;
-    for (let i = 0; i <= ticks; i++) {
-      const v = lo + ((hi - lo) * i) / ticks;
+    const yt = niceTicks(lo, hi, 5);
+    for (const v of yt.ticks) {
       const y = Y(v);
       g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
-      g.fillText(v.toPrecision(5), pad.l - 6, y);
+      g.fillText(yt.label(v), pad.l - 6, y);
     }
     g.textAlign = "center"; g.textBaseline = "top";
-    const xt = Math.min(10, x1 - x0);
-    for (let i = 0; i <= xt; i++) {
-      const v = Math.round(x0 + ((x1 - x0) * i) / xt);
-      g.fillText(String(v), X(v), pad.t + ph + 6);
+    const xt = niceTicks(x0, x1, Math.min(10, Math.max(1, pw / 90)));
+    for (const v of xt.ticks) {
+      if (Math.abs(v - Math.round(v)) > 1e-9) continue;
+      g.fillText(String(Math.round(v)), X(v), pad.t + ph + 6);
     }
     g.fillText("experiment", pad.l + pw / 2, pad.t + ph + 19);
 
@@ -126,7 +137,7 @@ class ProgressChart {
     for (const r of kept.slice().sort((a, b) => a.iteration - b.iteration || a.id - b.id)) {
       if (best === null || (minimize ? r.metric < best : r.metric > best)) {
         best = r.metric;
-        steps.push([r.iteration, best]);
+        steps.push([r.iteration, best, r]);
       }
     }
     const sigma = this.session && this.session.noise ? this.session.noise.sigma : null;
@@ -185,16 +196,32 @@ class ProgressChart {
 
     // Labels on the improvements (the most recent 40 when there are more).
     g.fillStyle = fg; g.textAlign = "left"; g.textBaseline = "bottom"; g.font = "11px system-ui, sans-serif";
-    const improvements = steps.map(([x, y]) => kept.find((r) => r.iteration === x && r.metric === y)).filter(Boolean);
-    for (const r of improvements.slice(-40)) {
+    const improvements = steps.map((st) => st[2]);
+    // Every improvement when there are few; else the twelve biggest steps. A label is
+    // left out where it would run into one already placed.
+    let chosen = improvements.map((r, i) => ({ r, gain: i ? Math.abs(steps[i - 1][1] - r.metric) : Infinity }));
+    const all = chosen.length <= 15;
+    if (!all) chosen = chosen.sort((a, b) => b.gain - a.gain);
+    const placed = [];
+    for (const { r } of chosen) {
+      if (!all && placed.length >= 12) break;
+      const lx = X(r.iteration), ly = Y(r.metric);
+      if (placed.some(([px, py]) => Math.abs(px - lx) < 150 && Math.abs(py - ly) < 24)) continue;
+      placed.push([lx, ly]);
       g.save();
-      g.translate(X(r.iteration) + 5, Y(r.metric) - 5);
+      const nearEdge = X(r.iteration) > w - pad.r - 160;
+      g.textAlign = nearEdge ? "right" : "left";
+      g.translate(X(r.iteration) + (nearEdge ? -5 : 5), Y(r.metric) - 5);
       g.rotate(-Math.PI / 10);
       g.fillText(shorten(r.description, 36), 0, 0);
       g.restore();
     }
     c.dataset.points = String(this.points.length);
-    if (this.hover) this.ring(g, this.hover);
+    if (this.hover) {
+      // The same experiment, where it is drawn now (the scale may have changed).
+      this.hover = this.points.find((p) => p.row.id === this.hover.row.id) || null;
+      if (this.hover) this.ring(g, this.hover);
+    }
   }
 
   ring(g, p) {
