@@ -332,7 +332,12 @@ function connect() {
   const live = $("live");
   const es = new EventSource(`/api/events?${q(state.tag)}`);
   es.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; });
-  es.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
+  es.addEventListener("error", () => {
+    live.textContent = "reconnecting…";
+    live.className = "live off";
+    // The browser gives up on a refused stream (the session does not exist yet): retry.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  });
   es.addEventListener("waiting", () => { live.textContent = "waiting for the session…"; live.className = "live on"; });
   es.addEventListener("snapshot", async (e) => {
     const d = JSON.parse(e.data);
