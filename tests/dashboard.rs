@@ -172,6 +172,26 @@ fn bad_input_on_every_endpoint_is_answered_with_a_json_error() {
         let (code, body) = request(method, &format!("{}/api/session", s.url));
         assert_eq!(code, 405, "{method}: {body}");
     }
+    // A page elsewhere that rebinds its name to 127.0.0.1 is not answered.
+    let raw = |host: &str| {
+        use std::io::{Read as _, Write as _};
+        let addr = s.url.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "GET /api/sessions HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or("").to_string()
+    };
+    assert!(
+        raw("evil.example:8765").starts_with("HTTP/1.1 421"),
+        "{}",
+        raw("evil.example")
+    );
+    assert!(raw(s.url.trim_start_matches("http://")).starts_with("HTTP/1.1 200"));
     // Nothing was written: the journal has what the fixture put there.
     let n: i64 = f
         .conn()

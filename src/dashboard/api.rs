@@ -19,12 +19,26 @@ pub const CHART_JS: &str = include_str!("assets/chart.js");
 pub struct Context {
     pub root: PathBuf,
     pub default_tag: Option<String>,
+    /// Served on loopback: only requests naming a loopback host are answered, so that a
+    /// web page elsewhere cannot read the dashboard through DNS rebinding.
+    pub loopback: bool,
 }
 
 impl Context {
     pub fn journal(&self) -> PathBuf {
         self.root.join(JOURNAL)
     }
+}
+
+/// Does the request's `Host` header name this machine (`127.0.0.1:8765`, `localhost`,
+/// `[::1]:8765`)?
+pub fn host_is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    super::is_loopback(name)
 }
 
 /// An answer: status, content type, body.
@@ -403,5 +417,17 @@ mod tests {
         assert_eq!(parse_id("-1"), None);
         assert_eq!(parse_id("99999999999999999999999"), None);
         assert_eq!(parse_id("7"), Some(7));
+        for ok in ["127.0.0.1:8765", "localhost:1", "[::1]:8765", "localhost"] {
+            assert!(host_is_loopback(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8765",
+            "evil.example",
+            "10.0.0.1:8765",
+            "[::]:1",
+            "",
+        ] {
+            assert!(!host_is_loopback(bad), "{bad}");
+        }
     }
 }

@@ -96,6 +96,7 @@ impl Dashboard {
             ctx: Arc::new(Context {
                 root: opts.root.clone(),
                 default_tag: opts.tag.clone(),
+                loopback: super::is_loopback(host),
             }),
             stop: Arc::new(AtomicBool::new(false)),
             active: Arc::new(AtomicUsize::new(0)),
@@ -204,6 +205,24 @@ fn handle(ctx: &Context, stop: &AtomicBool, request: tiny_http::Request) {
             &Reply::error(405, "the dashboard only reads: use GET"),
         );
         return;
+    }
+    if ctx.loopback {
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Host"))
+            .map(|h| h.value.as_str().to_string())
+            .unwrap_or_default();
+        if !api::host_is_loopback(&host) {
+            respond(
+                request,
+                &Reply::error(
+                    421,
+                    "this dashboard answers only to 127.0.0.1, localhost or [::1]",
+                ),
+            );
+            return;
+        }
     }
     let target = Target::parse(request.url());
     if target.path == "/api/events" {
