@@ -340,11 +340,17 @@ fn the_cli_warns_about_a_non_loopback_host_and_serves() {
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 2);
 }
 
-#[test]
-fn run_dashboard_serves_the_running_session_beside_it() {
+/// `autoresearch run -n 1 --dashboard` on a fixture whose baseline waits for a gate file:
+/// (the child, the dashboard's address, the gate, its folder).
+fn gated_run() -> (
+    std::process::Child,
+    String,
+    std::path::PathBuf,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
     let gate_dir = tempfile::tempdir().unwrap();
     let gate = gate_dir.path().join("go");
-    // The baseline waits for the test's gate, so the test sees it running.
     let body = format!(
         "deadline = time.time() + 60\nwhile not os.path.exists({:?}) and time.time() < deadline:\n    time.sleep(0.05)\nprint(f'val_bpb: {{1.0 + LR:.6f}}')",
         gate.display().to_string()
@@ -390,6 +396,12 @@ fn run_dashboard_serves_the_running_session_beside_it() {
         .unwrap()
         .trim_end_matches('/')
         .to_string();
+    (child, url, gate, gate_dir, dir)
+}
+
+#[test]
+fn run_dashboard_serves_the_running_session_beside_it() {
+    let (mut child, url, gate, _gate_dir, dir) = gated_run();
     let deadline = Instant::now() + Duration::from_secs(60);
     let running = loop {
         let (code, body) = get(&format!("{url}/api/experiments"));
@@ -416,6 +428,36 @@ fn run_dashboard_serves_the_running_session_beside_it() {
     let status = child.wait().unwrap();
     assert!(status.success());
     assert_eq!(common::journal(dir.path()).len(), 2);
+}
+
+#[test]
+fn the_page_follows_a_real_session_as_it_runs() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(b) = browser() else { return };
+    let (mut child, url, gate, _gate_dir, _dir) = gated_run();
+    // Opened before the session has written anything: the page waits, then fills in.
+    b.goto(&format!("{url}/"));
+    let limit = Duration::from_secs(60);
+    let now = b.wait(
+        "the running baseline under Now",
+        limit,
+        "const n = document.getElementById('now'); return !n.hidden && n.textContent.includes('iteration 0') && n.textContent;",
+    );
+    assert!(now.as_str().unwrap().contains("baseline"), "{now}");
+    b.js("window.__notReloaded = true; return 1");
+    std::fs::write(&gate, "").unwrap();
+    b.wait(
+        "both experiments drawn",
+        limit,
+        "return document.getElementById('chart').dataset.points === '2'",
+    );
+    b.wait(
+        "Now emptied",
+        limit,
+        "return document.getElementById('now').hidden",
+    );
+    assert_eq!(b.js("return window.__notReloaded === true"), true);
+    assert!(child.wait().unwrap().success());
 }
 
 /// Browser tests share the machine's two cores: one at a time.

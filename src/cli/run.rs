@@ -148,7 +148,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         ..opts
     };
     // Served from a background thread until this process ends; it only reads.
-    let _dashboard = if args.dashboard {
+    let dashboard = if args.dashboard {
         let root = super::report::repo_root(&args.repo);
         let d = super::dashboard::bind(
             &root,
@@ -161,7 +161,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
-    run_session(&args.repo, cfg, opts, &mut reporter)
+    let code = run_session(&args.repo, cfg, opts, &mut reporter);
+    if let Some(d) = &dashboard {
+        // Open pages get the session's last experiment before the server goes.
+        d.drain(std::time::Duration::from_secs(2));
+    }
+    code
 }
 
 /// Asks on the terminal; without one, proceeds (scripts pass --yes anyway).

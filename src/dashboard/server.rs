@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often a stream looks at the journal: a change reaches the page within this plus
@@ -41,18 +41,65 @@ pub struct Dashboard {
     ctx: Arc<Context>,
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
+    streams: Arc<Streams>,
+}
+
+/// The open event streams, each with when its last finished poll began: a server about to
+/// stop waits until every page has been sent the journal's final state.
+#[derive(Default)]
+struct Streams {
+    next: AtomicU64,
+    polled: Mutex<HashMap<u64, Option<Instant>>>,
+}
+
+impl Streams {
+    fn polled(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Instant>>> {
+        self.polled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A stream's entry in [`Streams`], removed when the stream ends.
+struct Registered<'a> {
+    streams: &'a Streams,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.streams.polled().remove(&self.id);
+    }
 }
 
 /// Stops a server started with [`Dashboard::spawn`] when asked or dropped.
 pub struct Handle {
     server: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
+    streams: Arc<Streams>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Handle {
     pub fn stop(mut self) {
         self.shutdown();
+    }
+
+    /// Waits (at most `limit`) until every open page has been sent what the journal holds
+    /// now: a session that just ended shows its last experiment before the server goes.
+    pub fn drain(&self, limit: Duration) {
+        let since = Instant::now();
+        while since.elapsed() < limit {
+            if self
+                .streams
+                .polled()
+                .values()
+                .all(|t| t.is_some_and(|t| t >= since))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn shutdown(&mut self) {
@@ -100,6 +147,7 @@ impl Dashboard {
             }),
             stop: Arc::new(AtomicBool::new(false)),
             active: Arc::new(AtomicUsize::new(0)),
+            streams: Arc::new(Streams::default()),
         })
     }
 
@@ -134,10 +182,11 @@ impl Dashboard {
             let ctx = Arc::clone(&self.ctx);
             let stop = Arc::clone(&self.stop);
             let active = Arc::clone(&self.active);
+            let streams = Arc::clone(&self.streams);
             let spawned = std::thread::Builder::new()
                 .name("dashboard-request".into())
                 .spawn(move || {
-                    handle(&ctx, &stop, request);
+                    handle(&ctx, &stop, &streams, request);
                     active.fetch_sub(1, Ordering::SeqCst);
                 });
             if spawned.is_err() {
@@ -150,6 +199,7 @@ impl Dashboard {
     pub fn spawn(self) -> Handle {
         let server = Arc::clone(&self.server);
         let stop = Arc::clone(&self.stop);
+        let streams = Arc::clone(&self.streams);
         let thread = std::thread::Builder::new()
             .name("dashboard".into())
             .spawn(move || self.serve())
@@ -157,6 +207,7 @@ impl Dashboard {
         Handle {
             server,
             stop,
+            streams,
             thread,
         }
     }
@@ -196,7 +247,7 @@ fn respond(request: tiny_http::Request, reply: &Reply) {
     let _ = request.respond(response);
 }
 
-fn handle(ctx: &Context, stop: &AtomicBool, request: tiny_http::Request) {
+fn handle(ctx: &Context, stop: &AtomicBool, streams: &Streams, request: tiny_http::Request) {
     use tiny_http::Method;
     let method = request.method().clone();
     if !matches!(method, Method::Get | Method::Head) {
@@ -226,7 +277,7 @@ fn handle(ctx: &Context, stop: &AtomicBool, request: tiny_http::Request) {
     }
     let target = Target::parse(request.url());
     if target.path == "/api/events" {
-        stream(ctx, stop, &target, request);
+        stream(ctx, stop, streams, &target, request);
         return;
     }
     respond(request, &api::route(ctx, &target));
@@ -235,7 +286,13 @@ fn handle(ctx: &Context, stop: &AtomicBool, request: tiny_http::Request) {
 /// One server-sent events stream: `snapshot` (every experiment of the session) on connect,
 /// then `experiments` with each new or changed one, `session` when the session's rows
 /// change, `sessions` when a session starts, `waiting` while the session does not exist.
-fn stream(ctx: &Context, stop: &AtomicBool, target: &Target, request: tiny_http::Request) {
+fn stream(
+    ctx: &Context,
+    stop: &AtomicBool,
+    streams: &Streams,
+    target: &Target,
+    request: tiny_http::Request,
+) {
     let tag = target.get("tag").map(str::to_string);
     // An unknown tag is answered like everywhere else, before the stream starts.
     if let Ok(r) = Reader::open(&ctx.journal()) {
@@ -257,9 +314,16 @@ fn stream(ctx: &Context, stop: &AtomicBool, target: &Target, request: tiny_http:
     {
         return;
     }
+    let me = Registered {
+        streams,
+        id: streams.next.fetch_add(1, Ordering::SeqCst),
+    };
+    // Not polled yet: a drain waits for this stream's first poll.
+    streams.polled().insert(me.id, None);
     let mut watch = Watch::default();
     let mut last_write = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        let began = Instant::now();
         let events = watch.poll(ctx, tag.as_deref());
         let mut text = String::new();
         for (name, data) in events {
@@ -278,6 +342,7 @@ fn stream(ctx: &Context, stop: &AtomicBool, target: &Target, request: tiny_http:
             }
             last_write = Instant::now();
         }
+        me.streams.polled().insert(me.id, Some(began));
         std::thread::sleep(POLL);
     }
 }
