@@ -510,6 +510,14 @@ fn the_page_draws_every_point_updates_live_opens_a_diff_and_escapes_text() {
         b.js("return document.getElementById('detail-description').textContent"),
         XSS
     );
+    // Hovering showed the point's status, value and description (as text).
+    let tip =
+        b.js("const t = document.getElementById('tooltip'); return !t.hidden && t.textContent");
+    assert!(
+        tip.as_str()
+            .is_some_and(|t| t.contains("discard · 1.101") && t.contains(XSS)),
+        "{tip}"
+    );
     let log = b.js("return document.getElementById('log').textContent");
     assert!(
         log.as_str()
@@ -522,6 +530,20 @@ fn the_page_draws_every_point_updates_live_opens_a_diff_and_escapes_text() {
         0
     );
     assert_eq!(b.js("return window.__xss === undefined"), true);
+
+    // Filter by status, search, sort.
+    let rows = "return Array.from(document.querySelectorAll('#experiments tbody tr')).map((r) => Number(r.dataset.id))";
+    b.js("const f = document.getElementById('f-status'); f.value = 'crash'; f.dispatchEvent(new Event('change')); return 1");
+    assert_eq!(b.js(rows), serde_json::json!([ids[5]]), "the one crash");
+    b.js("const f = document.getElementById('f-status'); f.value = ''; f.dispatchEvent(new Event('change')); const s = document.getElementById('search'); s.value = 'lr UP'; s.dispatchEvent(new Event('input')); return 1");
+    assert_eq!(
+        b.js(rows),
+        serde_json::json!([ids[1]]),
+        "search is case-blind"
+    );
+    b.js("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); document.querySelector('th[data-key=\"metric\"]').click(); return 1");
+    let sorted = b.js(rows);
+    assert_eq!(sorted[0], ids[3], "the lowest metric first: {sorted}");
 
     // A new experiment appears without a reload.
     b.js("window.__notReloaded = true; return 1");
