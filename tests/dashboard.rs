@@ -205,7 +205,7 @@ fn a_newer_journal_schema_is_read_and_a_missing_journal_is_a_clear_error() {
     let (f, _) = fixture(3);
     f.conn()
         .execute_batch(
-            "CREATE TABLE llm_calls (id INTEGER PRIMARY KEY, cost REAL); PRAGMA user_version = 3;",
+            "CREATE TABLE from_a_later_release (id INTEGER PRIMARY KEY); PRAGMA user_version = 99;",
         )
         .unwrap();
     let s = f.serve();
@@ -460,6 +460,12 @@ fn the_page_follows_a_real_session_as_it_runs() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Where a test artifact goes: the target folder (`target/` unless CARGO_TARGET_DIR moves it).
+fn artifact(name: &str) -> std::path::PathBuf {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join(name)
+}
+
 /// Browser tests share the machine's two cores: one at a time.
 static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -576,8 +582,7 @@ fn the_page_draws_every_point_updates_live_opens_a_diff_and_escapes_text() {
 
     let png = b.screenshot();
     assert_eq!(&png[1..4], b"PNG");
-    let out =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshot.png");
+    let out = artifact("dashboard-screenshot.png");
     std::fs::write(&out, &png).unwrap();
     eprintln!("screenshot: {}", out.display());
 }

@@ -238,7 +238,12 @@ fn session(ctx: &Context, tag: Option<&str>) -> Answer {
     let platform = serde_json::from_str::<crate::platform::Platform>(&s.platform)
         .map_or_else(|_| "unknown".to_string(), |p| p.describe());
     let cfg = config_of(&ctx.root, &s);
-    let running = lock_held(&ctx.root.join(".autoresearch"));
+    // The lock is the repository's: it says the latest session runs, not an older one.
+    let latest = r
+        .session(None)
+        .map_err(|e| store(&e))?
+        .map(|l| l.summary.id);
+    let running = latest == Some(s.summary.id) && lock_held(&ctx.root.join(".autoresearch"));
     Ok(json!({
         "id": s.summary.id,
         "tag": s.summary.tag,
