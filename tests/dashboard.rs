@@ -614,7 +614,5 @@ fn the_page_paints_ten_thousand_experiments() {
     let rows = b.js("return document.querySelectorAll('#experiments tbody tr').length");
     assert_eq!(rows, 300, "the table shows a page, not 10,000 rows");
     let png = b.screenshot();
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/dashboard-screenshot-10k.png");
-    std::fs::write(&out, &png).unwrap();
+    std::fs::write(artifact("dashboard-screenshot-10k.png"), &png).unwrap();
 }
