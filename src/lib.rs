@@ -6,6 +6,7 @@ pub mod agent;
 pub mod chaos;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod decision;
 pub mod engine;
 pub mod experiment;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the mapping from errors to exit codes.
 //! Commands live one per file; the session itself never prints, reporters do.
 
+mod dashboard;
 mod demo;
 mod export;
 mod merge;
@@ -62,6 +63,8 @@ pub enum Command {
     Summary(report::SummaryArgs),
     /// Write the progress chart: progress.png and progress.svg.
     Plot(report::PlotArgs),
+    /// Serve the live dashboard (chart, experiments, diffs, logs) on 127.0.0.1:8765; read-only.
+    Dashboard(dashboard::DashboardArgs),
     /// Bring a session's best result into the branch it started from (squash or rebase).
     Merge(merge::MergeArgs),
     /// The session's experiments as a table for a paper: md, latex, csv or json.
@@ -80,6 +83,7 @@ pub fn main() -> i32 {
         Command::Plot(args) => report::plot(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Export(args) => export::export(&args),
+        Command::Dashboard(args) => dashboard::dashboard(&args),
     };
     match result {
         Ok(code) => code,

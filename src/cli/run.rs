@@ -59,6 +59,20 @@ pub struct RunArgs {
     /// recorded in the journal. The built-in search cannot use one.
     #[arg(long, value_name = "TEXT")]
     pub hypothesis: Option<String>,
+    /// Serve the live dashboard beside the session (address on stderr; read-only).
+    #[arg(long)]
+    pub dashboard: bool,
+    /// The dashboard's port (0 lets the system choose).
+    #[arg(long, value_name = "PORT", default_value_t = super::dashboard::DEFAULT_PORT, requires = "dashboard")]
+    pub dashboard_port: u16,
+    /// The dashboard's address; anything but loopback is reachable from the network.
+    #[arg(
+        long,
+        value_name = "HOST",
+        default_value = "127.0.0.1",
+        requires = "dashboard"
+    )]
+    pub dashboard_host: String,
 }
 
 pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -266,8 +280,27 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         workers: if engine { workers } else { Vec::new() },
         ..opts
     };
+    // Served from a background thread until this process ends; it only reads.
+    let dashboard = if args.dashboard {
+        let root = super::report::repo_root(&args.repo);
+        let d = super::dashboard::bind(
+            &root,
+            Some(cfg.tag.clone()),
+            &args.dashboard_host,
+            args.dashboard_port,
+        )?;
+        eprintln!("dashboard: {}", d.url());
+        Some(d.spawn())
+    } else {
+        None
+    };
     let tag = cfg.tag.clone();
-    let code = run_session(&args.repo, cfg, opts, &mut reporter)?;
+    let code = run_session(&args.repo, cfg, opts, &mut reporter);
+    if let Some(d) = &dashboard {
+        // Open pages get the session's last experiment before the server goes.
+        d.drain(std::time::Duration::from_secs(2));
+    }
+    let code = code?;
     // With --json stdout is events only: the summary is still written, silently.
     where_reports_are(&args.repo, &tag, args.summary, !args.json)?;
     Ok(code)
