@@ -33,6 +33,7 @@ fn outcome(exit: Exit) -> RunOutcome {
         log_path: PathBuf::from(".autoresearch/runs/0001/run.log"),
         output_bytes: 0,
         stragglers_killed: 0,
+        job_id: None,
     }
 }
 

@@ -104,6 +104,7 @@ impl Executor for Fake {
             log_path: job.log_path.clone(),
             output_bytes: log.len() as u64,
             stragglers_killed: 0,
+            job_id: None,
         })
     }
 }

@@ -134,6 +134,27 @@ fn two_workers_run_their_jobs_side_by_side_without_the_key() {
         std::fs::read_to_string(dir.path().join(".autoresearch/runs/0001/job.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --cpus-per-task=1"), "{script}");
     assert!(!script.contains("sk-slurm-secret-42"));
+    // Every run's job id is in the journal, beside its measurement.
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let (runs, with_ids): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(job_id) FROM measurements",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        runs >= 3 && with_ids == runs,
+        "{runs} runs, {with_ids} with a job id"
+    );
+    let ids: Vec<String> = conn
+        .prepare("SELECT job_id FROM measurements")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(ids.contains(&job_id(dir.path(), "0001")), "{ids:?}");
     assert_eq!(dirty(dir.path()), "");
     assert!(live_jobs(&dir.path().display().to_string()).is_empty());
 }

@@ -507,7 +507,7 @@ impl Engine<'_, '_> {
                     .position(|s| s.index == worker)
                     .expect("a known worker");
                 self.busy[w] = None;
-                let r = result.map_err(SessionError::Engine)?;
+                let r = (*result).map_err(SessionError::Engine)?;
                 let place = crate::store::RunPlace {
                     worker,
                     device: self.specs[w].device.clone(),

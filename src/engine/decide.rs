@@ -42,6 +42,7 @@ impl Engine<'_, '_> {
                     seed,
                     value: r.value.as_ref().ok().copied(),
                     log_path: Some(rel(&root, &r.outcome.log_path)),
+                    job_id: r.outcome.job_id.clone(),
                 },
                 place,
             )?;

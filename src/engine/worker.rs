@@ -49,7 +49,8 @@ pub(crate) enum Msg {
         worker: usize,
         trial: u64,
         seed: u64,
-        result: Result<RunResult, String>,
+        /// Boxed: a result is large beside the other messages.
+        result: Box<Result<RunResult, String>>,
     },
     /// The proposer answered.
     Proposal(Box<super::proposals::Reply>),
@@ -90,7 +91,7 @@ impl Worker<'_> {
                 worker: self.index,
                 trial: a.trial,
                 seed: a.seed,
-                result,
+                result: Box::new(result),
             };
             if out.send(done).is_err() {
                 return;

@@ -198,6 +198,7 @@ impl Executor for LocalExecutor {
             log_path: job.log_path.clone(),
             output_bytes,
             stragglers_killed,
+            job_id: None,
         })
     }
 }

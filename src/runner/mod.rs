@@ -70,6 +70,8 @@ pub struct RunOutcome {
     pub output_bytes: u64,
     /// Processes still alive after the kill that had to be killed individually.
     pub stragglers_killed: usize,
+    /// The scheduler's id for the run (a Slurm job id); none for local processes.
+    pub job_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

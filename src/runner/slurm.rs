@@ -203,9 +203,9 @@ impl Executor for SlurmExecutor {
                             "autoresearch: job {id} ended with {state} {RESUBMITS} times; not run"
                         );
                     }
-                    return Ok(outcome(job, Exit::Code(255), Duration::ZERO));
+                    return Ok(outcome(job, Exit::Code(255), Duration::ZERO, &id));
                 }
-                Followed::Ended { exit, ran } => return Ok(outcome(job, exit, ran)),
+                Followed::Ended { exit, ran } => return Ok(outcome(job, exit, ran, &id)),
             }
         }
     }
@@ -221,7 +221,7 @@ enum Followed {
     Lost(String),
 }
 
-fn outcome(job: &Job, exit: Exit, ran: Duration) -> RunOutcome {
+fn outcome(job: &Job, exit: Exit, ran: Duration, id: &str) -> RunOutcome {
     let output_bytes = std::fs::metadata(&job.log_path).map_or(0, |m| m.len());
     RunOutcome {
         exit,
@@ -230,6 +230,7 @@ fn outcome(job: &Job, exit: Exit, ran: Duration) -> RunOutcome {
         log_path: job.log_path.clone(),
         output_bytes,
         stragglers_killed: 0,
+        job_id: Some(id.to_string()),
     }
 }
 

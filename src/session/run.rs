@@ -348,6 +348,7 @@ impl Session<'_> {
                 seed,
                 value: r.value.as_ref().ok().copied(),
                 log_path: Some(rel(self.repo.root(), &r.outcome.log_path)),
+                job_id: r.outcome.job_id.clone(),
             })?;
         }
         Ok(r)
@@ -430,6 +431,7 @@ mod tests {
             log_path: PathBuf::from("run.log"),
             output_bytes: 0,
             stragglers_killed: 0,
+            job_id: None,
         };
         let m = Metrics::default();
         let t = Duration::from_secs(70);

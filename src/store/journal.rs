@@ -4,6 +4,7 @@
 //! that was finalised.
 
 mod calls;
+mod migrate;
 
 pub use calls::{CallCounts, CallRow};
 
@@ -73,31 +74,7 @@ CREATE TABLE IF NOT EXISTS measurements (
 /// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
 /// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
 /// (`llm_calls`).
-pub const SCHEMA_VERSION: i64 = 3;
-
-/// Brings a journal written by an older release up to [`SCHEMA_VERSION`], in place, one
-/// step per version, so a session started by it resumes.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < 2 {
-        conn.execute_batch(
-            "BEGIN;
-             ALTER TABLE measurements ADD COLUMN worker INTEGER;
-             ALTER TABLE measurements ADD COLUMN device TEXT;
-             ALTER TABLE measurements ADD COLUMN host TEXT;
-             ALTER TABLE measurements ADD COLUMN duration_s REAL;
-             PRAGMA user_version = 2;
-             COMMIT;",
-        )?;
-    }
-    if version < 3 {
-        conn.execute_batch(&format!(
-            "BEGIN; {} PRAGMA user_version = 3; COMMIT;",
-            calls::CREATE
-        ))?;
-    }
-    Ok(())
-}
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Where and how long one run ran.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +114,8 @@ pub struct Measurement {
     pub seed: u64,
     pub value: Option<f64>,
     pub log_path: Option<String>,
+    /// The scheduler's id for the run (a Slurm job id), where it had one.
+    pub job_id: Option<String>,
 }
 
 pub struct Journal {
@@ -177,7 +156,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        migrate(&conn).map_err(err)?;
+        migrate::migrate(&conn).map_err(err)?;
         super::settings::upgrade(&conn).map_err(err)?;
         Ok(Journal {
             conn,
@@ -420,8 +399,8 @@ impl Journal {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s, job_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     m.experiment_id,
                     m.seed as i64,
@@ -431,7 +410,8 @@ impl Journal {
                     place.map(|p| p.worker as i64),
                     place.map(|p| p.device.as_str()),
                     place.map(|p| p.host.as_str()),
-                    place.map(|p| p.duration_s)
+                    place.map(|p| p.duration_s),
+                    m.job_id
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -444,7 +424,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT m.experiment_id, m.seed, m.value, m.log_path FROM measurements m
+                "SELECT m.experiment_id, m.seed, m.value, m.log_path, m.job_id FROM measurements m
                  JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
             )
             .map_err(|e| self.err(e))?;
@@ -455,6 +435,7 @@ impl Journal {
                     seed: row.get::<_, i64>(1)? as u64,
                     value: row.get(2)?,
                     log_path: row.get(3)?,
+                    job_id: row.get(4)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -556,6 +537,7 @@ mod tests {
             seed: 7,
             value: Some(0.99),
             log_path: None,
+            job_id: None,
         })
         .unwrap();
         let back = j.experiments(sid).unwrap();
