@@ -30,7 +30,7 @@ fn calls(dir: &Path) -> Vec<Call> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, autoresearch::store::SCHEMA_VERSION);
     let mut stmt = conn
         .prepare("SELECT iteration, purpose, outcome, finish_reason, prompt, answer, duration_s, input_tokens, reason FROM llm_calls ORDER BY id")
         .unwrap();

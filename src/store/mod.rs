@@ -8,7 +8,9 @@ pub mod journal;
 pub mod results;
 pub mod settings;
 
-pub use journal::{CallCounts, CallRow, Journal, Measurement, RunPlace, SessionRow};
+pub use journal::{
+    CallCounts, CallRow, Journal, Measurement, RunPlace, SCHEMA_VERSION, SessionRow,
+};
 pub use settings::SessionSettings;
 
 use std::path::PathBuf;
