@@ -86,7 +86,23 @@ fn a_run_whose_node_goes_down_is_requeued_and_recorded_once() {
     let requeued = scontrol(&["show", "job", "-o", &id]);
     assert_eq!(field(&requeued, "Restarts"), "1", "{requeued}");
     // (ReturnToService=2 brings the node back on its own.) Slurm holds a requeued job
-    // back for two minutes; the test plays that time forward.
+    // back for two minutes, so that the node has cleaned up its first start; the test
+    // plays that time forward once the node says it has (started sooner, Slurm kills the
+    // job itself: "Job credential revoked").
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n = scontrol(&["show", "node", "-o", &node]);
+        let state = field(&n, "State");
+        let job_state = field(&scontrol(&["show", "job", "-o", &id]), "JobState");
+        if job_state == "PENDING" && !state.contains("COMPLETING") && !state.contains("DOWN") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never became ready again: {n}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     scontrol(&["update", &format!("jobid={id}"), "StartTime=now"]);
     let status = child.wait().unwrap();
     let events = lines.join().unwrap();

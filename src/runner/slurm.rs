@@ -294,7 +294,7 @@ fn follow(
 
 /// How long a job that ended badly is watched before its end is believed: when a node
 /// fails, Slurm may show the job FAILED or NODE_FAIL for a moment before it requeues it.
-const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// Whether job `id` stays over for [`SETTLE`] (false: Slurm took it back into the queue).
 fn settled(id: &str) -> Result<bool, RunnerError> {
