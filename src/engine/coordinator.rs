@@ -397,6 +397,7 @@ impl Engine<'_, '_> {
             iteration: t.rec.iteration,
             seed,
             commit: t.rec.commit.clone(),
+            label,
             job,
         };
         self.s.send(started);

@@ -18,21 +18,9 @@ pub(crate) struct Assignment {
     pub iteration: u64,
     pub seed: u64,
     pub commit: String,
-    pub job: Job,
-}
-
-impl Assignment {
     /// The run's folder name (`0007`, `0007-2`): the label its quarantined refs get.
-    fn job_label(&self) -> String {
-        self.job
-            .log_path
-            .parent()
-            .and_then(|d| d.file_name())
-            .map_or_else(
-                || format!("{:04}", self.iteration),
-                |n| n.to_string_lossy().into_owned(),
-            )
-    }
+    pub label: String,
+    pub job: Job,
 }
 
 /// What the threads tell the coordinator.
@@ -129,8 +117,8 @@ impl Worker<'_> {
         // Whatever the run did to git or the tracked files is undone before anything else
         // reads the tree, and makes the run a crash that says so.
         let refs = !a.job.sandbox.walls_off_git();
-        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.job_label(), refs)
-            .map_err(|e| format!("cannot undo what run {} changed: {e}", a.job_label()))?;
+        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.label, refs)
+            .map_err(|e| format!("cannot undo what run {} changed: {e}", a.label))?;
         r.tampered(&tampered);
         Ok(r)
     }

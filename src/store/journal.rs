@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS measurements (
 /// (`llm_calls`).
 pub const SCHEMA_VERSION: i64 = 4;
 
+/// The column names of `table`.
+pub(super) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    names.collect()
+}
+
 /// Where and how long one run ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlace {

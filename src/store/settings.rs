@@ -28,7 +28,7 @@ const LATER_COLUMNS: &[(&str, &str)] = &[("fixed_seed", "TEXT"), ("command", "TE
 
 /// Adds what a journal written by an earlier build of this table lacks (writable opens).
 pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let have = columns(conn)?;
+    let have = super::journal::table_columns(conn, "session_settings")?;
     for (name, ty) in LATER_COLUMNS {
         if !have.iter().any(|c| c == name) {
             conn.execute_batch(&format!(
@@ -37,12 +37,6 @@ pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
-}
-
-fn columns(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA table_info(session_settings)")?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-    names.collect()
 }
 
 impl Journal {
@@ -96,7 +90,8 @@ impl Journal {
             return Ok(None);
         }
         // A journal opened read-only may predate a column: read it as absent.
-        let have = columns(&self.conn).map_err(|e| self.err(e))?;
+        let have = super::journal::table_columns(&self.conn, "session_settings")
+            .map_err(|e| self.err(e))?;
         let col = |name: &str| {
             if have.iter().any(|c| c == name) {
                 name.to_string()

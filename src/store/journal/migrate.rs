@@ -26,7 +26,10 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 4 {
         // Where a test (or a hand) set the version back, the column may already be there.
-        let add = if has_column(conn, "measurements", "job_id")? {
+        let add = if super::table_columns(conn, "measurements")?
+            .iter()
+            .any(|c| c == "job_id")
+        {
             ""
         } else {
             "ALTER TABLE measurements ADD COLUMN job_id TEXT;"
@@ -34,15 +37,4 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 4; COMMIT;"))?;
     }
     Ok(())
-}
-
-fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-    for name in names {
-        if name? == column {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
