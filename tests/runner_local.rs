@@ -31,6 +31,7 @@ fn job(dir: &Path, command: &str, tag: &str) -> Job {
         log_path: dir.join("logs/nested/run.log"),
         max_log_bytes: 64 << 20,
         sandbox: Default::default(),
+        attach: None,
     }
 }
 
@@ -396,7 +397,7 @@ fn processes_with_env_finds_and_kills_tagged_processes() {
         .find(|p| !p.is_empty());
     assert_eq!(found, Some(vec![pid]));
     assert!(processes_with_env(TAG, &format!("{t}-other")).is_empty());
-    assert_eq!(kill_processes_with_env(TAG, &t), 1);
+    assert_eq!(kill_processes_with_env(TAG, &t, &[]), 1);
     assert_eq!(child.0.wait().unwrap().signal(), Some(9));
     assert!(processes_with_env(TAG, &t).is_empty());
 }

@@ -81,6 +81,7 @@ fn job(repo: &Path, command: &str, tag: &str, sandbox: Sandbox) -> Job {
         log_path: repo.join(".autoresearch/runs/0001/run.log"),
         max_log_bytes: 1 << 20,
         sandbox,
+        attach: None,
     }
 }
 

@@ -109,7 +109,10 @@ fn a_run_whose_node_goes_down_is_requeued_and_recorded_once() {
     assert!(status.success(), "{events:#?}");
     let rows = journal(dir.path());
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[1].1, "keep", "measured, not a crash: {rows:?}");
+    assert_eq!(
+        rows[1].1, "keep",
+        "measured, not a crash: {rows:?}\n{events:#?}"
+    );
     assert_eq!(rows[1].2, Some(1.04));
     let done = scontrol(&["show", "job", "-o", &id]);
     assert_eq!(field(&done, "JobState"), "COMPLETED", "{done}");

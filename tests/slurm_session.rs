@@ -3,13 +3,15 @@
 //! provably run side by side (they wait for each other, and Slurm's own start and end
 //! times overlap); the job never sees the orchestrator's API key; a run past its hard
 //! timeout is cancelled and recorded as a timeout; Ctrl-C leaves no job behind; a
-//! SIGKILLed orchestrator's job is found and cancelled by the resume. Skips with a message
+//! SIGKILLed orchestrator's running jobs are reattached by the resume (one tree and two
+//! workers), each result recorded once, and a job of the session no experiment can use is
+//! cancelled. Skips with a message
 //! where no Slurm answers, unless AUTORESEARCH_REQUIRE_SLURM is set (CI sets it).
 
 mod chaos_support;
 mod common;
 
-use chaos_support::{fifo, wait_fifo};
+use chaos_support::{fifo, open_gate, wait_fifo};
 use common::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -224,33 +226,210 @@ fn ctrl_c_cancels_the_job_and_leaves_nothing_in_the_queue() {
     assert_eq!(dirty(dir.path()), "");
 }
 
+/// A session in the background whose runs `labels` (`0002`, …) hold until `release`
+/// is opened: returns once each of them is running as a job.
+fn gated_session(
+    dir: &Path,
+    gates: &Path,
+    release: &Path,
+    labels: &[&str],
+    args: &[&str],
+) -> std::process::Child {
+    for l in labels {
+        fifo(&gates.join(l));
+    }
+    fifo(release);
+    let mut child = bin()
+        .args(["run", "--yes", "--json", "--grace", "1"])
+        .args(args)
+        .arg("--repo")
+        .arg(dir)
+        .env("SLURM_TEST_MODE", "release")
+        .env("SLURM_TEST_GATE", gates)
+        .env("SLURM_TEST_RELEASE", release)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+    for l in labels {
+        assert_eq!(wait_fifo(&gates.join(l)), "running\n", "run {l}");
+    }
+    child
+}
+
+/// Resumes the session in `dir` with `args`; once it says it reattached, opens `release`
+/// so the jobs it follows finish. Returns its output.
+fn resume_and_release(dir: &Path, release: &Path, args: &[&str]) -> (bool, String) {
+    let mut child = bin()
+        .args(["run", "--yes", "--json", "--grace", "1"])
+        .args(args)
+        .arg("--repo")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("reattached to job") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the resumed session says it reattached");
+    open_gate(release);
+    let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.success(), format!("{stdout}\n{stderr}"))
+}
+
+/// (experiment iteration, job id) of every measurement, in order.
+fn measured_jobs(dir: &Path) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(dir.join(".autoresearch/journal.sqlite")).unwrap();
+    conn.prepare(
+        "SELECT e.iteration, COALESCE(m.job_id, '') FROM measurements m JOIN experiments e ON e.id = m.experiment_id ORDER BY m.id",
+    )
+    .unwrap()
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// The session's token (its jobs' comment): the repository's path and the session's id.
+fn token(dir: &Path) -> String {
+    format!("{}#1", dir.display())
+}
+
 #[test]
-fn a_killed_orchestrators_job_is_cancelled_by_the_resume() {
+fn a_killed_orchestrators_job_is_reattached_by_the_resume_and_recorded_once() {
     if !slurm_up() {
         return;
     }
     let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
-    let gate = dir.path().join("gate");
-    fifo(&gate);
-    let mut child = running_session(dir.path(), &gate, "3");
+    let (gates, release) = (dir.path().join("gates"), dir.path().join("release"));
+    std::fs::create_dir(&gates).unwrap();
+    let mut child = gated_session(dir.path(), &gates, &release, &["0002"], &["-n", "3"]);
     let id = job_id(dir.path(), "0002");
     child.kill().unwrap();
     child.wait().unwrap();
     // The orchestrator is gone; its job is not.
     assert_eq!(job(&id)["JobState"], "RUNNING");
-    let out = bin()
-        .args([
-            "run", "--yes", "--json", "--grace", "1", "-n", "1", "--repo",
-        ])
-        .arg(dir.path())
+    // A job of the session that no experiment can use (as if left by a trial the journal
+    // never recorded): the resume cancels it.
+    let stray = Command::new("sbatch")
+        .args(["--parsable", "--job-name=autoresearch-0099", "--time=5"])
+        .arg(format!("--comment={}", token(dir.path())))
+        .arg(format!(
+            "--output={}",
+            dir.path().join("stray.log").display()
+        ))
+        .args(["--wrap", "sleep 300"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("cancelled 1 job(s)"), "{stdout}");
-    assert_eq!(job(&id)["JobState"], "CANCELLED");
+    assert!(stray.status.success(), "{}", text(&stray));
+    let stray = String::from_utf8_lossy(&stray.stdout).trim().to_string();
+    let (ok, output) = resume_and_release(dir.path(), &release, &["-n", "1"]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("reattached to job(s) {id}")),
+        "{output}"
+    );
+    assert!(output.contains("cancelled 1 job(s)"), "{output}");
+    let log = |run: &str| {
+        std::fs::read_to_string(
+            dir.path()
+                .join(".autoresearch/runs")
+                .join(run)
+                .join("run.log"),
+        )
+        .unwrap_or_default()
+    };
+    assert_eq!(job(&id)["JobState"], "COMPLETED", "{}", log("0002"));
+    assert_eq!(job(&stray)["JobState"], "CANCELLED");
+    // Followed, not run again: the run folder kept its job, and its result is on record
+    // once, decided like any other.
+    assert_eq!(job_id(dir.path(), "0002"), id);
     let rows = journal(dir.path());
-    assert_eq!(rows[1].1, "interrupted", "{rows:?}");
-    assert_eq!(rows.len(), 3, "the resume ran one more: {rows:?}");
+    assert_eq!(rows.len(), 3, "the reattached one and one more: {rows:?}");
+    assert!(matches!(rows[1].1.as_str(), "keep" | "discard"), "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 != "interrupted"), "{rows:?}");
+    let measured = measured_jobs(dir.path());
+    assert_eq!(
+        measured.iter().filter(|m| m.1 == id).count(),
+        1,
+        "{measured:?}"
+    );
+    assert_eq!(
+        measured.iter().filter(|m| m.0 == 1).count(),
+        1,
+        "{measured:?}"
+    );
+    let tsv = std::fs::read_to_string(dir.path().join("results.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 4, "a header and three rows: {tsv}");
     assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn two_workers_killed_mid_run_resume_and_record_each_run_once() {
+    if !slurm_up() {
+        return;
+    }
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    let (gates, release) = (dir.path().join("gates"), dir.path().join("release"));
+    std::fs::create_dir(&gates).unwrap();
+    let args = ["-n", "2", "--workers", "2"];
+    let mut child = gated_session(dir.path(), &gates, &release, &["0002", "0003"], &args);
+    let ids = [job_id(dir.path(), "0002"), job_id(dir.path(), "0003")];
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for id in &ids {
+        assert_eq!(job(id)["JobState"], "RUNNING");
+    }
+    let (ok, output) = resume_and_release(dir.path(), &release, &["-n", "1", "--workers", "2"]);
+    assert!(ok, "{output}");
+    for id in &ids {
+        assert!(output.contains(id.as_str()), "{output}");
+        assert_eq!(job(id)["JobState"], "COMPLETED");
+    }
+    assert!(!output.contains("cancelled"), "{output}");
+    let rows = journal(dir.path());
+    assert_eq!(rows.len(), 4, "two reattached and one more: {rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| matches!(r.1.as_str(), "keep" | "discard")),
+        "{rows:?}"
+    );
+    // Each run once: four measurements, four distinct jobs, the two followed among them.
+    let measured = measured_jobs(dir.path());
+    assert_eq!(measured.len(), 4, "{measured:?}");
+    let distinct: std::collections::BTreeSet<&String> = measured.iter().map(|m| &m.1).collect();
+    assert_eq!(distinct.len(), 4, "{measured:?}");
+    for id in &ids {
+        assert!(distinct.contains(id), "{measured:?}");
+    }
+    let tsv = std::fs::read_to_string(dir.path().join("results.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 5, "a header and four rows: {tsv}");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert_eq!(dirty(dir.path()), "");
 }

@@ -189,6 +189,7 @@ impl Engine<'_, '_> {
             }
             self.start_baseline()?;
         }
+        self.adopt()?;
         loop {
             self.check_stop();
             self.schedule()?;
@@ -379,18 +380,26 @@ impl Engine<'_, '_> {
         let t = self.trials.get_mut(&id).expect("a trial to dispatch");
         let seed = t.pending.pop_front().expect("a pending seed");
         t.in_flight += 1;
-        let label = t.next_label();
+        // A run a killed session left going is followed under its own label and job.
+        let (label, attach) = match t.attached.iter().position(|a| a.seed == seed) {
+            Some(i) => {
+                let a = t.attached.remove(i);
+                (a.label, Some(a.job))
+            }
+            None => (t.next_label(), None),
+        };
         let t = &self.trials[&id];
         let spec = &self.specs[w];
         let mut extra = spec.env.clone();
         extra.push(("AUTORESEARCH_WORKER".into(), spec.index.to_string()));
-        let job = self.s.job_for(
+        let mut job = self.s.job_for(
             &self.s.repo.in_worktree(&self.trees[w]),
             seed,
             t.scale,
             &label,
             &extra,
         )?;
+        job.attach = attach;
         let started = self.s.run_started(Some(spec.index), &t.rec, seed, &job);
         let a = Assignment {
             trial: id,

@@ -8,6 +8,7 @@
 //! blocking HTTP call, there are at most a few dozen of them, and the coordinator must stay
 //! a plain sequential program that a chaos test can kill at exact points.
 
+mod adopt;
 mod coordinator;
 mod decide;
 mod intake;

@@ -47,6 +47,8 @@ pub(crate) struct Trial {
     pub failed: Option<(RunResult, String, u64)>,
     /// A run the user interrupted.
     pub interrupted: Option<RunResult>,
+    /// Runs a killed session left going, followed when their seed is dispatched.
+    pub attached: Vec<crate::session::Attached>,
 }
 
 impl Trial {
@@ -72,6 +74,7 @@ impl Trial {
             last: None,
             failed: None,
             interrupted: None,
+            attached: Vec::new(),
         }
     }
 

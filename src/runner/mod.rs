@@ -37,6 +37,19 @@ pub struct Job {
     pub max_log_bytes: u64,
     /// How the command is isolated and limited (default: plain `sh -c`, no limits).
     pub sandbox: Sandbox,
+    /// A job a killed session submitted for this very run and that still runs: followed
+    /// to its end instead of starting the run again. Executors that cannot reattach
+    /// (local processes die with their session) never get one.
+    pub attach: Option<String>,
+}
+
+/// A job of a session still queued or running with the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveJob {
+    /// The executor's id (a Slurm job id).
+    pub id: String,
+    /// The run folder's label it runs for (`0007`, `0007-2`).
+    pub label: String,
 }
 
 /// How the process ended.
@@ -109,10 +122,17 @@ pub trait Executor: Send + Sync {
     ) -> Result<RunOutcome, RunnerError>;
 
     /// Ends what a killed session `session` left with this executor (Slurm jobs still
-    /// queued or running); returns how many. Local processes are found by their
-    /// environment instead, so the default does nothing.
-    fn reap_session(&self, _session: &str) -> usize {
+    /// queued or running), except the jobs in `keep` (a resume reattaches to them);
+    /// returns how many it ended. Local processes are found by their environment
+    /// instead, so the default does nothing.
+    fn reap_session(&self, _session: &str, _keep: &[String]) -> usize {
         0
+    }
+
+    /// The jobs of session `session` still queued or running, for a resume to reattach
+    /// to. None by default: a local process does not outlive its session.
+    fn live_jobs(&self, _session: &str) -> Vec<LiveJob> {
+        Vec::new()
     }
 }
 

@@ -46,11 +46,14 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
         .collect()
 }
 
-/// SIGKILLs every process [`processes_with_env`] finds; returns how many were signalled.
-/// For a resumed session to clear training processes orphaned by a killed orchestrator.
-pub fn kill_processes_with_env(key: &str, value: &str) -> usize {
+/// SIGKILLs every process [`processes_with_env`] finds, except those whose environment
+/// holds one of `spare` (`SLURM_JOB_ID=300`: a job a resume follows, on this very node);
+/// returns how many were signalled. For a resumed session to clear training processes
+/// orphaned by a killed orchestrator.
+pub fn kill_processes_with_env(key: &str, value: &str, spare: &[String]) -> usize {
     processes_with_env(key, value)
         .into_iter()
+        .filter(|&pid| !spare.iter().any(|s| has_env(pid, s.as_bytes())))
         .filter(|&pid| kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok())
         .count()
 }

@@ -7,7 +7,7 @@
 
 use super::local::{RUN_TOKEN_ENV, remove_secrets};
 use super::sandbox::quote;
-use super::{Cancel, Executor, Exit, Job, RunOutcome, RunnerError};
+use super::{Cancel, Executor, Exit, Job, LiveJob, RunOutcome, RunnerError};
 use crate::config::SlurmConfig;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -34,6 +34,8 @@ struct JobInfo {
     state: String,
     reason: String,
     exit_code: String,
+    /// How long it has run (`RunTime`), for a job followed after it started.
+    run_time: Option<Duration>,
 }
 
 impl SlurmExecutor {
@@ -60,17 +62,32 @@ impl SlurmExecutor {
         Ok(text.lines().next().unwrap_or("").to_string())
     }
 
-    /// Cancels the jobs a killed session left, found by the session token in their
-    /// comment. Returns how many.
-    pub fn cancel_session_jobs(&self, session: &str) -> usize {
-        let Ok(out) = slurm("squeue", &["-h".into(), "-o".into(), "%i|%k".into()]) else {
-            return 0;
+    /// The jobs of `session` (by the token in their comment) still in Slurm's queue:
+    /// id, label (from the job name) and state.
+    fn session_jobs(&self, session: &str) -> Vec<(String, String)> {
+        let Ok(out) = slurm("squeue", &["-h".into(), "-o".into(), "%i|%k|%j".into()]) else {
+            return Vec::new();
         };
-        let ids: Vec<String> = out
-            .lines()
-            .filter_map(|l| l.split_once('|'))
-            .filter(|(_, comment)| comment.trim() == session)
-            .map(|(id, _)| id.trim().to_string())
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, '|');
+                let (id, comment, name) = (f.next()?, f.next()?, f.next()?);
+                (comment.trim() == session).then(|| {
+                    let label = name.trim().strip_prefix(NAME_PREFIX).unwrap_or("");
+                    (id.trim().to_string(), label.to_string())
+                })
+            })
+            .collect()
+    }
+
+    /// Cancels the jobs a killed session left, found by the session token in their
+    /// comment, except those in `keep`. Returns how many.
+    pub fn cancel_session_jobs(&self, session: &str, keep: &[String]) -> usize {
+        let ids: Vec<String> = self
+            .session_jobs(session)
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !keep.contains(id))
             .collect();
         for id in &ids {
             let _ = slurm("scancel", std::slice::from_ref(id));
@@ -154,8 +171,15 @@ impl SlurmExecutor {
 }
 
 impl Executor for SlurmExecutor {
-    fn reap_session(&self, session: &str) -> usize {
-        self.cancel_session_jobs(session)
+    fn reap_session(&self, session: &str, keep: &[String]) -> usize {
+        self.cancel_session_jobs(session, keep)
+    }
+
+    fn live_jobs(&self, session: &str) -> Vec<LiveJob> {
+        self.session_jobs(session)
+            .into_iter()
+            .map(|(id, label)| LiveJob { id, label })
+            .collect()
     }
 
     fn run(
@@ -177,10 +201,23 @@ impl Executor for SlurmExecutor {
             .file_name()
             .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
         let script = dir.join("job.sbatch");
-        std::fs::write(&script, self.script(job, &label)).map_err(io)?;
+        // A job a killed session submitted for this run is followed, not submitted again:
+        // its script and id are in the run folder already.
+        let mut attached = job.attach.clone();
+        if attached.is_none() {
+            std::fs::write(&script, self.script(job, &label)).map_err(io)?;
+        }
         let mut tries = 0;
         loop {
-            let id = self.submit(job, &script)?;
+            let id = match attached.take() {
+                Some(id) => {
+                    on_line(&format!(
+                        "autoresearch: reattached to job {id}, submitted before the session was interrupted"
+                    ));
+                    id
+                }
+                None => self.submit(job, &script)?,
+            };
             let _ = std::fs::write(dir.join("job.id"), format!("{id}\n"));
             let followed = follow(job, &id, cancel, on_line)?;
             match followed {
@@ -250,7 +287,13 @@ fn follow(
         let state = info.state.as_str();
         let running = matches!(state, "RUNNING" | "COMPLETING" | "STOPPED" | "SUSPENDED");
         if running && started.is_none() {
-            started = Some(Instant::now());
+            // A job followed after it started (a resume reattaching) has run a while.
+            let before = info.run_time.unwrap_or_default();
+            started = Some(
+                Instant::now()
+                    .checked_sub(before)
+                    .unwrap_or_else(Instant::now),
+            );
         }
         if !running && started.is_some() && matches!(state, "PENDING" | "REQUEUED") {
             // Slurm requeued it (a node went down): its next start counts from zero, and
@@ -355,7 +398,28 @@ fn job_info(id: &str) -> Result<JobInfo, RunnerError> {
         state: fields.get("JobState").copied().unwrap_or("").to_string(),
         reason: fields.get("Reason").copied().unwrap_or("").to_string(),
         exit_code: fields.get("ExitCode").copied().unwrap_or("0:0").to_string(),
+        run_time: fields.get("RunTime").and_then(|t| slurm_duration(t)),
     })
+}
+
+/// Slurm's `[days-]hours:minutes:seconds` (also `minutes:seconds`).
+fn slurm_duration(text: &str) -> Option<Duration> {
+    let (days, rest) = match text.split_once('-') {
+        Some((d, r)) => (d.parse::<u64>().ok()?, r),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = rest
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let secs = match parts[..] {
+        [h, m, s] => h * 3600 + m * 60 + s,
+        [m, s] => m * 60 + s,
+        [s] => s,
+        _ => return None,
+    };
+    Some(Duration::from_secs(days * 86_400 + secs))
 }
 
 /// Waits until Slurm no longer lists job `id` as pending or running.
@@ -440,7 +504,19 @@ mod tests {
             state: state.into(),
             reason: "None".into(),
             exit_code: exit.into(),
+            run_time: None,
         }
+    }
+
+    #[test]
+    fn slurm_durations_parse() {
+        assert_eq!(slurm_duration("00:01:05"), Some(Duration::from_secs(65)));
+        assert_eq!(
+            slurm_duration("1-02:00:00"),
+            Some(Duration::from_secs(93_600))
+        );
+        assert_eq!(slurm_duration("03:07"), Some(Duration::from_secs(187)));
+        assert_eq!(slurm_duration("INVALID"), None);
     }
 
     #[test]
@@ -475,6 +551,7 @@ mod tests {
             log_path: PathBuf::from("/repo/.autoresearch/runs/0002/run.log"),
             max_log_bytes: 1 << 20,
             sandbox: Default::default(),
+            attach: None,
         };
         let s = exec.script(&job, "0002");
         // 660 s + 5 min margin = 16 min.

@@ -159,8 +159,19 @@ impl Session<'_> {
     /// against the same best (a revisited near miss), or nothing.
     pub(crate) fn measure_and_decide(
         &mut self,
+        rec: ExperimentRecord,
+        earlier: &Earlier,
+    ) -> Result<Outcome, SessionError> {
+        self.measure_and_decide_from(rec, earlier, Vec::new())
+    }
+
+    /// [`Session::measure_and_decide`] for an experiment that has `runs` already (one a
+    /// killed session left running, whose job the next run follows: `self.attach`).
+    pub(crate) fn measure_and_decide_from(
+        &mut self,
         mut rec: ExperimentRecord,
         earlier: &Earlier,
+        mut runs: Vec<(u64, f64)>,
     ) -> Result<Outcome, SessionError> {
         let mut scale = self.batch_scale;
         let dir = self.config.metric.direction;
@@ -171,7 +182,6 @@ impl Session<'_> {
             .map(|b| super::run::runs_in(&measurements, &self.code_ids(b)))
             .unwrap_or_default();
         let noise = super::progress::noise_of(&measurements);
-        let mut runs: Vec<(u64, f64)> = Vec::new();
         loop {
             let verdict = policy::decide_again(
                 &self.config.decision,
@@ -189,6 +199,8 @@ impl Session<'_> {
                 }
                 v => return self.conclude(rec, earlier, &runs, v, scale),
             };
+            // A reattached job runs the seed it was submitted with.
+            let seed = self.attach.as_ref().map_or(seed, |a| a.seed);
             let r = self.measure(&rec, seed, scale, runs.len())?;
             if r.interrupted() {
                 let values: Vec<f64> = runs.iter().map(|m| m.1).collect();

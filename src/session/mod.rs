@@ -23,6 +23,7 @@ pub(crate) use guard::undo_run_changes;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY};
 pub(crate) use measure::{crash_reason, evidence};
+pub(crate) use resume::Attached;
 pub(crate) use revisit::Leftover;
 pub(crate) use run::{BATCH_SCALE_KEY, Progress, RunResult, read_result, runs_in};
 pub use run::{SESSION_ENV, classify};
@@ -182,6 +183,10 @@ pub struct Session<'a> {
     pub(crate) history: Vec<ExperimentRecord>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
     pub(crate) session_token: String,
+    /// Unfinished experiments of the killed session whose jobs still run: followed first.
+    pub(crate) adopt: Vec<resume::Adopt>,
+    /// The job the next run of the one-tree loop follows instead of starting one.
+    pub(crate) attach: Option<resume::Attached>,
     /// Batch scale in force (halved by an OOM retry that became the best).
     pub(crate) batch_scale: f64,
     pub(crate) read_only_hashes: BTreeMap<PathBuf, String>,
@@ -292,6 +297,19 @@ impl<'a> Session<'a> {
             }
         }
         let mut ran_now: u64 = 0;
+        for a in std::mem::take(&mut self.adopt) {
+            if let Some(reason) = self.stop_reason(ran_now) {
+                return Ok(reason);
+            }
+            self.repo.reset_hard(&a.rec.commit)?;
+            self.attach = a.jobs.into_iter().next();
+            let outcome = self.measure_and_decide_from(a.rec, &Default::default(), a.runs)?;
+            self.attach = None;
+            // Started by the killed session: not one of this invocation's iterations.
+            if matches!(outcome, Outcome::Interrupted) {
+                return Ok(EndReason::Interrupted);
+            }
+        }
         let mut failed_proposals = 0u32;
         let mut unanswered = 0u32;
         loop {

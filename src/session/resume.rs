@@ -8,7 +8,8 @@
 use super::{SessionError, now};
 use crate::config::Config;
 use crate::experiment::{ExperimentRecord, Status};
-use crate::store::{Journal, SessionRow};
+use crate::runner::LiveJob;
+use crate::store::{Journal, Measurement, SessionRow};
 use crate::workspace::Repo;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -72,28 +73,131 @@ fn editable_of(config_text: &str) -> Option<BTreeSet<PathBuf>> {
     })
 }
 
-/// The session's experiments, the unfinished ones recorded as `interrupted`, the best
-/// commit (the last kept, else the session's base), and whether an experiment was
-/// unfinished (what it left in the tree is the killed session's, not the user's).
+/// An unfinished experiment whose runs still go on with the executor (Slurm jobs a
+/// killed session left): the resumed session follows those jobs to their end and decides
+/// the experiment, instead of recording it as interrupted and running it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Adopt {
+    pub rec: ExperimentRecord,
+    /// Its runs measured before the session was killed: (seed, value), in order.
+    pub runs: Vec<(u64, f64)>,
+    /// How many run folders it has used (`0007`, `0007-2`, …): the next label's number.
+    pub started: usize,
+    /// The runs still going on: their label, job id and seed.
+    pub jobs: Vec<Attached>,
+}
+
+/// A job to reattach to, for the run labelled `label` with `seed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attached {
+    pub label: String,
+    pub job: String,
+    pub seed: u64,
+}
+
+/// What [`reconcile`] found.
+struct Reconciled {
+    history: Vec<ExperimentRecord>,
+    best: String,
+    /// An experiment was unfinished (what it left in the tree is the killed session's).
+    unfinished: bool,
+    adopt: Vec<Adopt>,
+}
+
+/// The run number of `label` for experiment `id`: `0007` is 1, `0007-3` is 3.
+fn run_number(label: &str, id: i64) -> Option<usize> {
+    let (head, n) = match label.split_once('-') {
+        Some((h, n)) => (h, n.parse().ok()?),
+        None => (label, 1),
+    };
+    (head.parse::<i64>().ok()? == id).then_some(n)
+}
+
+/// The seed a run's batch script gives the training (`export AUTORESEARCH_SEED=…`).
+fn seed_in_script(state_dir: &std::path::Path, label: &str) -> Option<u64> {
+    let text =
+        std::fs::read_to_string(state_dir.join("runs").join(label).join("job.sbatch")).ok()?;
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix("export AUTORESEARCH_SEED=")?;
+        v.trim().trim_matches('\'').parse().ok()
+    })
+}
+
+/// The session's experiments, the unfinished ones recorded as `interrupted` unless their
+/// runs still go on among `live` (those are left `running` and returned to adopt, out of
+/// the history), and the best commit (the last kept, else the session's base).
 fn reconcile(
     journal: &Journal,
     row: &SessionRow,
-) -> Result<(Vec<ExperimentRecord>, String, bool), SessionError> {
+    state_dir: &std::path::Path,
+    live: &[LiveJob],
+) -> Result<Reconciled, SessionError> {
     let mut history = journal.experiments(row.id)?;
+    let measurements = journal.measurements(row.id)?;
     let mut unfinished = false;
+    let mut adopt = Vec::new();
     for r in history.iter_mut().filter(|r| r.status == Status::Running) {
         unfinished = true;
+        if let Some(a) = adoptable(r, &measurements, state_dir, live) {
+            adopt.push(a);
+            continue;
+        }
         r.status = Status::Interrupted;
         r.reason = "the session stopped before this experiment finished".into();
         r.finished_at = Some(now());
         journal.update(r)?;
     }
+    history.retain(|r| r.status != Status::Running);
     let best = history
         .iter()
         .rev()
         .find(|r| r.status == Status::Keep)
         .map_or_else(|| row.base_commit.clone(), |r| r.commit.clone());
-    Ok((history, best, unfinished))
+    Ok(Reconciled {
+        history,
+        best,
+        unfinished,
+        adopt,
+    })
+}
+
+/// `r` to adopt: a candidate (not the baseline) with a committed state, no failed run on
+/// record, and at least one of its runs still going on with a seed we can read back.
+fn adoptable(
+    r: &ExperimentRecord,
+    measurements: &[Measurement],
+    state_dir: &std::path::Path,
+    live: &[LiveJob],
+) -> Option<Adopt> {
+    if r.iteration == 0 || r.commit.is_empty() {
+        return None;
+    }
+    let mine: Vec<&Measurement> = measurements
+        .iter()
+        .filter(|m| m.experiment_id == r.id)
+        .collect();
+    let runs: Option<Vec<(u64, f64)>> = mine.iter().map(|m| Some((m.seed, m.value?))).collect();
+    let runs = runs?;
+    let mut jobs = Vec::new();
+    let mut started = mine.len();
+    for j in live {
+        let Some(n) = run_number(&j.label, r.id) else {
+            continue;
+        };
+        let seed = seed_in_script(state_dir, &j.label)?;
+        started = started.max(n);
+        jobs.push(Attached {
+            label: j.label.clone(),
+            job: j.id.clone(),
+            seed,
+        });
+    }
+    (!jobs.is_empty()).then(|| Adopt {
+        rec: r.clone(),
+        runs,
+        started,
+        jobs,
+    })
 }
 
 /// Refuses when the research branch points at a commit the session did not make: the
@@ -167,9 +271,16 @@ pub(super) fn resume(
     repo: &Repo,
     journal: &Journal,
     row: &SessionRow,
+    live: &[LiveJob],
     notes: &mut Vec<String>,
-) -> Result<Vec<ExperimentRecord>, SessionError> {
-    let (history, best, unfinished) = reconcile(journal, row)?;
+) -> Result<(Vec<ExperimentRecord>, Vec<Adopt>), SessionError> {
+    let state_dir = repo.root().join(super::STATE_DIR);
+    let Reconciled {
+        history,
+        best,
+        unfinished,
+        adopt,
+    } = reconcile(journal, row, &state_dir, live)?;
     if branch_to_recreate(repo, row, &history)? {
         repo.ensure_clean()?;
         repo.create_and_checkout(&row.branch, &row.base_commit)?;
@@ -198,7 +309,7 @@ pub(super) fn resume(
         }
     }
     repo.reset_hard(&best)?;
-    Ok(history)
+    Ok((history, adopt))
 }
 
 /// [`resume`] for the engine, which leaves the user's checkout alone: unfinished
@@ -210,9 +321,16 @@ pub(super) fn resume_beside(
     repo: &Repo,
     journal: &Journal,
     row: &SessionRow,
+    live: &[LiveJob],
     notes: &mut Vec<String>,
-) -> Result<Vec<ExperimentRecord>, SessionError> {
-    let (history, best, unfinished) = reconcile(journal, row)?;
+) -> Result<(Vec<ExperimentRecord>, Vec<Adopt>), SessionError> {
+    let state_dir = repo.root().join(super::STATE_DIR);
+    let Reconciled {
+        history,
+        best,
+        unfinished,
+        adopt,
+    } = reconcile(journal, row, &state_dir, live)?;
     if branch_to_recreate(repo, row, &history)? {
         repo.create_branch(&row.branch, &row.base_commit)?;
     }
@@ -232,5 +350,5 @@ pub(super) fn resume_beside(
         &name,
         &best,
     ])?;
-    Ok(history)
+    Ok((history, adopt))
 }

@@ -245,6 +245,7 @@ impl Session<'_> {
             log_path,
             max_log_bytes: self.opts.max_log_bytes,
             sandbox,
+            attach: None,
         })
     }
 
@@ -275,10 +276,12 @@ impl Session<'_> {
         seed: u64,
         batch_scale: f64,
         label: &str,
+        attach: Option<String>,
     ) -> Result<RunResult, SessionError> {
         let restored = self.restore_read_only(rec)?;
         let root = self.repo.root().to_path_buf();
-        let job = self.job_for(&root, seed, batch_scale, label, &[])?;
+        let mut job = self.job_for(&root, seed, batch_scale, label, &[])?;
+        job.attach = attach;
         let guard = self.guard_before_run()?;
         let started = self.run_started(None, rec, seed, &job);
         self.send(started);
@@ -336,12 +339,13 @@ impl Session<'_> {
         scale: f64,
         k: usize,
     ) -> Result<RunResult, SessionError> {
-        let label = if k == 0 {
-            format!("{:04}", rec.id)
-        } else {
-            format!("{:04}-{}", rec.id, k + 1)
+        let attach = self.attach.take();
+        let label = match &attach {
+            Some(a) => a.label.clone(),
+            None if k == 0 => format!("{:04}", rec.id),
+            None => format!("{:04}-{}", rec.id, k + 1),
         };
-        let r = self.run_once(rec, seed, scale, &label)?;
+        let r = self.run_once(rec, seed, scale, &label, attach.map(|a| a.job))?;
         if !r.interrupted() {
             self.journal.add_measurement(&Measurement {
                 experiment_id: rec.id,

@@ -127,14 +127,18 @@ impl<'a> Session<'a> {
         let resumed = existing.is_some();
         let engine = !s.opts.workers.is_empty();
         let mut notes = Vec::new();
+        let mut adopted = Vec::new();
         let (row, history) = match existing {
             Some(row) => {
                 super::resume::check_same_setup(&s.config, &row)?;
-                let history = if engine {
-                    super::resume::resume_beside(&repo, &journal, &row, &mut notes)?
+                // Jobs the killed session left that still run are followed, not redone.
+                let live = s.executor.live_jobs(&token_of(&repo, &row));
+                let (history, adopt) = if engine {
+                    super::resume::resume_beside(&repo, &journal, &row, &live, &mut notes)?
                 } else {
-                    super::resume::resume(&repo, &journal, &row, &mut notes)?
+                    super::resume::resume(&repo, &journal, &row, &live, &mut notes)?
                 };
+                adopted = adopt;
                 (row, history)
             }
             None => {
@@ -181,7 +185,7 @@ impl<'a> Session<'a> {
         let default_scale = s.platform.adjustments.batch_scale;
         let settings = record_settings(repo.root(), &journal, &row, &history, &s.config, &s.opts)?;
         let mut session = Session {
-            session_token: format!("{}#{}", repo.root().display(), row.id),
+            session_token: token_of(&repo, &row),
             repo,
             config: s.config,
             platform: s.platform,
@@ -204,6 +208,8 @@ impl<'a> Session<'a> {
             engine,
             pending_prompt: None,
             settings,
+            adopt: adopted,
+            attach: None,
         };
         if let Some(scale) = session
             .best()
@@ -246,14 +252,38 @@ impl<'a> Session<'a> {
         }
         if resumed {
             let token = session.session_token.clone();
-            // The executor's own first (a Slurm job is cancelled, not killed under it).
-            let cancelled = session.executor.reap_session(&token);
+            // The executor's own first (a Slurm job is cancelled, not killed under it),
+            // except the jobs the session reattaches to.
+            let keep: Vec<String> = session
+                .adopt
+                .iter()
+                .flat_map(|a| a.jobs.iter().map(|j| j.job.clone()))
+                .collect();
+            let cancelled = session.executor.reap_session(&token, &keep);
             if cancelled > 0 {
                 session.warn(format!(
                     "cancelled {cancelled} job(s) the previous, interrupted session left queued or running; their experiments are recorded as interrupted"
                 ));
             }
-            let killed = crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token);
+            let reattached: Vec<String> = session
+                .adopt
+                .iter()
+                .map(|a| {
+                    let jobs: Vec<String> = a.jobs.iter().map(|j| j.job.clone()).collect();
+                    format!(
+                    "reattached to job(s) {} of experiment {} ({}), still running since the previous session was interrupted; their results are recorded as they come",
+                    jobs.join(", "),
+                    a.rec.iteration,
+                    crate::text::first_line(&a.rec.description, 80)
+                )
+                })
+                .collect();
+            for note in reattached {
+                session.note(note);
+            }
+            let spare: Vec<String> = keep.iter().map(|id| format!("SLURM_JOB_ID={id}")).collect();
+            let killed =
+                crate::runner::local::kill_processes_with_env(super::SESSION_ENV, &token, &spare);
             if killed > 0 {
                 session.warn(format!(
                     "killed {killed} training process(es) left running by the previous, interrupted session"
@@ -262,6 +292,11 @@ impl<'a> Session<'a> {
         }
         Ok(session)
     }
+}
+
+/// The token that marks the session's runs (their environment, their Slurm comment).
+fn token_of(repo: &Repo, row: &SessionRow) -> String {
+    format!("{}#{}", repo.root().display(), row.id)
 }
 
 /// A results file that no session of ours wrote is moved aside, not overwritten.

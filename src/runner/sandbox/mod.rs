@@ -410,6 +410,7 @@ mod tests {
             log_path: "/work/my repo/.autoresearch/runs/0001/run.log".into(),
             max_log_bytes: 1 << 20,
             sandbox: Sandbox::default(),
+            attach: None,
         }
     }
 
