@@ -34,6 +34,7 @@ fn outcome(exit: Exit) -> RunOutcome {
         output_bytes: 0,
         stragglers_killed: 0,
         job_id: None,
+        queued: None,
     }
 }
 

@@ -105,6 +105,7 @@ impl Executor for Fake {
             output_bytes: log.len() as u64,
             stragglers_killed: 0,
             job_id: None,
+            queued: None,
         })
     }
 }

@@ -20,6 +20,14 @@ use std::process::{Command, Stdio};
 
 const TRAIN: &str = include_str!("fixtures/slurm/train.py");
 
+/// The one-node cluster has two CPUs and some tests need both at once: they take turns.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the cluster for the test that calls it (a failed test's turn passes on).
+fn cluster() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn slurm_up() -> bool {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%T"])
@@ -88,6 +96,7 @@ fn two_workers_run_their_jobs_side_by_side_without_the_key() {
     if !slurm_up() {
         return;
     }
+    let _turn = cluster();
     let dir = slurm_repo("[decision]\n", "60s");
     let meet = tempfile::tempdir().unwrap();
     let out = bin()
@@ -157,6 +166,23 @@ fn two_workers_run_their_jobs_side_by_side_without_the_key() {
         .map(Result::unwrap)
         .collect();
     assert!(ids.contains(&job_id(dir.path(), "0001")), "{ids:?}");
+    // Each run's time in Slurm's queue is on record, and `status` reports it per worker.
+    let queued: i64 = conn
+        .query_row("SELECT COUNT(queue_s) FROM measurements", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(queued, runs);
+    let status = bin()
+        .args(["status", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.contains("## Workers"), "{status}");
+    assert!(
+        status.contains("| 1 | ") && status.contains("| 2 | "),
+        "{status}"
+    );
+    assert!(status.contains("duty cycle"), "{status}");
     assert_eq!(dirty(dir.path()), "");
     assert!(live_jobs(&dir.path().display().to_string()).is_empty());
 }
@@ -166,6 +192,7 @@ fn a_run_past_its_hard_timeout_is_cancelled_and_recorded_as_a_timeout() {
     if !slurm_up() {
         return;
     }
+    let _turn = cluster();
     let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "3s");
     let out = bin()
         .args(["run", "--yes", "--grace", "1", "-n", "1", "--repo"])
@@ -206,6 +233,7 @@ fn ctrl_c_cancels_the_job_and_leaves_nothing_in_the_queue() {
     if !slurm_up() {
         return;
     }
+    let _turn = cluster();
     let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
     let gate = dir.path().join("gate");
     fifo(&gate);
@@ -325,6 +353,7 @@ fn a_killed_orchestrators_job_is_reattached_by_the_resume_and_recorded_once() {
     if !slurm_up() {
         return;
     }
+    let _turn = cluster();
     let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
     let (gates, release) = (dir.path().join("gates"), dir.path().join("release"));
     std::fs::create_dir(&gates).unwrap();
@@ -395,6 +424,7 @@ fn two_workers_killed_mid_run_resume_and_record_each_run_once() {
     if !slurm_up() {
         return;
     }
+    let _turn = cluster();
     let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
     let (gates, release) = (dir.path().join("gates"), dir.path().join("release"));
     std::fs::create_dir(&gates).unwrap();
@@ -413,6 +443,12 @@ fn two_workers_killed_mid_run_resume_and_record_each_run_once() {
         assert_eq!(job(id)["JobState"], "COMPLETED");
     }
     assert!(!output.contains("cancelled"), "{output}");
+    // Both jobs said so as events (the terminal's and the dashboard's source).
+    assert_eq!(
+        output.matches(r#""state":"reattached""#).count(),
+        2,
+        "{output}"
+    );
     let rows = journal(dir.path());
     assert_eq!(rows.len(), 4, "two reattached and one more: {rows:?}");
     assert!(

@@ -415,7 +415,13 @@ pub fn write_summary(
         || "progress.png".into(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let md = report::render_summary(&loaded.info, &loaded.records, next_steps, Some(&name));
+    let mut md = report::render_summary(&loaded.info, &loaded.records, next_steps, Some(&name));
+    if loaded.state_dir.is_some() {
+        let tag = loaded.info.branch.strip_prefix("autoresearch/");
+        if let Some(workers) = workers_section(&loaded.root, tag) {
+            md.push_str(&workers);
+        }
+    }
     write(out, md.as_bytes())?;
     Ok(vec![out.to_path_buf(), png, svg])
 }
@@ -500,6 +506,13 @@ fn calls_section(root: &Path, tag: Option<&str>) -> Option<String> {
     ))
 }
 
+/// Runs, training, queue time and duty cycle per worker, for a session of the engine.
+fn workers_section(root: &Path, tag: Option<&str>) -> Option<String> {
+    let journal = open_journal(root).ok()?;
+    let row = pick_session(&journal, tag).ok()?;
+    report::render_workers(&journal.worker_runs(row.id).ok()?)
+}
+
 pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
     let loaded = load(&args.source)?;
     report_skipped(&loaded);
@@ -507,6 +520,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
     if loaded.state_dir.is_some() {
         if let Some(calls) = calls_section(&loaded.root, args.source.tag.as_deref()) {
             md.push_str(&calls);
+        }
+        if let Some(workers) = workers_section(&loaded.root, args.source.tag.as_deref()) {
+            md.push_str(&workers);
         }
     }
     print!("{md}");

@@ -201,6 +201,21 @@ impl Reporter {
                 }
             }
             Event::RunFinished { .. } => {}
+            Event::Job {
+                worker,
+                iteration,
+                state,
+                message,
+                queued_s,
+                ..
+            } => {
+                // A start straight away is no news; a wait, a requeue or a reattach is.
+                let quick = state == "started" && queued_s.is_none_or(|q| q < 1.0);
+                if !self.quiet && !quick {
+                    let who = worker.map(|w| format!("w{w} ")).unwrap_or_default();
+                    self.line(&self.paint(DIM, &format!("  {who}[{iteration}] {message}")));
+                }
+            }
             Event::Decision { record, gain, .. } => {
                 let (label, color) = match record.status {
                     Status::Keep => ("keep", GREEN),

@@ -505,6 +505,14 @@ impl Engine<'_, '_> {
                 });
                 Ok(())
             }
+            Msg::Job {
+                worker,
+                iteration,
+                news,
+            } => {
+                self.s.send(Event::job(Some(worker), iteration, &news));
+                Ok(())
+            }
             Msg::Done {
                 worker,
                 trial,

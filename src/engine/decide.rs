@@ -43,6 +43,7 @@ impl Engine<'_, '_> {
                     value: r.value.as_ref().ok().copied(),
                     log_path: Some(rel(&root, &r.outcome.log_path)),
                     job_id: r.outcome.job_id.clone(),
+                    queue_s: r.outcome.queued.map(|q| q.as_secs_f64()),
                 },
                 place,
             )?;

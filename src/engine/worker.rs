@@ -32,6 +32,12 @@ pub(crate) enum Msg {
         elapsed_s: f64,
         numbers: Vec<(String, f64)>,
     },
+    /// What the scheduler said of a run's job (queued, started, requeued).
+    Job {
+        worker: usize,
+        iteration: u64,
+        news: crate::runner::JobNews,
+    },
     /// A run ended; `Err`: it could not be run at all (git or the executor failed).
     Done {
         worker: usize,
@@ -101,17 +107,28 @@ impl Worker<'_> {
         let (worker, iteration) = (self.index, a.iteration);
         let outcome = self
             .executor
-            .run(&a.job, &self.cancel, &mut |line: &str| {
-                crate::chaos::point("run_line");
-                if let Some((elapsed_s, numbers)) = progress.line(line) {
-                    let _ = out.send(Msg::Output {
+            .run_watched(
+                &a.job,
+                &self.cancel,
+                &mut |line: &str| {
+                    crate::chaos::point("run_line");
+                    if let Some((elapsed_s, numbers)) = progress.line(line) {
+                        let _ = out.send(Msg::Output {
+                            worker,
+                            iteration,
+                            elapsed_s,
+                            numbers,
+                        });
+                    }
+                },
+                &mut |news| {
+                    let _ = out.send(Msg::Job {
                         worker,
                         iteration,
-                        elapsed_s,
-                        numbers,
+                        news,
                     });
-                }
-            })
+                },
+            )
             .map_err(|e| e.to_string())?;
         let mut r = read_result(outcome, &self.metric, self.timeout);
         // Whatever the run did to git or the tracked files is undone before anything else

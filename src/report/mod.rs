@@ -12,6 +12,7 @@ pub mod summary;
 pub mod tally;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod workers;
 
 use crate::experiment::Direction;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use next_steps::derive_next_steps;
 pub use progress::render_progress;
 pub use summary::render_summary;
 pub use tally::Tally;
+pub use workers::render_workers;
 
 /// What the reports say about the session as a whole (the records say the rest).
 #[derive(Debug, Clone, PartialEq)]

@@ -199,6 +199,7 @@ impl Executor for LocalExecutor {
             output_bytes,
             stragglers_killed,
             job_id: None,
+            queued: None,
         })
     }
 }

@@ -85,6 +85,9 @@ pub struct RunOutcome {
     pub stragglers_killed: usize,
     /// The scheduler's id for the run (a Slurm job id); none for local processes.
     pub job_id: Option<String>,
+    /// How long it waited in the scheduler's queue before it started (Slurm); none for
+    /// local processes. Never counted against the budget.
+    pub queued: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,43 @@ pub enum RunnerError {
     Slurm(String),
 }
 
+/// What a scheduler says about a job on its way to running (never the script's words).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobNews {
+    /// Waiting in the queue; `reason` is the scheduler's (`Priority`, `Resources`).
+    Queued { job: String, reason: String },
+    /// Started, after `queued_s` seconds in the queue.
+    Started { job: String, queued_s: f64 },
+    /// Put back in the queue by the scheduler (a node failed under it); its clock and
+    /// log start again.
+    Requeued { job: String, reason: String },
+    /// Lost to a node failure or preemption and submitted again as a new job.
+    Resubmitted { job: String, state: String },
+    /// Followed after a resume: submitted by the session that was interrupted.
+    Reattached { job: String },
+}
+
+impl JobNews {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            JobNews::Queued { job, reason } => format!("job {job} queued ({reason})"),
+            JobNews::Started { job, queued_s } => {
+                format!("job {job} started after {queued_s:.0} s in the queue")
+            }
+            JobNews::Requeued { job, reason } => {
+                format!("job {job} requeued by Slurm ({reason}); its run starts again")
+            }
+            JobNews::Resubmitted { job, state } => {
+                format!("job {job} ended with {state} (not the script's doing); submitted again")
+            }
+            JobNews::Reattached { job } => {
+                format!("reattached to job {job}, submitted before the session was interrupted")
+            }
+        }
+    }
+}
+
 /// Runs jobs. Local processes today; Slurm and containers later.
 pub trait Executor: Send + Sync {
     /// Runs the job to completion (or timeout, or cancellation). `on_line` sees each
@@ -120,6 +160,18 @@ pub trait Executor: Send + Sync {
         cancel: &Cancel,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<RunOutcome, RunnerError>;
+
+    /// [`Executor::run`], telling `on_news` what the scheduler says on the way (queued,
+    /// started, requeued). Executors without a queue say nothing.
+    fn run_watched(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        on_line: &mut dyn FnMut(&str),
+        _on_news: &mut dyn FnMut(JobNews),
+    ) -> Result<RunOutcome, RunnerError> {
+        self.run(job, cancel, on_line)
+    }
 
     /// Ends what a killed session `session` left with this executor (Slurm jobs still
     /// queued or running), except the jobs in `keep` (a resume reattaches to them);

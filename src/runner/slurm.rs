@@ -7,7 +7,7 @@
 
 use super::local::{RUN_TOKEN_ENV, remove_secrets};
 use super::sandbox::quote;
-use super::{Cancel, Executor, Exit, Job, LiveJob, RunOutcome, RunnerError};
+use super::{Cancel, Executor, Exit, Job, JobNews, LiveJob, RunOutcome, RunnerError};
 use crate::config::SlurmConfig;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -188,6 +188,16 @@ impl Executor for SlurmExecutor {
         cancel: &Cancel,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<RunOutcome, RunnerError> {
+        self.run_watched(job, cancel, on_line, &mut |_| {})
+    }
+
+    fn run_watched(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        on_line: &mut dyn FnMut(&str),
+        on_news: &mut dyn FnMut(JobNews),
+    ) -> Result<RunOutcome, RunnerError> {
         let dir = job
             .log_path
             .parent()
@@ -208,24 +218,25 @@ impl Executor for SlurmExecutor {
             std::fs::write(&script, self.script(job, &label)).map_err(io)?;
         }
         let mut tries = 0;
+        // Time in the queue, over every submission and requeue of the run.
+        let mut queued = Duration::ZERO;
         loop {
             let id = match attached.take() {
                 Some(id) => {
-                    on_line(&format!(
-                        "autoresearch: reattached to job {id}, submitted before the session was interrupted"
-                    ));
+                    on_news(JobNews::Reattached { job: id.clone() });
                     id
                 }
                 None => self.submit(job, &script)?,
             };
             let _ = std::fs::write(dir.join("job.id"), format!("{id}\n"));
-            let followed = follow(job, &id, cancel, on_line)?;
+            let followed = follow(job, &id, cancel, on_line, on_news, &mut queued)?;
             match followed {
                 Followed::Lost(state) if tries < RESUBMITS => {
                     tries += 1;
-                    on_line(&format!(
-                        "autoresearch: job {id} ended with {state} (not the script's doing); submitted again"
-                    ));
+                    on_news(JobNews::Resubmitted {
+                        job: id.clone(),
+                        state,
+                    });
                 }
                 Followed::Lost(state) => {
                     // The crash reason is the log's last line: say there what happened.
@@ -240,9 +251,11 @@ impl Executor for SlurmExecutor {
                             "autoresearch: job {id} ended with {state} {RESUBMITS} times; not run"
                         );
                     }
-                    return Ok(outcome(job, Exit::Code(255), Duration::ZERO, &id));
+                    return Ok(outcome(job, Exit::Code(255), Duration::ZERO, &id, queued));
                 }
-                Followed::Ended { exit, ran } => return Ok(outcome(job, exit, ran, &id)),
+                Followed::Ended { exit, ran } => {
+                    return Ok(outcome(job, exit, ran, &id, queued));
+                }
             }
         }
     }
@@ -258,7 +271,7 @@ enum Followed {
     Lost(String),
 }
 
-fn outcome(job: &Job, exit: Exit, ran: Duration, id: &str) -> RunOutcome {
+fn outcome(job: &Job, exit: Exit, ran: Duration, id: &str, queued: Duration) -> RunOutcome {
     let output_bytes = std::fs::metadata(&job.log_path).map_or(0, |m| m.len());
     RunOutcome {
         exit,
@@ -268,19 +281,25 @@ fn outcome(job: &Job, exit: Exit, ran: Duration, id: &str) -> RunOutcome {
         output_bytes,
         stragglers_killed: 0,
         job_id: Some(id.to_string()),
+        queued: Some(queued),
     }
 }
 
-/// Follows job `id` to its end, feeding its output lines to `on_line`.
+/// Follows job `id` to its end, feeding its output lines to `on_line`, what Slurm says
+/// of it to `on_news`, and adding its time in the queue to `queued`.
 fn follow(
     job: &Job,
     id: &str,
     cancel: &Cancel,
     on_line: &mut dyn FnMut(&str),
+    on_news: &mut dyn FnMut(JobNews),
+    queued: &mut Duration,
 ) -> Result<Followed, RunnerError> {
     let mut tail = Tail::default();
     let mut started: Option<Instant> = None;
     let mut stopping: Option<Exit> = None;
+    let mut waiting = Instant::now();
+    let mut reason: Option<String> = None;
     loop {
         let info = job_info(id)?;
         tail.read(&job.log_path, on_line);
@@ -294,16 +313,32 @@ fn follow(
                     .checked_sub(before)
                     .unwrap_or_else(Instant::now),
             );
+            // A reattached job's wait was the killed session's to see; this counts ours.
+            *queued += waiting.elapsed();
+            reason = None;
+            on_news(JobNews::Started {
+                job: id.to_string(),
+                queued_s: queued.as_secs_f64(),
+            });
         }
         if !running && started.is_some() && matches!(state, "PENDING" | "REQUEUED") {
             // Slurm requeued it (a node went down): its next start counts from zero, and
             // its log starts again.
             started = None;
             tail = Tail::default();
-            on_line(&format!(
-                "autoresearch: Slurm requeued job {id} ({}); waiting for it to start again",
-                info.reason
-            ));
+            waiting = Instant::now();
+            reason = Some(info.reason.clone());
+            on_news(JobNews::Requeued {
+                job: id.to_string(),
+                reason: info.reason.clone(),
+            });
+        } else if state == "PENDING" && reason.as_deref() != Some(info.reason.as_str()) {
+            // Said when it starts waiting and each time Slurm gives another reason.
+            reason = Some(info.reason.clone());
+            on_news(JobNews::Queued {
+                job: id.to_string(),
+                reason: info.reason.clone(),
+            });
         }
         let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
         if let Some(exit) = ended(&info)

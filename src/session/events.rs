@@ -54,6 +54,18 @@ pub enum Event {
         timeout_s: f64,
         log: String,
     },
+    /// What the scheduler said of a run's job (Slurm): `queued` (with Slurm's reason),
+    /// `started` (after `queued_s` in the queue), `requeued`, `resubmitted`, `reattached`.
+    Job {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        worker: Option<usize>,
+        iteration: u64,
+        job: String,
+        state: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queued_s: Option<f64>,
+    },
     /// Numbers from a progress line the script printed (e.g. the step loss).
     RunOutput {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +111,26 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event for what the scheduler said of the job of run `iteration`.
+    pub fn job(worker: Option<usize>, iteration: u64, news: &crate::runner::JobNews) -> Event {
+        use crate::runner::JobNews as N;
+        let (job, state, queued_s) = match news {
+            N::Queued { job, .. } => (job, "queued", None),
+            N::Started { job, queued_s } => (job, "started", Some(*queued_s)),
+            N::Requeued { job, .. } => (job, "requeued", None),
+            N::Resubmitted { job, .. } => (job, "resubmitted", None),
+            N::Reattached { job } => (job, "reattached", None),
+        };
+        Event::Job {
+            worker,
+            iteration,
+            job: job.clone(),
+            state: state.into(),
+            message: news.describe(),
+            queued_s,
+        }
+    }
+
     /// The event with every field that can carry untrusted text (LLM answers, training
     /// output, descriptions) passed through [`crate::text`]: what any consumer gets.
     pub fn sanitized(mut self) -> Event {
@@ -115,6 +147,10 @@ impl Event {
                 *reason = flat(reason, 2000);
             }
             Event::RunFinished { crash: Some(c), .. } => *c = flat(c, 2000),
+            Event::Job { message, job, .. } => {
+                *message = flat(message, 500);
+                *job = flat(job, 40);
+            }
             Event::Decision { record, .. } => {
                 record.description = flat(&record.description, 300);
                 record.reason = flat(&record.reason, 2000);

@@ -287,19 +287,25 @@ impl Session<'_> {
         self.send(started);
         let executor = self.executor;
         let iteration = rec.iteration;
-        let emit = &mut self.emit;
+        // Both the output and the scheduler's news are shown as they come.
+        let emit = std::cell::RefCell::new(&mut self.emit);
         let mut progress = Progress::new();
-        let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
-            crate::chaos::point("run_line");
-            if let Some((elapsed_s, numbers)) = progress.line(line) {
-                emit(&Event::RunOutput {
-                    worker: None,
-                    iteration,
-                    elapsed_s,
-                    numbers,
-                });
-            }
-        })?;
+        let outcome = executor.run_watched(
+            &job,
+            &self.cancel,
+            &mut |line: &str| {
+                crate::chaos::point("run_line");
+                if let Some((elapsed_s, numbers)) = progress.line(line) {
+                    (emit.borrow_mut())(&Event::RunOutput {
+                        worker: None,
+                        iteration,
+                        elapsed_s,
+                        numbers,
+                    });
+                }
+            },
+            &mut |n| (emit.borrow_mut())(&Event::job(None, iteration, &n).sanitized()),
+        )?;
         let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
         r.restored = restored;
         let tampered = self.guard_after_run(&guard, label)?;
@@ -353,6 +359,7 @@ impl Session<'_> {
                 value: r.value.as_ref().ok().copied(),
                 log_path: Some(rel(self.repo.root(), &r.outcome.log_path)),
                 job_id: r.outcome.job_id.clone(),
+                queue_s: r.outcome.queued.map(|q| q.as_secs_f64()),
             })?;
         }
         Ok(r)
@@ -436,6 +443,7 @@ mod tests {
             output_bytes: 0,
             stragglers_killed: 0,
             job_id: None,
+            queued: None,
         };
         let m = Metrics::default();
         let t = Duration::from_secs(70);

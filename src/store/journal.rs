@@ -5,6 +5,9 @@
 
 mod calls;
 mod migrate;
+mod runs;
+
+pub use runs::WorkerRun;
 
 pub use calls::{CallCounts, CallRow};
 
@@ -73,8 +76,9 @@ CREATE TABLE IF NOT EXISTS measurements (
 
 /// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
 /// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
-/// (`llm_calls`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// (`llm_calls`); 4: each run's scheduler job id; 5: each run's time in the scheduler's
+/// queue.
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The column names of `table`.
 pub(super) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
@@ -123,6 +127,8 @@ pub struct Measurement {
     pub log_path: Option<String>,
     /// The scheduler's id for the run (a Slurm job id), where it had one.
     pub job_id: Option<String>,
+    /// Seconds it waited in the scheduler's queue, where it had one.
+    pub queue_s: Option<f64>,
 }
 
 pub struct Journal {
@@ -406,8 +412,8 @@ impl Journal {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s, job_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO measurements (experiment_id, seed, value, log_path, at, worker, device, host, duration_s, job_id, queue_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     m.experiment_id,
                     m.seed as i64,
@@ -418,7 +424,8 @@ impl Journal {
                     place.map(|p| p.device.as_str()),
                     place.map(|p| p.host.as_str()),
                     place.map(|p| p.duration_s),
-                    m.job_id
+                    m.job_id,
+                    finite(m.queue_s)
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -431,7 +438,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT m.experiment_id, m.seed, m.value, m.log_path, m.job_id FROM measurements m
+                "SELECT m.experiment_id, m.seed, m.value, m.log_path, m.job_id, m.queue_s FROM measurements m
                  JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
             )
             .map_err(|e| self.err(e))?;
@@ -443,6 +450,7 @@ impl Journal {
                     value: row.get(2)?,
                     log_path: row.get(3)?,
                     job_id: row.get(4)?,
+                    queue_s: row.get(5)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -545,6 +553,7 @@ mod tests {
             value: Some(0.99),
             log_path: None,
             job_id: None,
+            queue_s: None,
         })
         .unwrap();
         let back = j.experiments(sid).unwrap();

@@ -36,5 +36,16 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         };
         conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 4; COMMIT;"))?;
     }
+    if version < 5 {
+        let add = if super::table_columns(conn, "measurements")?
+            .iter()
+            .any(|c| c == "queue_s")
+        {
+            ""
+        } else {
+            "ALTER TABLE measurements ADD COLUMN queue_s REAL;"
+        };
+        conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 5; COMMIT;"))?;
+    }
     Ok(())
 }
