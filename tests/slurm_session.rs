@@ -25,7 +25,9 @@ static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Holds the cluster for the test that calls it (a failed test's turn passes on).
 fn cluster() -> std::sync::MutexGuard<'static, ()> {
-    CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn slurm_up() -> bool {
@@ -468,4 +470,73 @@ fn two_workers_killed_mid_run_resume_and_record_each_run_once() {
     assert_eq!(tsv.lines().count(), 5, "a header and four rows: {tsv}");
     assert!(live_jobs(&dir.path().display().to_string()).is_empty());
     assert_eq!(dirty(dir.path()), "");
+}
+
+#[test]
+fn shared_dir_holds_the_runs_and_worktrees_the_jobs_use() {
+    if !slurm_up() {
+        return;
+    }
+    let _turn = cluster();
+    let shared = tempfile::tempdir().unwrap();
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    let toml = dir.path().join("autoresearch.toml");
+    let cfg = std::fs::read_to_string(&toml).unwrap();
+    // A folder nobody can write: refused before any run, naming the key and the fix.
+    let bad = cfg.replace(
+        "kind = \"slurm\"\n",
+        "kind = \"slurm\"\nshared_dir = \"/proc/autoresearch-shared\"\n",
+    );
+    std::fs::write(&toml, &bad).unwrap();
+    git(dir.path(), &["commit", "-qam", "shared_dir"]);
+    let out = bin()
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[executor] shared_dir /proc/autoresearch-shared: cannot write there"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join(".autoresearch/journal.sqlite").exists());
+    let good = cfg.replace(
+        "kind = \"slurm\"\n",
+        &format!(
+            "kind = \"slurm\"\nshared_dir = \"{}\"\n",
+            shared.path().display()
+        ),
+    );
+    std::fs::write(&toml, &good).unwrap();
+    git(dir.path(), &["commit", "-qam", "shared_dir"]);
+    let out = bin()
+        .args(["run", "--yes", "-n", "2", "--workers", "2", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let home = std::fs::read_link(dir.path().join(".autoresearch/runs")).unwrap();
+    let real_shared = std::fs::canonicalize(shared.path()).unwrap();
+    assert!(home.starts_with(shared.path()), "{}", home.display());
+    // The jobs were told the shared paths, and wrote their logs there.
+    let script = std::fs::read_to_string(home.join("0002/job.sbatch")).unwrap();
+    let output = script.lines().find(|l| l.contains("--output=")).unwrap();
+    let chdir = script.lines().find(|l| l.contains("--chdir=")).unwrap();
+    assert!(
+        output.contains(&real_shared.display().to_string()),
+        "{script}"
+    );
+    assert!(
+        chdir.contains(&real_shared.join("").display().to_string())
+            && chdir.contains("worktrees/w"),
+        "{script}"
+    );
+    let log = std::fs::read_to_string(home.join("0002/run.log")).unwrap();
+    assert!(log.contains("val_bpb:"), "{log}");
+    let rows = journal(dir.path());
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 != "running"), "{rows:?}");
+    assert_eq!(dirty(dir.path()), "");
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
 }

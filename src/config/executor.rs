@@ -17,6 +17,7 @@ pub(super) const KEYS: &[&str] = &[
     "mem",
     "time_margin",
     "sbatch_args",
+    "shared_dir",
 ];
 
 /// Where training runs go.
@@ -44,6 +45,10 @@ pub struct SlurmConfig {
     pub time_margin: Duration,
     /// Passed to `sbatch` as they are, e.g. `["--constraint=a100"]`.
     pub sbatch_args: Vec<String>,
+    /// Where the run folders and worktrees live when the repository is not on a
+    /// filesystem every node sees (`$VAR` and a leading `~` expanded); None: inside the
+    /// repository's `.autoresearch/`.
+    pub shared_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SlurmConfig {
@@ -57,6 +62,7 @@ impl Default for SlurmConfig {
             mem: None,
             time_margin: Duration::from_secs(300),
             sbatch_args: Vec::new(),
+            shared_dir: None,
         }
     }
 }
@@ -160,5 +166,84 @@ pub(super) fn read(top: &Section) -> Result<ExecutorConfig, ConfigError> {
     if let Some(list) = t.string_list("sbatch_args")? {
         s.sbatch_args = list.into_iter().map(|(a, _)| a).collect();
     }
+    if let Some((dir, at)) = t.string("shared_dir")? {
+        let expanded = expand(&dir).map_err(|var| {
+            invalid_at(
+                at.clone(),
+                "executor.shared_dir",
+                format!("names ${var}, which is not set"),
+                "set it, or write the path out",
+            )
+        })?;
+        if !expanded.is_absolute() {
+            return Err(invalid_at(
+                at,
+                "executor.shared_dir",
+                format!("is `{dir}`, a relative path"),
+                "give an absolute path every node sees, e.g. \"/scratch/$USER/autoresearch\"",
+            ));
+        }
+        s.shared_dir = Some(expanded);
+    }
     Ok(ExecutorConfig::Slurm(s))
+}
+
+/// `text` with `$VAR`, `${VAR}` and a leading `~` expanded; Err: the variable not set.
+fn expand(text: &str) -> Result<std::path::PathBuf, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    if let Some(r) = rest.strip_prefix('~') {
+        if r.is_empty() || r.starts_with('/') {
+            out.push_str(&std::env::var("HOME").map_err(|_| "HOME".to_string())?);
+            rest = r;
+        }
+    }
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(b) => match b.find('}') {
+                Some(j) => (&b[..j], &b[j + 1..]),
+                None => (b, ""),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else {
+            out.push_str(&std::env::var(name).map_err(|_| name.to_string())?);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shared_dir_expands_variables_and_home() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            super::expand("~/x").unwrap(),
+            std::path::PathBuf::from(format!("{home}/x"))
+        );
+        assert_eq!(
+            super::expand("/s/${HOME}/a$HOME").unwrap(),
+            std::path::PathBuf::from(format!("/s/{home}/a{home}"))
+        );
+        assert_eq!(
+            super::expand("/a/$/b").unwrap(),
+            std::path::PathBuf::from("/a/$/b")
+        );
+        assert_eq!(
+            super::expand("/x/$AUTORESEARCH_SURELY_UNSET_VAR").unwrap_err(),
+            "AUTORESEARCH_SURELY_UNSET_VAR"
+        );
+    }
 }

@@ -181,6 +181,13 @@ pub trait Executor: Send + Sync {
         0
     }
 
+    /// Readies the session's state folder (`.autoresearch/`) for this executor before
+    /// any run: Slurm puts the run folders and worktrees where every node sees them
+    /// (`shared_dir`) and checks it can write there. Returns a note for the user.
+    fn prepare_state(&self, _state_dir: &std::path::Path) -> Result<Option<String>, RunnerError> {
+        Ok(None)
+    }
+
     /// The jobs of session `session` still queued or running, for a resume to reattach
     /// to. None by default: a local process does not outlive its session.
     fn live_jobs(&self, _session: &str) -> Vec<LiveJob> {

@@ -136,10 +136,16 @@ impl SlurmExecutor {
             .as_secs()
             .div_ceil(60)
             .max(1);
+        // The nodes see the paths behind the links (`shared_dir`), not the repository's.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let log = match (job.log_path.parent(), job.log_path.file_name()) {
+            (Some(dir), Some(name)) => real(dir).join(name),
+            _ => job.log_path.clone(),
+        };
         let mut directives = vec![
             format!("--job-name={NAME_PREFIX}{label}"),
-            format!("--output={}", job.log_path.display()),
-            format!("--chdir={}", job.cwd.display()),
+            format!("--output={}", log.display()),
+            format!("--chdir={}", real(&job.cwd).display()),
             format!("--time={minutes}"),
             "--ntasks=1".to_string(),
         ];
@@ -170,7 +176,72 @@ impl SlurmExecutor {
     }
 }
 
+/// The folders of a session's state that the nodes must see.
+const SHARED: [&str; 2] = ["runs", "worktrees"];
+
+impl SlurmExecutor {
+    /// Links `state_dir`'s run folders and worktrees into `shared`, in a folder of this
+    /// project's own (its name and a hash of its path), after checking it can be written.
+    fn link_shared(&self, state_dir: &Path, shared: &Path) -> Result<PathBuf, RunnerError> {
+        use sha2::Digest;
+        let project = state_dir.parent().unwrap_or(state_dir);
+        let name = project
+            .file_name()
+            .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned());
+        let hash = format!(
+            "{:x}",
+            sha2::Sha256::digest(project.display().to_string().as_bytes())
+        );
+        let home = shared.join(format!("{name}-{}", &hash[..8]));
+        let fail = |what: &str, e: std::io::Error| {
+            RunnerError::Slurm(format!(
+                "[executor] shared_dir {}: cannot {what}: {e}; point it at a directory every node can write (e.g. \"/scratch/$USER/autoresearch\")",
+                shared.display()
+            ))
+        };
+        let probe = home.join(".write-probe");
+        std::fs::create_dir_all(&home)
+            .and_then(|()| std::fs::write(&probe, b"autoresearch\n"))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| fail("write there", e))?;
+        for sub in SHARED {
+            let target = home.join(sub);
+            std::fs::create_dir_all(&target).map_err(|e| fail("create a folder", e))?;
+            let link = state_dir.join(sub);
+            match std::fs::read_link(&link) {
+                Ok(t) if t == target => continue,
+                Ok(_) => std::fs::remove_file(&link).map_err(|e| fail("relink", e))?,
+                Err(_) if link.exists() => {
+                    let empty = std::fs::read_dir(&link).is_ok_and(|mut d| d.next().is_none());
+                    if !empty {
+                        return Err(RunnerError::Slurm(format!(
+                            "{} holds runs of an earlier session kept in the repository; move its contents to {} (or leave out [executor] shared_dir) and run again",
+                            link.display(),
+                            target.display()
+                        )));
+                    }
+                    std::fs::remove_dir(&link).map_err(|e| fail("replace an empty folder", e))?;
+                }
+                Err(_) => {}
+            }
+            std::os::unix::fs::symlink(&target, &link).map_err(|e| fail("link it", e))?;
+        }
+        Ok(home)
+    }
+}
+
 impl Executor for SlurmExecutor {
+    fn prepare_state(&self, state_dir: &Path) -> Result<Option<String>, RunnerError> {
+        let Some(shared) = &self.cfg.shared_dir else {
+            return Ok(None);
+        };
+        let home = self.link_shared(state_dir, shared)?;
+        Ok(Some(format!(
+            "run folders and worktrees live in {} (shared_dir), linked from .autoresearch/",
+            home.display()
+        )))
+    }
+
     fn reap_session(&self, session: &str, keep: &[String]) -> usize {
         self.cancel_session_jobs(session, keep)
     }

@@ -116,6 +116,8 @@ impl<'a> Session<'a> {
             &format!("/{prefix}{STATE_DIR}/"),
         ])?;
         let lock = SessionLock::acquire(&state_dir)?;
+        // Where the executor needs the runs to be (Slurm: a folder every node sees).
+        let prepared = s.executor.prepare_state(&state_dir)?;
         // Before the baseline: an LLM that cannot answer must say so now, not after it.
         let llm_notes = s
             .proposer
@@ -241,7 +243,7 @@ impl<'a> Session<'a> {
         if let Some(w) = sandbox.warning {
             session.warn(format!("sandbox: {w}"));
         }
-        for note in llm_notes {
+        for note in llm_notes.into_iter().chain(prepared) {
             session.note(note);
         }
         if let Some(note) = session.proposer.note() {

@@ -207,7 +207,11 @@ impl Repo {
         if !path.join(".git").exists() {
             return None;
         }
-        Repo::open(path).ok().filter(|r| r.root() == path)
+        // Through a link (`[executor] shared_dir`) git names the real folder.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        Repo::open(path)
+            .ok()
+            .filter(|r| r.root() == path || real(r.root()) == real(path))
     }
 
     /// `git checkout --detach -f <commit>` and drop tracked changes: the tree is exactly
