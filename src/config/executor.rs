@@ -191,13 +191,9 @@ pub(super) fn read(top: &Section) -> Result<ExecutorConfig, ConfigError> {
 /// `text` with `$VAR`, `${VAR}` and a leading `~` expanded; Err: the variable not set.
 fn expand(text: &str) -> Result<std::path::PathBuf, String> {
     let mut out = String::new();
-    let mut rest = text;
-    if let Some(r) = rest.strip_prefix('~') {
-        if r.is_empty() || r.starts_with('/') {
-            out.push_str(&std::env::var("HOME").map_err(|_| "HOME".to_string())?);
-            rest = r;
-        }
-    }
+    let home = super::home_path(text).ok_or_else(|| "HOME".to_string())?;
+    let home = home.to_string_lossy();
+    let mut rest: &str = &home;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];

@@ -15,6 +15,7 @@ mod sandbox;
 mod section;
 
 pub use executor::{ExecutorConfig, SlurmConfig};
+pub(crate) use paths::home_path;
 
 pub use error::{ConfigError, Location};
 pub use load::{check_tag, load, load_str, parse_direction, parse_scope, repo_root};

@@ -175,6 +175,18 @@ fn leads_inside(root: &Path, link: &Path) -> Result<(), String> {
 /// `[sandbox] writable` folders: outside the project anything but an ancestor of it (that
 /// would make `.git` writable); inside it, never `.git`, `.autoresearch` or the project
 /// folder itself.
+/// `~` and `~/…` in a configured path, read as the home folder (as a shell would); other
+/// paths as they are. None when the path needs a home and `HOME` is not set. The config
+/// check and the box read `[sandbox] writable` through this one function.
+pub(crate) fn home_path(w: &str) -> Option<PathBuf> {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match w.strip_prefix('~') {
+        Some("") => home(),
+        Some(rest) if rest.starts_with('/') => Some(home()?.join(rest.trim_start_matches('/'))),
+        _ => Some(PathBuf::from(w)),
+    }
+}
+
 pub(super) fn check_writable(
     root: &Path,
     writable: &[String],
@@ -182,14 +194,9 @@ pub(super) fn check_writable(
 ) -> Result<(), ConfigError> {
     let key = "sandbox.writable";
     let fix = "list folders training writes, e.g. writable = [\"out\", \"~/.cache/torch\"]";
-    let home = std::env::var_os("HOME").map(PathBuf::from);
     let root_abs = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     for w in writable {
-        let p = match (w.strip_prefix("~/"), &home) {
-            (Some(rest), Some(h)) => h.join(rest),
-            _ if w == "~" => home.clone().unwrap_or_default(),
-            _ => PathBuf::from(w),
-        };
+        let p = home_path(w).unwrap_or_default();
         let shown = PathBuf::from(w);
         if p.is_absolute() {
             let normal: PathBuf = p.components().collect();
@@ -262,6 +269,20 @@ mod tests {
 
     fn at() -> Location {
         Location::file_only(Path::new("autoresearch.toml"))
+    }
+
+    #[test]
+    fn home_is_read_the_same_for_a_bare_tilde_and_a_tilde_path() {
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(home_path("~"), Some(home.clone()));
+        assert_eq!(home_path("~/.cache/torch"), Some(home.join(".cache/torch")));
+        assert_eq!(home_path("~other/x"), Some(PathBuf::from("~other/x")));
+        assert_eq!(home_path("out"), Some(PathBuf::from("out")));
+        // The box binds what the check read: a bare `~` is the home, not `<repo>/~`.
+        let msg = check_writable(&home, &["~".into()], &at())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("contains the project"), "{msg}");
     }
 
     fn problem(root: &Path, role: Role, p: &str) -> Option<String> {

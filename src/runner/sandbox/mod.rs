@@ -309,15 +309,10 @@ fn non_dumpable() -> bool {
 /// `~/x` is under $HOME, a relative path under the repository. Missing folders are created,
 /// so a script can fill a cache that does not exist yet.
 fn writable_paths(list: &[String], repo: &Path) -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
     list.iter()
         .filter_map(|w| {
-            let p = match (w.strip_prefix("~/"), &home) {
-                (Some(rest), Some(h)) => h.join(rest),
-                (Some(_), None) => return None,
-                _ if Path::new(w).is_absolute() => PathBuf::from(w),
-                _ => repo.join(w),
-            };
+            let p = crate::config::home_path(w)?;
+            let p = if p.is_absolute() { p } else { repo.join(p) };
             // Best effort: bwrap skips what still does not exist (`--bind-try`).
             let _ = std::fs::create_dir_all(&p);
             Some(p)
