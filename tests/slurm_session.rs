@@ -540,3 +540,79 @@ fn shared_dir_holds_the_runs_and_worktrees_the_jobs_use() {
     assert_eq!(dirty(dir.path()), "");
     assert!(live_jobs(&dir.path().display().to_string()).is_empty());
 }
+
+#[test]
+fn the_box_runs_inside_the_job_and_a_node_without_it_says_so() {
+    if !slurm_up() {
+        return;
+    }
+    let _turn = cluster();
+    let boxed = |dir: &Path| {
+        let toml = dir.join("autoresearch.toml");
+        let cfg = std::fs::read_to_string(&toml)
+            .unwrap()
+            .replace("[sandbox]\nmode = \"none\"\nnetwork = \"allow\"", "");
+        std::fs::write(&toml, cfg).unwrap();
+        git(dir, &["commit", "-qam", "the box"]);
+    };
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    boxed(dir.path());
+    let out = bin()
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&out.stdout).contains("sandbox: none") {
+        assert!(
+            std::env::var_os("AUTORESEARCH_REQUIRE_SANDBOX").is_none(),
+            "{}",
+            text(&out)
+        );
+        eprintln!("SKIPPED: no box on this machine");
+        return;
+    }
+    assert!(out.status.success(), "{}", text(&out));
+    let script =
+        std::fs::read_to_string(dir.path().join(".autoresearch/runs/0001/job.sbatch")).unwrap();
+    assert!(script.contains("exec unshare"), "{script}");
+    assert_eq!(journal(dir.path()).len(), 2);
+    // A node where user namespaces are off (here: an `unshare` that refuses inside jobs
+    // only, as the login node's works): the run fails with a line that says why and how.
+    let dir = slurm_repo("[decision]\nmode = \"greedy\"\n", "60s");
+    boxed(dir.path());
+    let bin_dir = tempfile::tempdir().unwrap();
+    let fake = bin_dir.path().join("unshare");
+    let real = String::from_utf8_lossy(
+        &Command::new("sh")
+            .args(["-c", "command -v unshare"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nif [ -n \"$SLURM_JOB_ID\" ]; then echo 'unshare: Operation not permitted' >&2; exit 1; fi\nexec {real} \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = bin()
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("the sandbox cannot start on node") && all.contains("mode = \"none\""),
+        "{all}"
+    );
+    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+}

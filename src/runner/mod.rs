@@ -133,6 +133,10 @@ impl JobNews {
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
+            // Slurm says `None` until it has looked at a new job.
+            JobNews::Queued { job, reason } if reason.is_empty() || reason == "None" => {
+                format!("job {job} queued")
+            }
             JobNews::Queued { job, reason } => format!("job {job} queued ({reason})"),
             JobNews::Started { job, queued_s } => {
                 format!("job {job} started after {queued_s:.0} s in the queue")

@@ -169,6 +169,13 @@ impl SlurmExecutor {
         }
         s.push_str(&format!("export {RUN_TOKEN_ENV}={}\n", quote(label)));
         let cmd = job.sandbox.command(job);
+        if let Some(probe) = namespace_probe(&cmd) {
+            // The login node could make the box; a compute node may not (user namespaces
+            // off): the run then fails saying so, instead of running unboxed.
+            s.push_str(&format!(
+                "if ! {probe} >/dev/null 2>&1; then\n  echo \"autoresearch: the sandbox cannot start on node $(hostname): '{probe}' failed (user namespaces may be off there); set [sandbox] mode = \\\"none\\\" for runs on this cluster, or ask its admins to allow unprivileged user namespaces\" >&2\n  exit 125\nfi\n"
+            ));
+        }
         let mut words = vec![quote(&cmd.get_program().to_string_lossy())];
         words.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));
         s.push_str(&format!("exec {}\n", words.join(" ")));
@@ -330,6 +337,36 @@ impl Executor for SlurmExecutor {
             }
         }
     }
+}
+
+/// A command that fails where the sandbox of `cmd` cannot start: its namespaces, then
+/// `true`. None when `cmd` needs none.
+fn namespace_probe(cmd: &Command) -> Option<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    let keep: &[&str] = match program.as_str() {
+        "unshare" => &[
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+        ],
+        "bwrap" => &["--unshare-net"],
+        _ => return None,
+    };
+    let mut words = vec![program.clone()];
+    if program == "bwrap" {
+        words.extend(["--ro-bind", "/", "/"].map(String::from));
+    }
+    words.extend(args.into_iter().filter(|a| keep.contains(&a.as_str())));
+    words.push("true".into());
+    Some(words.join(" "))
 }
 
 /// How a job ended.
