@@ -25,27 +25,24 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ))?;
     }
     if version < 4 {
-        // Where a test (or a hand) set the version back, the column may already be there.
-        let add = if super::table_columns(conn, "measurements")?
-            .iter()
-            .any(|c| c == "job_id")
-        {
-            ""
-        } else {
-            "ALTER TABLE measurements ADD COLUMN job_id TEXT;"
-        };
-        conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 4; COMMIT;"))?;
+        add_column(conn, "measurements", "job_id TEXT", 4)?;
     }
     if version < 5 {
-        let add = if super::table_columns(conn, "measurements")?
-            .iter()
-            .any(|c| c == "queue_s")
-        {
-            ""
-        } else {
-            "ALTER TABLE measurements ADD COLUMN queue_s REAL;"
-        };
-        conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 5; COMMIT;"))?;
+        add_column(conn, "measurements", "queue_s REAL", 5)?;
     }
     Ok(())
+}
+
+/// One step that adds a column (`name TYPE`) to `table` and sets the version to `version`.
+/// Where a test (or a hand) set the version back, the column may already be there.
+fn add_column(conn: &Connection, table: &str, column: &str, version: i64) -> rusqlite::Result<()> {
+    let name = column.split_whitespace().next().unwrap_or(column);
+    let add = if super::table_columns(conn, table)?.iter().any(|c| c == name) {
+        String::new()
+    } else {
+        format!("ALTER TABLE {table} ADD COLUMN {column};")
+    };
+    conn.execute_batch(&format!(
+        "BEGIN; {add} PRAGMA user_version = {version}; COMMIT;"
+    ))
 }
