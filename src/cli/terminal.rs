@@ -15,6 +15,8 @@ pub struct Reporter {
     budget_s: f64,
     metric: String,
     minimize: bool,
+    /// The session's tag once it has started: every JSON line carries it.
+    session: Option<String>,
 }
 
 const GREEN: &str = "\x1b[32m";
@@ -34,6 +36,7 @@ impl Reporter {
             budget_s: 0.0,
             metric: String::new(),
             minimize: true,
+            session: None,
         }
     }
 
@@ -88,10 +91,23 @@ impl Reporter {
 
     pub fn event(&mut self, e: &Event) {
         if self.json {
-            // Per-line progress is for eyes; programs get the structured events.
+            if let Event::SessionStarted { tag, .. } = e {
+                self.session = Some(tag.clone());
+            }
+            // Per-line progress is for eyes; programs get the structured events, each in
+            // an envelope: when (milliseconds, UTC) and which session.
             if !matches!(e, Event::RunOutput { .. }) {
                 if let Ok(line) = serde_json::to_string(e) {
-                    out(format_args!("{line}\n"));
+                    let at =
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    let session = self
+                        .session
+                        .as_ref()
+                        .map(|t| format!(",\"session\":{}", serde_json::Value::from(t.as_str())))
+                        .unwrap_or_default();
+                    // The event's own fields follow, in their order (`{"event":…`).
+                    let fields = line.strip_prefix('{').unwrap_or(&line);
+                    out(format_args!("{{\"at\":\"{at}\"{session},{fields}\n"));
                 }
             }
             return;
