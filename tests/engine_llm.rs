@@ -8,7 +8,7 @@ mod llm_support;
 
 use common::{dirty, git, text};
 use llm_session_support::*;
-use llm_support::{Server, ok, openai_answer};
+use llm_support::{Concurrent, Server, ok, openai_answer};
 
 #[test]
 fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
@@ -94,4 +94,53 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
     // A spare prepared but never started is on record too (one asked as the session
     // ended may still be on its way: at most one row per request).
     assert!(calls.len() <= server.received().len(), "{calls:?}");
+}
+
+#[test]
+fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
+    // Every answer widens the net to a new size: WIDTH does not move val_bpb, so the best
+    // stays the baseline and every proposal applies.
+    let server = Concurrent::start(|n| {
+        let width = format!("WIDTH = {}", 4 + n);
+        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
+    });
+    let prices = "price_input = 1000.0\nprice_output = 1000.0\nstream = false";
+    let dir = repo_with(&openai_agent(&server.url, prices));
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", "6"])
+        .args(["--workers", "2"])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Two workers: two calls at a time by default, and they were in flight together.
+    assert!(server.peak() >= 2, "peak {} in flight", server.peak());
+    let rows = rows(dir.path());
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert!(rows[1..].iter().all(|r| r.status == "discard"), "{rows:?}");
+    // Every request the server answered is one row of llm_calls, none twice, each under
+    // the experiment it made; the experiments' costs are the calls' costs.
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let calls: Vec<(i64, f64)> = conn
+        .prepare("SELECT iteration, cost_usd FROM llm_calls ORDER BY iteration")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(calls.len(), server.received(), "{calls:?}");
+    let its: Vec<i64> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(its, [1, 2, 3, 4, 5, 6], "{calls:?}");
+    let per_call: f64 = calls.iter().map(|c| c.1).sum();
+    let recorded: f64 = rows
+        .iter()
+        .filter_map(|r| r.metrics["autoresearch_cost_usd"].as_f64())
+        .sum();
+    assert!(
+        per_call > 0.0 && (per_call - recorded).abs() < 1e-9,
+        "{per_call} vs {recorded}"
+    );
+    assert_eq!(dirty(dir.path()), "");
+    assert!(common::survivors(dir.path()).is_empty());
 }

@@ -142,8 +142,25 @@ impl Engine<'_, '_> {
                         .iter()
                         .map(|c| (c.path.clone(), c.contents.clone())),
                 );
+                let hash = state_hash(&files);
+                if self.seen().contains(&hash) {
+                    // Calls made side by side saw the same state and may answer alike: the
+                    // second is on the record as rejected, not counted against the proposer.
+                    let mut extra = BTreeMap::new();
+                    record_usage(&mut extra, &usage);
+                    let iteration = self.take_iteration();
+                    self.record_calls(iteration, calls)?;
+                    let why = "the proposal equals one made at the same time or already run (a duplicate experiment)";
+                    return self.s.record_rejection(
+                        iteration,
+                        &one_line(&p.description),
+                        p.category,
+                        why,
+                        extra,
+                    );
+                }
                 self.ready.push_back(Ready {
-                    hash: state_hash(&files),
+                    hash,
                     proposal: p,
                     parent,
                     earlier: Earlier::default(),
