@@ -12,10 +12,13 @@ Definitions (also in BENCHMARKS.md):
   noticing the end of the run, resetting. The median over the measured experiments is
   printed. The proposer is the built-in search (it answers in well under a millisecond
   at 10 rows) and the training a Python script that prints its metric and exits.
-- at 10 rows: experiments 11 to 10+K of a fresh session; at 10,000 rows: the same session
-  after its journal is grown to 10,000 experiments (copies of its own discarded rows with
-  their measurements, under new numbers and state hashes: a generated journal) and
-  resumed with the same tag, K more experiments.
+- at 10 rows: K experiments of a session resumed after its first 10 (it grows to 10+K);
+  at 10,000 rows: K experiments of another session after its journal is grown to 10,000
+  experiments (copies of its own discarded rows with their measurements, under new
+  numbers and state hashes: a generated journal) and it is resumed with the same tag.
+  The two are measured in alternating rounds of K/3, so that the machine's other load
+  weighs on both alike; the first experiment of each round has no interval and is left
+  out.
 - flood: a script that writes 100 MB of `loss: <number>` lines. Alone: its wall time with
   stdout to a file (as the harness logs it). Under the harness: the run's `duration_s`.
 
@@ -36,10 +39,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-TRAIN = """LR = 0.04
-WD = 0.1
-WARMUP = 0.05
-print(f"val_bpb: {1 + (LR - 0.03) ** 2 + (WD - 0.2) ** 2 + (WARMUP - 0.1) ** 2:.6f}")
+# Thirty constants, so that the search has moves left after a hundred experiments.
+TRAIN = "".join(f"K{i} = {0.5 + i / 100:.2f}\n" for i in range(30)) + """
+ks = [v for k, v in sorted(globals().items()) if k.startswith("K")]
+print(f"val_bpb: {1 + sum((k - 0.3) ** 2 for k in ks):.6f}")
 """
 
 FLOOD = """import sys
@@ -91,9 +94,9 @@ def make_repo(d, train):
     git(d, "commit", "-q", "-m", "init")
 
 
-def session(binary, d, n, workers=None):
+def session(binary, d, n, workers=None, tag="bench"):
     """Runs `n` experiments; returns the per-experiment overheads (seconds) and durations."""
-    args = [binary, "run", "--yes", "--json", "--repo", d, "-n", str(n)]
+    args = [binary, "run", "--yes", "--json", "--repo", d, "-n", str(n), "--tag", tag]
     if workers:
         args += ["--workers", str(workers)]
     env = dict(os.environ, AUTORESEARCH_PLATFORM="cpu")
@@ -154,17 +157,24 @@ def median_ms(xs):
     return 1000 * statistics.median(xs)
 
 
-def overhead(binary, k, rows, workers):
-    d = tempfile.mkdtemp(prefix="ar-overhead-")
+def overhead(binary, k, rows, workers, rounds=3):
+    """Overheads at a small and at a large journal, measured in alternating rounds so that
+    whatever else the machine does weighs on both alike."""
+    small_dir = tempfile.mkdtemp(prefix="ar-overhead-")
+    large_dir = tempfile.mkdtemp(prefix="ar-overhead-")
     try:
-        make_repo(d, TRAIN)
-        first, _ = session(binary, d, 10 + k, workers)
-        small = first[9:]
-        n = grow(d, rows)
-        large, _ = session(binary, d, k, workers)
+        for d in (small_dir, large_dir):
+            make_repo(d, TRAIN)
+            session(binary, d, 10, workers)
+        n = grow(large_dir, rows)
+        small, large = [], []
+        for _ in range(rounds):
+            small += session(binary, small_dir, k // rounds + 1, workers)[0]
+            large += session(binary, large_dir, k // rounds + 1, workers)[0]
         return small, large, n
     finally:
-        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(small_dir, ignore_errors=True)
+        shutil.rmtree(large_dir, ignore_errors=True)
 
 
 def flood(binary):
@@ -180,11 +190,8 @@ def flood(binary):
         os.remove(os.path.join(d, "alone.log"))
         # The baseline's runs: the same file every time (greedy: one run each).
         under = []
-        for _ in range(3):
-            shutil.rmtree(os.path.join(d, ".autoresearch"), ignore_errors=True)
-            subprocess.run(["git", "branch", "-q", "-D", "autoresearch/bench"], cwd=d,
-                           capture_output=True)
-            _, durations = session(binary, d, 1)
+        for i in range(3):
+            _, durations = session(binary, d, 1, tag=f"flood{i}")
             under.append(durations[0])
         return statistics.median(alone), statistics.median(under)
     finally:
@@ -203,7 +210,7 @@ def main():
     for workers, label in [(None, "one-tree loop"), (1, "engine, --workers 1")]:
         small, large, n = overhead(a.binary, a.experiments, a.rows, workers)
         s, l = median_ms(small), median_ms(large)
-        print(f"{label:<24}{s:>8.1f}ms{l:>11.1f}ms{l / s:>8.2f}   ({n} rows)")
+        print(f"{label:<24}{s:>8.1f}ms{l:>11.1f}ms{l / s:>8.2f}   ({n} rows; {len(small)} and {len(large)} measured)")
     if not a.skip_flood:
         alone, under = flood(a.binary)
         print(f"100 MB of progress lines: alone {alone:.3f} s, under the harness {under:.3f} s, "

@@ -303,15 +303,17 @@ impl Engine<'_, '_> {
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
         // Experiments as stop_reason and the reports count them (rejected proposals are
         // not), plus those in flight and prepared: max_iterations is reached exactly.
-        let done = crate::report::Tally::of(&s.history).experiments;
-        let planned = done + (self.trials.len() + self.ready.len() + self.asked) as u64;
+        let planned = || {
+            let done = crate::report::Tally::of(&s.history).experiments;
+            done + (self.trials.len() + self.ready.len() + self.asked) as u64
+        };
         self.stop.is_none()
             && self.asked < self.concurrency
             && self.exhausted.is_none()
             && s.baseline().is_some()
             && self.ready.len() + self.asked < self.specs.len() + 1
             && s.opts.iterations.is_none_or(|n| ahead < n)
-            && s.config.max_iterations.is_none_or(|n| planned < n)
+            && s.config.max_iterations.is_none_or(|n| planned() < n)
     }
 
     /// Feeds idle workers, asks for proposals, and falls back on a leftover when the
