@@ -389,7 +389,7 @@ impl Engine<'_, '_> {
     }
 
     /// Everything the proposer must not offer again: every state run, running or prepared.
-    pub(super) fn seen(&self) -> HashSet<String> {
+    fn seen(&self) -> HashSet<String> {
         self.s
             .history
             .iter()

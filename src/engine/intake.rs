@@ -143,14 +143,19 @@ impl Engine<'_, '_> {
                         .map(|c| (c.path.clone(), c.contents.clone())),
                 );
                 let hash = state_hash(&files);
-                if self.seen().contains(&hash) {
+                // What had run when the call was made was in its snapshot (the proposer
+                // refuses those itself); what is running or prepared since may not be.
+                let twin = self.trials.values().any(|t| t.rec.state_hash == hash)
+                    || self.ready.iter().any(|r| r.hash == hash);
+                if twin {
                     // Calls made side by side saw the same state and may answer alike: the
                     // second is on the record as rejected, not counted against the proposer.
                     let mut extra = BTreeMap::new();
                     record_usage(&mut extra, &usage);
                     let iteration = self.take_iteration();
                     self.record_calls(iteration, calls)?;
-                    let why = "the proposal equals one made at the same time or already run (a duplicate experiment)";
+                    let why =
+                        "the proposal equals one made at the same time (a duplicate experiment)";
                     return self.s.record_rejection(
                         iteration,
                         &one_line(&p.description),

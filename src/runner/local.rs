@@ -495,6 +495,7 @@ fn spawn_reader(
             }
             throttle.feed(&mut lines, chunk, &mut emit);
         }
+        throttle.finish(&mut emit);
         lines.flush(&mut emit);
     };
     std::thread::Builder::new()
