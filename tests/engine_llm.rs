@@ -8,7 +8,7 @@ mod llm_support;
 
 use common::{dirty, git, text};
 use llm_session_support::*;
-use llm_support::{Concurrent, Server, ok, openai_answer};
+use llm_support::{Concurrent, Reply, Server, ok, openai_answer};
 
 #[test]
 fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
@@ -140,6 +140,47 @@ fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
     assert!(
         per_call > 0.0 && (per_call - recorded).abs() < 1e-9,
         "{per_call} vs {recorded}"
+    );
+    assert_eq!(dirty(dir.path()), "");
+    assert!(common::survivors(dir.path()).is_empty());
+}
+
+#[test]
+fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded() {
+    // The second call (made while experiment 1 trains) is refused: nothing new starts,
+    // experiment 1 finishes and is decided, and the session ends with exit 5.
+    let refused = Reply::Json(
+        401,
+        r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.into(),
+        Vec::new(),
+    );
+    let server = Server::start(vec![
+        ok(openai_answer(&answer(
+            "raise LR 0.1 -> 0.2",
+            "LR = 0.1",
+            "LR = 0.2",
+        ))),
+        refused,
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", "3"])
+        .args(["--workers", "1"])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        text(&out)
+    );
+    let rows = rows(dir.path());
+    assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")], "{rows:?}");
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "autoresearch/t"]),
+        rows[1].commit
     );
     assert_eq!(dirty(dir.path()), "");
     assert!(common::survivors(dir.path()).is_empty());

@@ -81,6 +81,8 @@ pub(super) struct Engine<'s, 'a> {
     pub stop: Option<EndReason>,
     /// When the session found it had nothing left but calls in flight.
     stopping: Option<Instant>,
+    /// The error the session ends with once the runs in flight are recorded.
+    failure: Option<SessionError>,
     host: String,
 }
 
@@ -189,6 +191,7 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             next_iteration,
             stop: None,
             stopping: None,
+            failure: None,
             host: super::host_name(),
             s,
         };
@@ -241,12 +244,28 @@ impl Engine<'_, '_> {
                     };
                     let waited = since.elapsed() >= patience || self.s.cancel.level() >= 2;
                     if (self.repairs == 0 || interrupted) && (self.asked == 0 || waited) {
-                        return Ok(reason);
+                        return match self.failure.take() {
+                            Some(e) => Err(e),
+                            None => Ok(reason),
+                        };
                     }
                 }
             }
             match rx.recv_timeout(WAKE) {
-                Ok(msg) => self.handle(msg)?,
+                Ok(msg) => match self.handle(msg) {
+                    // The proposer cannot go on (a refused key, a server gone, answers
+                    // unusable again and again): nothing new starts, and the runs in flight
+                    // finish and are recorded before the session ends with the error.
+                    Err(
+                        e @ (SessionError::Proposer(_)
+                        | SessionError::LlmUnreachable(..)
+                        | SessionError::TooManyFailedProposals(..)),
+                    ) if !self.trials.is_empty() && !self.s.cancel.requested() => {
+                        self.stop.get_or_insert(EndReason::Interrupted);
+                        self.failure.get_or_insert(e);
+                    }
+                    r => r?,
+                },
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(SessionError::Engine("every worker thread ended".into()));
@@ -275,23 +294,6 @@ impl Engine<'_, '_> {
                 self.s.unrecorded_cost_usd += r.proposal.usage.cost_usd;
             }
         }
-    }
-
-    /// The cost of what is not in the history yet: experiments in flight and proposals
-    /// prepared.
-    fn cost_ahead(&self) -> f64 {
-        let running: f64 = self
-            .trials
-            .values()
-            .filter(|t| matches!(t.kind, Kind::Candidate { .. }))
-            .filter_map(|t| t.rec.metrics.get(crate::session::COST_KEY))
-            .sum();
-        running
-            + self
-                .ready
-                .iter()
-                .map(|r| r.proposal.usage.cost_usd)
-                .sum::<f64>()
     }
 
     /// Whether another proposal may be asked for now: no stop, the baseline measured, a

@@ -80,6 +80,23 @@ impl Engine<'_, '_> {
         }
     }
 
+    /// The cost of what is not in the history yet: experiments in flight and proposals
+    /// prepared.
+    pub(super) fn cost_ahead(&self) -> f64 {
+        let running: f64 = self
+            .trials
+            .values()
+            .filter(|t| matches!(t.kind, Kind::Candidate { .. }))
+            .filter_map(|t| t.rec.metrics.get(crate::session::COST_KEY))
+            .sum();
+        running
+            + self
+                .ready
+                .iter()
+                .map(|r| r.proposal.usage.cost_usd)
+                .sum::<f64>()
+    }
+
     /// Writes the calls behind experiment `iteration` to the journal.
     fn record_calls(
         &self,
