@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -135,6 +136,13 @@ def git(cwd, *args):
 def session(binary, url, budget, workers, experiments):
     """Runs one session; returns per-worker (start, end) intervals of its experiments."""
     d = tempfile.mkdtemp(prefix="ar-engine-")
+    try:
+        return run_session(d, binary, url, budget, workers, experiments)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run_session(d, binary, url, budget, workers, experiments):
     with open(os.path.join(d, "train.py"), "w") as f:
         f.write(TRAIN)
     with open(os.path.join(d, "prepare.py"), "w") as f:

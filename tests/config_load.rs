@@ -572,6 +572,29 @@ fn llm_agent_keys_load_phases_repairs_retries_and_prices() {
     assert_eq!(cfg.agent.retry_base, Some(Duration::from_secs(1)));
     let prices = cfg.agent.prices.unwrap();
     assert_eq!((prices.input, prices.output), (3.0, 15.0));
+    // LLM calls at a time: one per worker, at most 4, for an HTTP backend unless set.
+    assert_eq!(cfg.agent.concurrency, None);
+    assert_eq!(cfg.agent.concurrency_for(2), 2);
+    assert_eq!(cfg.agent.concurrency_for(8), 4);
+    let agent =
+        "budget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n[agent]\n";
+    let set = load_in(
+        &dir,
+        &format!("{agent}backend = \"command\"\ncommand = \"a\"\n"),
+    )
+    .unwrap();
+    assert_eq!(set.agent.concurrency_for(4), 1);
+    let set = load_in(
+        &dir,
+        &format!("{agent}backend = \"command\"\ncommand = \"a\"\nconcurrency = 3\n"),
+    )
+    .unwrap();
+    assert_eq!(set.agent.concurrency_for(4), 3);
+    let e = err(&dir, &format!("{agent}concurrency = 0\n"));
+    assert!(
+        e.contains("`agent.concurrency` is 0") && e.contains("1 or more"),
+        "{e}"
+    );
     let e = err(
         &dir,
         "budget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n[agent]\nprice_input = -1.0\n",

@@ -8,7 +8,7 @@ mod llm_support;
 
 use common::{dirty, git, text};
 use llm_session_support::*;
-use llm_support::{Server, ok, openai_answer};
+use llm_support::{Concurrent, Reply, Server, ok, openai_answer};
 
 #[test]
 fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
@@ -94,4 +94,94 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
     // A spare prepared but never started is on record too (one asked as the session
     // ended may still be on its way: at most one row per request).
     assert!(calls.len() <= server.received().len(), "{calls:?}");
+}
+
+#[test]
+fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
+    // Every answer widens the net to a new size: WIDTH does not move val_bpb, so the best
+    // stays the baseline and every proposal applies.
+    let server = Concurrent::start(|n| {
+        let width = format!("WIDTH = {}", 4 + n);
+        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
+    });
+    let prices = "price_input = 1000.0\nprice_output = 1000.0\nstream = false";
+    let dir = repo_with(&openai_agent(&server.url, prices));
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", "6"])
+        .args(["--workers", "2"])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Two workers: two calls at a time by default, and they were in flight together.
+    assert!(server.peak() >= 2, "peak {} in flight", server.peak());
+    let rows = rows(dir.path());
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert!(rows[1..].iter().all(|r| r.status == "discard"), "{rows:?}");
+    // Every request the server answered is one row of llm_calls, none twice, each under
+    // the experiment it made; the experiments' costs are the calls' costs.
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let calls: Vec<(i64, f64)> = conn
+        .prepare("SELECT iteration, cost_usd FROM llm_calls ORDER BY iteration")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(calls.len(), server.received(), "{calls:?}");
+    let its: Vec<i64> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(its, [1, 2, 3, 4, 5, 6], "{calls:?}");
+    let per_call: f64 = calls.iter().map(|c| c.1).sum();
+    let recorded: f64 = rows
+        .iter()
+        .filter_map(|r| r.metrics["autoresearch_cost_usd"].as_f64())
+        .sum();
+    assert!(
+        per_call > 0.0 && (per_call - recorded).abs() < 1e-9,
+        "{per_call} vs {recorded}"
+    );
+    assert_eq!(dirty(dir.path()), "");
+    assert!(common::survivors(dir.path()).is_empty());
+}
+
+#[test]
+fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded() {
+    // The second call (made while experiment 1 trains) is refused: nothing new starts,
+    // experiment 1 finishes and is decided, and the session ends with exit 5.
+    let refused = Reply::Json(
+        401,
+        r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.into(),
+        Vec::new(),
+    );
+    let server = Server::start(vec![
+        ok(openai_answer(&answer(
+            "raise LR 0.1 -> 0.2",
+            "LR = 0.1",
+            "LR = 0.2",
+        ))),
+        refused,
+    ]);
+    let dir = repo_with(&openai_agent(&server.url, ""));
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", "3"])
+        .args(["--workers", "1"])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        text(&out)
+    );
+    let rows = rows(dir.path());
+    assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")], "{rows:?}");
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "autoresearch/t"]),
+        rows[1].commit
+    );
+    assert_eq!(dirty(dir.path()), "");
+    assert!(common::survivors(dir.path()).is_empty());
 }

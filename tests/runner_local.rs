@@ -236,7 +236,17 @@ fn a_flood_is_capped_without_deadlock() {
     assert!(log.ends_with(b"\nEND-OF-FLOOD\n"));
     let text = String::from_utf8_lossy(&log);
     assert_eq!(text.matches(&marker).count(), 1, "marker missing");
-    assert_eq!(lines.len(), 1 + 500 * 1000 + 10 + 1);
+    // Lines are handed on only as fast as anyone can watch them (the log has them all):
+    // a sample, each line whole, the last one among them.
+    assert!(
+        lines.len() < 500 * 1000 / 10,
+        "{} lines handed on",
+        lines.len()
+    );
+    let whole = |l: &String| {
+        l == "START" || l == "END-OF-FLOOD" || l.starts_with("stderr note ") || *l == "y".repeat(99)
+    };
+    assert!(lines.iter().all(whole), "a line in pieces");
     assert_eq!(lines.last().unwrap(), "END-OF-FLOOD");
 }
 

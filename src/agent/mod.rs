@@ -185,6 +185,14 @@ pub trait Proposer: Send {
     /// From now on, abandon a call in progress when `cancel` is requested (a Ctrl-C does
     /// not wait for the answer), and show its progress to `progress`.
     fn watch(&mut self, _cancel: crate::runner::Cancel, _progress: Option<ProgressSink>) {}
+
+    /// Another proposer like this one, for a call made at the same time as this one's
+    /// (`[agent] concurrency`): the same backend, what was learned at the start-up check,
+    /// the same watch, and a record of calls of its own. `None`: this proposer answers
+    /// one request at a time.
+    fn fork(&self) -> Option<Box<dyn Proposer>> {
+        None
+    }
 }
 
 /// The proposer `config` asks for: the built-in search, or an LLM backend.

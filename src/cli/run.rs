@@ -266,7 +266,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         reporter.plain(&config::init::config_table(&cfg));
         reporter.plain(&format!(
             "Workers: {}",
-            crate::engine::describe_workers(&workers)
+            crate::engine::describe_workers(&workers, cfg.agent.concurrency_for(workers.len()))
         ));
         if !args.yes && !confirm("Start the session? [Y/n] ")? {
             reporter.plain("Not started.");

@@ -29,6 +29,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "price_output",
     "price_cache_read",
     "price_cache_write",
+    "concurrency",
 ];
 pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
     let mut agent = AgentConfig::default();
@@ -128,6 +129,16 @@ pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
     }
     if let Some(n) = a.uint("repair_attempts")? {
         agent.repair_attempts = n;
+    }
+    if let Some((n, at)) = a.int("concurrency")? {
+        agent.concurrency = Some(u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            invalid_at(
+                at,
+                "agent.concurrency",
+                format!("is {n}"),
+                "use the LLM calls to make at the same time, 1 or more, e.g. concurrency = 4",
+            )
+        })?);
     }
     agent.templates = a.path("templates")?.map(|(p, _)| p);
     if let Some(list) = a.path_list("phases")? {

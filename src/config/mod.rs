@@ -138,6 +138,26 @@ pub struct AgentConfig {
     pub retry_max_wait: Option<Duration>,
     /// Prices for cost estimates (None: the known model family's defaults, else 0).
     pub prices: Option<ModelPrices>,
+    /// LLM calls the engine makes at the same time for its proposal queue (None: enough
+    /// to feed the workers, see [`AgentConfig::concurrency_for`]).
+    pub concurrency: Option<u32>,
+}
+
+impl AgentConfig {
+    /// The LLM calls to run at the same time for `workers` workers: `[agent] concurrency`
+    /// when set; else one per worker, at most 4, for an HTTP backend (a server answers
+    /// requests side by side; more than 4 mostly meets rate limits), and 1 for a CLI agent
+    /// (each call is a whole coding agent on this machine, with a scratch worktree of its
+    /// own) and for the built-in search (it answers at once).
+    pub fn concurrency_for(&self, workers: usize) -> usize {
+        if let Some(n) = self.concurrency {
+            return (n as usize).max(1);
+        }
+        match self.backend {
+            AgentBackend::Anthropic | AgentBackend::OpenAi => workers.clamp(1, 4),
+            AgentBackend::Command | AgentBackend::Search => 1,
+        }
+    }
 }
 
 /// `[agent] structured`: how a proposal is asked for.
@@ -198,6 +218,7 @@ impl Default for AgentConfig {
             retry_base: None,
             retry_max_wait: None,
             prices: None,
+            concurrency: None,
         }
     }
 }

@@ -216,6 +216,12 @@ fn write_agent(w: &mut String, a: &AgentConfig) {
         "true",
     );
     opt(w, "max_cost_usd", a.max_cost_usd.map(float), "5.0");
+    opt(
+        w,
+        "concurrency",
+        a.concurrency.map(|n| n.to_string()),
+        "4  # LLM calls at a time for --workers (default: one per worker, at most 4; 1 for command)",
+    );
     let _ = writeln!(
         w,
         "# Failures in a row before the proposer changes direction."

@@ -15,10 +15,16 @@ use crate::session::{EndReason, Event, Session, SessionError, runs_in};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the coordinator looks at the stop flag while nothing arrives.
 const WAKE: Duration = Duration::from_millis(100);
+/// How long a session that was interrupted waits for the LLM calls it abandoned to say
+/// so (they give up within 50 ms of a Ctrl-C; a CLI agent gets the signal itself).
+const ABANDONED: Duration = Duration::from_secs(2);
+/// How long a session that ended otherwise waits for calls in flight, `[agent] timeout`
+/// unless set.
+const CALL_LIMIT: Duration = crate::agent::llm::transport::DEFAULT_TIMEOUT;
 
 /// A proposal waiting for a worker.
 pub(super) struct Ready {
@@ -55,7 +61,9 @@ pub(super) struct Engine<'s, 'a> {
     busy: Vec<Option<u64>>,
     assign: Vec<Sender<Assignment>>,
     ask: Sender<Request>,
-    /// Requests the proposer has not answered yet.
+    /// Proposer threads: requests answered at the same time, at most.
+    concurrency: usize,
+    /// Requests not answered yet.
     asked: usize,
     /// Of those, repair requests (a session waits for them before it ends).
     pub repairs: usize,
@@ -71,6 +79,10 @@ pub(super) struct Engine<'s, 'a> {
     pub unanswered: u32,
     pub next_iteration: u64,
     pub stop: Option<EndReason>,
+    /// When the session found it had nothing left but calls in flight.
+    stopping: Option<Instant>,
+    /// The error the session ends with once the runs in flight are recorded.
+    failure: Option<SessionError>,
     host: String,
 }
 
@@ -93,24 +105,46 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
         s.repo.worktree_at(&tree, &best, &links)?;
         trees.push(tree);
     }
-    let agent_tree = dir.join("agent");
-    s.repo.worktree_at(&agent_tree, &best, &links)?;
-    s.note(super::describe_workers(&specs));
+    // One proposer per LLM call made at the same time, each with a scratch worktree of
+    // its own (a CLI agent edits it) and a record of calls of its own.
+    let name = s.proposer.name();
+    let first = std::mem::replace(&mut s.proposer, Box::new(Away(name)));
+    let wanted = s.config.agent.concurrency_for(specs.len());
+    let mut pool = Vec::with_capacity(wanted);
+    while pool.len() + 1 < wanted {
+        match first.fork() {
+            Some(p) => pool.push(p),
+            None => break,
+        }
+    }
+    pool.insert(0, first);
+    let concurrency = pool.len();
+    let mut agent_trees = Vec::with_capacity(concurrency);
+    for i in 1..=concurrency {
+        let tree = match i {
+            1 => dir.join("agent"),
+            _ => dir.join(format!("agent-{i}")),
+        };
+        s.repo.worktree_at(&tree, &best, &links)?;
+        agent_trees.push(tree);
+    }
+    s.note(super::describe_workers(&specs, concurrency));
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let (ask, requests) = mpsc::channel::<Request>();
-    let name = s.proposer.name();
-    let proposer = std::mem::replace(&mut s.proposer, Box::new(Away(name)));
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(requests));
     let root = s.repo.root().to_path_buf();
-    let agent_project = s.repo.in_worktree(&agent_tree);
-    let to_us = tx.clone();
-    // Not scoped: a proposer stuck in a long call must not hold up the end of a session.
-    std::thread::Builder::new()
-        .name("proposer".into())
-        .spawn(move || {
-            proposals::serve(proposer, root, agent_tree, agent_project, &requests, &to_us)
-        })
-        .map_err(|e| SessionError::Engine(format!("cannot start the proposer's thread: {e}")))?;
+    for (i, (proposer, agent_tree)) in pool.into_iter().zip(agent_trees).enumerate() {
+        let agent_project = s.repo.in_worktree(&agent_tree);
+        let (to_us, requests, root) = (tx.clone(), requests.clone(), root.clone());
+        // Not scoped: a proposer stuck in a long call must not hold up the end of a session.
+        std::thread::Builder::new()
+            .name(format!("proposer-{}", i + 1))
+            .spawn(move || {
+                proposals::serve(proposer, root, agent_tree, agent_project, &requests, &to_us)
+            })
+            .map_err(|e| SessionError::Engine(format!("cannot start a proposer's thread: {e}")))?;
+    }
 
     let executor = s.executor;
     let cancel = s.cancel.clone();
@@ -144,6 +178,7 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             trees,
             assign,
             ask,
+            concurrency,
             asked: 0,
             repairs: 0,
             trials: BTreeMap::new(),
@@ -155,6 +190,8 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             unanswered: 0,
             next_iteration,
             stop: None,
+            stopping: None,
+            failure: None,
             host: super::host_name(),
             s,
         };
@@ -196,14 +233,40 @@ impl Engine<'_, '_> {
             if self.trials.is_empty() {
                 if let Some(reason) = self.stop.clone() {
                     // A repair belongs to the experiment that crashed: wait for it, unless
-                    // the user asked to stop.
-                    if self.repairs == 0 || reason == EndReason::Interrupted {
-                        return Ok(reason);
+                    // the user asked to stop. Calls still in flight were paid for: their
+                    // answers are waited for (briefly after a Ctrl-C, which abandons
+                    // them), so that each is on the record.
+                    let interrupted = reason == EndReason::Interrupted;
+                    let since = *self.stopping.get_or_insert_with(Instant::now);
+                    let patience = if interrupted {
+                        ABANDONED
+                    } else {
+                        self.s.config.agent.timeout.unwrap_or(CALL_LIMIT)
+                    };
+                    let waited = since.elapsed() >= patience || self.s.cancel.level() >= 2;
+                    if (self.repairs == 0 || interrupted) && (self.asked == 0 || waited) {
+                        return match self.failure.take() {
+                            Some(e) => Err(e),
+                            None => Ok(reason),
+                        };
                     }
                 }
             }
             match rx.recv_timeout(WAKE) {
-                Ok(msg) => self.handle(msg)?,
+                Ok(msg) => match self.handle(msg) {
+                    // The proposer cannot go on (a refused key, a server gone, answers
+                    // unusable again and again): nothing new starts, and the runs in flight
+                    // finish and are recorded before the session ends with the error.
+                    Err(
+                        e @ (SessionError::Proposer(_)
+                        | SessionError::LlmUnreachable(..)
+                        | SessionError::TooManyFailedProposals(..)),
+                    ) if !self.trials.is_empty() && !self.s.cancel.requested() => {
+                        self.stop.get_or_insert(EndReason::Interrupted);
+                        self.failure.get_or_insert(e);
+                    }
+                    r => r?,
+                },
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(SessionError::Engine("every worker thread ended".into()));
@@ -216,7 +279,13 @@ impl Engine<'_, '_> {
         if matches!(self.stop, Some(EndReason::Interrupted)) {
             return;
         }
-        if let Some(reason) = self.s.stop_reason(self.started_now) {
+        let reason = self.s.stop_reason(self.started_now).or_else(|| {
+            // What experiments in flight and proposals prepared cost counts too: with
+            // calls made side by side, the cap would otherwise be passed by a queue's worth.
+            let max = self.s.config.agent.max_cost_usd?;
+            (self.s.cost_usd() + self.cost_ahead() >= max).then_some(EndReason::CostLimit)
+        });
+        if let Some(reason) = reason {
             if self.stop.is_none() || reason == EndReason::Interrupted {
                 self.stop = Some(reason);
             }
@@ -228,23 +297,26 @@ impl Engine<'_, '_> {
         }
     }
 
-    /// Whether another proposal may be asked for now: no stop, the baseline measured, the
-    /// proposer free and not exhausted, fewer prepared than workers plus one (a spare, for
-    /// when the next one turns out stale and conflicting), and within the limits.
+    /// Whether another proposal may be asked for now: no stop, the baseline measured, a
+    /// proposer thread free and the proposer not exhausted, fewer prepared or asked for
+    /// than workers plus one (a spare, for when the next one turns out stale and
+    /// conflicting), and within the limits.
     fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
         // Experiments as stop_reason and the reports count them (rejected proposals are
         // not), plus those in flight and prepared: max_iterations is reached exactly.
-        let done = crate::report::Tally::of(&s.history).experiments;
-        let planned = done + (self.trials.len() + self.ready.len() + self.asked) as u64;
+        let planned = || {
+            let done = crate::report::Tally::of(&s.history).experiments;
+            done + (self.trials.len() + self.ready.len() + self.asked) as u64
+        };
         self.stop.is_none()
-            && self.asked == 0
+            && self.asked < self.concurrency
             && self.exhausted.is_none()
             && s.baseline().is_some()
-            && self.ready.len() < self.specs.len() + 1
+            && self.ready.len() + self.asked < self.specs.len() + 1
             && s.opts.iterations.is_none_or(|n| ahead < n)
-            && s.config.max_iterations.is_none_or(|n| planned < n)
+            && s.config.max_iterations.is_none_or(|n| planned() < n)
     }
 
     /// Feeds idle workers, asks for proposals, and falls back on a leftover when the

@@ -80,6 +80,23 @@ impl Engine<'_, '_> {
         }
     }
 
+    /// The cost of what is not in the history yet: experiments in flight and proposals
+    /// prepared.
+    pub(super) fn cost_ahead(&self) -> f64 {
+        let running: f64 = self
+            .trials
+            .values()
+            .filter(|t| matches!(t.kind, Kind::Candidate { .. }))
+            .filter_map(|t| t.rec.metrics.get(crate::session::COST_KEY))
+            .sum();
+        running
+            + self
+                .ready
+                .iter()
+                .map(|r| r.proposal.usage.cost_usd)
+                .sum::<f64>()
+    }
+
     /// Writes the calls behind experiment `iteration` to the journal.
     fn record_calls(
         &self,
@@ -142,8 +159,30 @@ impl Engine<'_, '_> {
                         .iter()
                         .map(|c| (c.path.clone(), c.contents.clone())),
                 );
+                let hash = state_hash(&files);
+                // What had run when the call was made was in its snapshot (the proposer
+                // refuses those itself); what is running or prepared since may not be.
+                let twin = self.trials.values().any(|t| t.rec.state_hash == hash)
+                    || self.ready.iter().any(|r| r.hash == hash);
+                if twin {
+                    // Calls made side by side saw the same state and may answer alike: the
+                    // second is on the record as rejected, not counted against the proposer.
+                    let mut extra = BTreeMap::new();
+                    record_usage(&mut extra, &usage);
+                    let iteration = self.take_iteration();
+                    self.record_calls(iteration, calls)?;
+                    let why =
+                        "the proposal equals one made at the same time (a duplicate experiment)";
+                    return self.s.record_rejection(
+                        iteration,
+                        &one_line(&p.description),
+                        p.category,
+                        why,
+                        extra,
+                    );
+                }
                 self.ready.push_back(Ready {
-                    hash: state_hash(&files),
+                    hash,
                     proposal: p,
                     parent,
                     earlier: Earlier::default(),

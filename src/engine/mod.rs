@@ -1,7 +1,7 @@
 //! The engine: many runs in flight and proposals prepared ahead, so that no accelerator
 //! waits. The coordinator ([`coordinator`]) is the only writer of the journal and the only
 //! mover of the research branch; each worker ([`worker`]) trains in its own detached
-//! worktree on its own device; the proposer runs on a thread of its own ([`proposals`]);
+//! worktree on its own device; proposers run on threads of their own ([`proposals`]);
 //! a trial ([`trial`]) is one experiment's measurements on its way to a decision.
 //!
 //! Why threads and channels rather than async: every wait here is a child process or a
@@ -100,8 +100,9 @@ pub fn plan_workers(
         .collect())
 }
 
-/// One line for the Research Config: how many workers on what.
-pub fn describe_workers(workers: &[WorkerSpec]) -> String {
+/// One line for the Research Config: how many workers on what, and how many LLM calls
+/// are made at the same time to keep them fed.
+pub fn describe_workers(workers: &[WorkerSpec], concurrency: usize) -> String {
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for w in workers {
         let kind = w.device.split(" #").next().unwrap_or(&w.device).to_string();
@@ -116,8 +117,12 @@ pub fn describe_workers(workers: &[WorkerSpec]) -> String {
     } else {
         ""
     };
+    let calls = match concurrency {
+        1 => String::new(),
+        n => format!(" ({n} at a time)"),
+    };
     format!(
-        "{} worker(s): {}; proposals prepared ahead{pairing}",
+        "{} worker(s): {}; proposals prepared ahead{calls}{pairing}",
         workers.len(),
         what.join(", ")
     )
@@ -182,6 +187,6 @@ mod tests {
                 .contains("--workers")
         );
         assert!(plan_workers(&cpu, Some(0), None).is_err());
-        assert!(describe_workers(&plan_workers(&gpus(2), None, None).unwrap()).contains("×1"));
+        assert!(describe_workers(&plan_workers(&gpus(2), None, None).unwrap(), 2).contains("×1"));
     }
 }

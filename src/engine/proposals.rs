@@ -1,8 +1,9 @@
-//! Proposals prepared ahead: the proposer runs on a thread of its own, on owned snapshots
-//! of the session, so that it thinks while the workers train. A CLI agent works in a
-//! scratch worktree of its own, put at the proposal's parent before each call, never in a
-//! tree that trains and never in the user's checkout. Also: re-basing a proposal made on
-//! an older best onto the current one.
+//! Proposals prepared ahead: proposers run on threads of their own (`[agent]
+//! concurrency` of them, taking requests from one queue), on owned snapshots of the
+//! session, so that they think while the workers train. Each works in a scratch worktree
+//! of its own, put at the proposal's parent before each call: a CLI agent edits it, never
+//! a tree that trains and never the user's checkout. Also: re-basing a proposal made on an
+//! older best onto the current one.
 
 use super::worker::Msg;
 use crate::agent::{AgentError, CallRecord, Context, Proposal, Proposer, Usage};
@@ -12,6 +13,7 @@ use crate::platform::Platform;
 use crate::workspace::Repo;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender};
 
 /// Everything a proposer sees, owned, so that it can cross to the proposer's thread.
@@ -58,18 +60,21 @@ pub(crate) struct Reply {
     pub calls: Vec<CallRecord>,
 }
 
-/// Serves requests until the coordinator hangs up. `tree`: the scratch worktree;
-/// `project`: the project folder inside it (the same, unless the project is a subfolder).
+/// Serves requests from the shared queue until the coordinator hangs up. `tree`: this
+/// thread's scratch worktree; `project`: the project folder inside it (the same, unless
+/// the project is a subfolder).
 pub(crate) fn serve(
     mut proposer: Box<dyn Proposer>,
     repo_root: PathBuf,
     tree: PathBuf,
     project: PathBuf,
-    requests: &Receiver<Request>,
+    requests: &Mutex<Receiver<Request>>,
     out: &Sender<Msg>,
 ) {
     let scratch = Repo::open_worktree(&tree);
-    for Request { ask, snapshot } in requests {
+    // The lock is held only while this thread waits for a request, never during a call.
+    let next = || requests.lock().ok()?.recv().ok();
+    while let Some(Request { ask, snapshot }) = next() {
         let s = *snapshot;
         // The tree the agent sees: the proposal's parent, exactly.
         let at = scratch.as_ref().map(|r| r.checkout_detached(&s.commit));

@@ -162,6 +162,7 @@ impl Executor for LocalExecutor {
             needle: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
             rx,
             rx_open: true,
+            idle_wait: Duration::from_millis(1),
             stop: None,
             term_sent: None,
             killed: false,
@@ -176,7 +177,9 @@ impl Executor for LocalExecutor {
         let duration = start.elapsed();
         let stragglers_killed = watch.clean_up(on_line);
         guard.disarm();
-        let output_bytes = finish_log(&sink, &readers, watch.rx_open).map_err(log_error)?;
+        // Done: both readers have hung up (their last write is in the sink), though their
+        // threads may not have returned yet.
+        let output_bytes = finish_log(&sink, &readers, !watch.rx_open).map_err(log_error)?;
         if let Some(source) = watch.log_error.take() {
             return Err(log_error(source));
         }
@@ -214,6 +217,8 @@ struct Watch<'a> {
     rx: Receiver<Msg>,
     /// False once both readers have ended.
     rx_open: bool,
+    /// How long to wait before looking at a child whose output has ended again.
+    idle_wait: Duration,
     stop: Option<Stop>,
     term_sent: Option<Instant>,
     killed: bool,
@@ -318,14 +323,21 @@ impl Watch<'_> {
                 return;
             }
             if !self.rx_open {
-                // Both pipes are closed but the child still runs: nothing to forward.
-                std::thread::sleep(left);
+                // Both pipes are closed but the child still runs: nothing to forward. It
+                // is most likely exiting: looked at again after 1 ms, 2 ms, … up to a poll.
+                std::thread::sleep(left.min(self.idle_wait));
+                self.idle_wait = (self.idle_wait * 2).min(self.poll);
                 return;
             }
             match self.rx.recv_timeout(left) {
                 Ok(msg) => self.handle(msg, on_line),
                 Err(RecvTimeoutError::Timeout) => return,
-                Err(RecvTimeoutError::Disconnected) => self.rx_open = false,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The output ended, as it does when the script exits: see at once
+                    // whether it has, rather than at the end of the poll.
+                    self.rx_open = false;
+                    return;
+                }
             }
         }
     }
@@ -466,6 +478,7 @@ fn spawn_reader(
     let body = move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut lines = LineSplitter::default();
+        let mut throttle = super::flood::Throttle::new();
         // A failed send means the supervisor stopped listening; keep draining anyway.
         let mut emit = |line: String| {
             let _ = tx.send(Msg::Line(line));
@@ -481,8 +494,9 @@ fn spawn_reader(
             if let Err(e) = lock(&sink).write(chunk) {
                 let _ = tx.send(Msg::LogFailed(e));
             }
-            lines.feed(chunk, &mut emit);
+            throttle.feed(&mut lines, chunk, &mut emit);
         }
+        throttle.finish(&mut emit);
         lines.flush(&mut emit);
     };
     std::thread::Builder::new()

@@ -3,6 +3,7 @@
 //! about the result.
 
 mod cgroup;
+mod flood;
 pub mod local;
 mod logsink;
 pub mod procs;

@@ -7,6 +7,9 @@ use super::{Event, Outcome, Session, SessionError, now, rel};
 use crate::decision::policy::{self, Earlier, Verdict};
 use crate::experiment::{Category, ExperimentRecord, Status};
 
+/// How often the progress chart is redrawn while experiments finish, at most.
+pub(crate) const CHART_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub use crate::experiment::{RUNS_KEY, SD_KEY};
 
 /// Why a candidate crashed: the run's own reason, and which run it was when good runs came
@@ -444,10 +447,23 @@ impl Session<'_> {
         self.report()
     }
 
-    /// Redraws `.autoresearch/progress.png` and `.svg` after each experiment. A chart that
-    /// cannot be drawn is a warning, never a reason to stop the research.
+    /// Redraws `.autoresearch/progress.png` and `.svg` after an experiment, at most every
+    /// [`CHART_EVERY`] (drawing 10,000 points takes longer than a short experiment's
+    /// harness work); the session's end draws the last state.
     pub(crate) fn refresh_chart(&mut self) {
+        self.chart_stale = true;
+        if self.chart_drawn.is_some_and(|t| t.elapsed() < CHART_EVERY) {
+            return;
+        }
+        self.draw_chart();
+    }
+
+    /// Draws the progress chart now. A chart that cannot be drawn is a warning, never a
+    /// reason to stop the research.
+    pub(crate) fn draw_chart(&mut self) {
         use crate::report::{ChartSeries, chart, render_png, render_svg};
+        self.chart_drawn = Some(std::time::Instant::now());
+        self.chart_stale = false;
         let series = ChartSeries::from_records(
             &self.config.metric.name,
             self.config.metric.direction,

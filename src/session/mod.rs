@@ -198,6 +198,9 @@ pub struct Session<'a> {
     pub(crate) started: Instant,
     /// LLM cost with no record to carry it (a repair that could not be used).
     pub(crate) unrecorded_cost_usd: f64,
+    /// When the progress chart was last drawn, and whether experiments finished since.
+    pub(crate) chart_drawn: Option<Instant>,
+    pub(crate) chart_stale: bool,
     pub(crate) _lock: SessionLock,
     /// The parallel engine drives this session (`Options::workers`): experiments are
     /// committed without a work tree and run in worktrees; the user's checkout is never
@@ -263,6 +266,11 @@ impl<'a> Session<'a> {
         } else {
             self.repo.reset_hard(&self.best_commit())
         };
+        // The chart is drawn at most every few seconds while experiments are short; its
+        // last state is drawn now.
+        if self.chart_stale {
+            self.draw_chart();
+        }
         let reason = result?;
         restore?;
         let (best, best_commit) = match self.best() {
@@ -422,8 +430,8 @@ impl<'a> Session<'a> {
         }
         // The count the reports show against the limit: proposals that ran, attempts and
         // rejections not counted.
-        let done = crate::report::Tally::of(&self.history).experiments;
-        if self.config.max_iterations.is_some_and(|n| done >= n) {
+        let done = || crate::report::Tally::of(&self.history).experiments;
+        if self.config.max_iterations.is_some_and(|n| done() >= n) {
             return Some(EndReason::MaxIterations);
         }
         if self

@@ -206,6 +206,8 @@ impl<'a> Session<'a> {
             since_recheck: 0,
             started: Instant::now(),
             unrecorded_cost_usd: 0.0,
+            chart_drawn: None,
+            chart_stale: false,
             _lock: lock,
             engine,
             pending_prompt: None,

@@ -4,6 +4,7 @@
 //! that was finalised.
 
 mod calls;
+mod measured;
 mod migrate;
 mod runs;
 
@@ -137,6 +138,8 @@ pub struct Journal {
     /// The file's (device, inode) when it was opened for writing: a journal deleted or
     /// replaced behind the session's back is noticed by [`Journal::check_in_place`].
     identity: Option<(u64, u64)>,
+    /// The measurements of one session read so far (see [`measured`]).
+    measured: std::cell::RefCell<Option<measured::Cache>>,
 }
 
 /// (device, inode) of a file, where the platform has them.
@@ -175,6 +178,7 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             identity: identity_of(path),
+            measured: Default::default(),
         })
     }
 
@@ -191,6 +195,7 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             identity: None,
+            measured: Default::default(),
         })
     }
 
@@ -431,30 +436,6 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         crate::chaos::point("measurement");
         Ok(())
-    }
-
-    /// Measurements of a session's experiments, oldest first.
-    pub fn measurements(&self, session_id: i64) -> Result<Vec<Measurement>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT m.experiment_id, m.seed, m.value, m.log_path, m.job_id, m.queue_s FROM measurements m
-                 JOIN experiments e ON e.id = m.experiment_id WHERE e.session_id = ?1 ORDER BY m.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([session_id], |row| {
-                Ok(Measurement {
-                    experiment_id: row.get(0)?,
-                    seed: row.get::<_, i64>(1)? as u64,
-                    value: row.get(2)?,
-                    log_path: row.get(3)?,
-                    job_id: row.get(4)?,
-                    queue_s: row.get(5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 }
 

@@ -3,6 +3,7 @@
 //! runs git for the session; it never decides what to keep.
 
 mod guard;
+mod memo;
 pub mod merge;
 mod worktree;
 
@@ -284,11 +285,13 @@ impl Repo {
 
     /// Is a user identity configured? If not, experiment commits use a fallback one.
     fn has_identity(&self) -> bool {
-        self.git(&["config", "user.email"])
-            .is_ok_and(|s| !s.is_empty())
-            && self
-                .git(&["config", "user.name"])
+        memo::identity(&self.root, || {
+            self.git(&["config", "user.email"])
                 .is_ok_and(|s| !s.is_empty())
+                && self
+                    .git(&["config", "user.name"])
+                    .is_ok_and(|s| !s.is_empty())
+        })
     }
 
     /// Commits exactly `paths` with `message`: no hooks, no signing, and an identity even
@@ -359,13 +362,15 @@ impl Repo {
     /// A file's exact text at `commit`, or `None` when the commit (a discarded experiment's,
     /// pruned by `git gc`), the file or valid UTF-8 is not there.
     pub fn file_at(&self, commit: &str, path: &Path) -> Option<String> {
-        // `./`: relative to the project folder, not the top of the repository.
-        let spec = format!("{commit}:./{}", path.to_string_lossy().replace('\\', "/"));
-        let out = self.output(&["show", &spec]).ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        String::from_utf8(out.stdout).ok()
+        memo::text_at(&self.root, commit, path, || {
+            // `./`: relative to the project folder, not the top of the repository.
+            let spec = format!("{commit}:./{}", path.to_string_lossy().replace('\\', "/"));
+            let out = self.output(&["show", &spec]).ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            String::from_utf8(out.stdout).ok()
+        })
     }
 
     /// Writes files into the work tree.

@@ -15,6 +15,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod concurrent;
+#[allow(unused_imports)]
+pub use concurrent::Concurrent;
+
 pub const KEY: &str = "sk-test-SECRET-0123456789";
 
 pub const TRAIN: &str =
@@ -105,7 +109,7 @@ impl Server {
                         .find(|(p, _)| *p == req.path)
                         .map_or_else(not_found, |(_, r)| r.clone_reply());
                     get_log.lock().unwrap().push(req);
-                    answer(stream, reader, reply);
+                    answer_with(stream, reader, reply);
                     continue;
                 }
                 log.lock().unwrap().push(req);
@@ -117,7 +121,7 @@ impl Server {
                 let Some(reply) = script.next() else {
                     continue;
                 };
-                answer(stream, reader, reply);
+                answer_with(stream, reader, reply);
             }
         });
         Server {
@@ -213,7 +217,7 @@ fn read_request(stream: &TcpStream) -> Option<(Request, BufReader<TcpStream>)> {
     Some((req, reader))
 }
 
-fn answer(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply) {
+fn answer_with(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply) {
     match reply {
         Reply::Hang => {
             // Wait for the client to give up and close the connection.

@@ -31,12 +31,14 @@ use std::path::PathBuf;
 /// Anthropic's model when `[agent] model` is not set.
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
+#[derive(Clone)]
 enum Backend {
     Api(Box<Client>),
     Command(CommandAgent),
 }
 
 /// A proposer backed by an LLM. Build it with [`LlmProposer::from_config`].
+#[derive(Clone)]
 pub struct LlmProposer {
     backend: Backend,
     templates: Templates,
@@ -373,6 +375,17 @@ impl Proposer for LlmProposer {
             cancel: Some(cancel),
             progress,
         };
+    }
+
+    fn fork(&self) -> Option<Box<dyn Proposer>> {
+        // The client's clones share its connection pool and what it learned about
+        // streaming; the window and the watch are copied; the calls, the last prompt and
+        // usage start empty, so that no call is on two records.
+        let mut twin = self.clone();
+        twin.ledger.calls = Vec::new();
+        twin.ledger.last_prompt = None;
+        twin.ledger.usage = Usage::default();
+        Some(Box::new(twin))
     }
 }
 
