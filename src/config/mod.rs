@@ -137,6 +137,37 @@ pub struct AgentConfig {
     pub retry_max_wait: Option<Duration>,
     /// Prices for cost estimates (None: the known model family's defaults, else 0).
     pub prices: Option<ModelPrices>,
+    /// Beside an LLM backend: the built-in search takes turns on the numeric constants
+    /// and stands in while the LLM cannot be used (see `agent::hybrid`). Ignored by
+    /// `backend = "search"`, which is the tuner alone.
+    pub tuner: Tuner,
+}
+
+impl AgentConfig {
+    /// Whether the built-in search works beside an LLM backend (and stands in for it).
+    pub fn has_tuner(&self) -> bool {
+        self.backend != AgentBackend::Search && self.tuner == Tuner::Search
+    }
+}
+
+/// `[agent] tuner`: whether the built-in search works beside an LLM backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tuner {
+    /// The built-in search (`"search"`, or `"tpe"`, which names the same tuner).
+    #[default]
+    Search,
+    /// The LLM alone: no tuner turns, and no stand-in when the LLM fails.
+    Off,
+}
+
+impl Tuner {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tuner::Search => "search",
+            Tuner::Off => "off",
+        }
+    }
 }
 
 /// `[agent] structured`: how a proposal is asked for.
@@ -197,6 +228,7 @@ impl Default for AgentConfig {
             retry_base: None,
             retry_max_wait: None,
             prices: None,
+            tuner: Tuner::Search,
         }
     }
 }

@@ -203,6 +203,7 @@ impl<'a> Session<'a> {
             _lock: lock,
             engine,
             pending_prompt: None,
+            proposed_by: None,
             settings,
         };
         if let Some(scale) = session
