@@ -5,7 +5,7 @@ The problem (bench/hybrid_train.py) has four numeric knobs (synthetic_train.py's
 four structural choices written as strings, which only an LLM can change. The LLM is
 scripted and served over the real Chat Completions wire format on 127.0.0.1 (no model is
 involved, so both arms see the same "model"): it proposes its structural ideas in a fixed
-order (4 that help, 2 that hurt, about what an LLM would try), then, out of ideas, guesses
+order (5 that help, 2 that hurt, about what an LLM would try), then, out of ideas, guesses
 numbers as an LLM doing a tuner's job would: a random knob times or divided by 2 or 3
 (seeded). Each of its answers is one SEARCH/REPLACE block on the current file, which it
 reads from the prompt.
