@@ -20,6 +20,9 @@ use std::path::PathBuf;
 const ENUM_MAX_VALUES: usize = 500;
 const ENUM_MANY_VALUES: usize = 250;
 const ENUM_MAX_CHARS: usize = 7_500;
+/// Edits one answer may hold when each is one line: a small model repeats an edit until
+/// its `max_tokens` otherwise (SmolLM2-135M wrote the same line five times).
+pub const MAX_LINE_EDITS: usize = 6;
 
 /// The categories a proposal may name.
 const CATEGORIES: [&str; 6] = [
@@ -77,6 +80,7 @@ pub fn schema_with_lines(paths: &[PathBuf], files: &BTreeMap<PathBuf, String>) -
         })
         .collect();
     let mut s = schema(paths);
+    s["properties"]["edits"]["maxItems"] = json!(MAX_LINE_EDITS);
     s["properties"]["edits"]["items"] = if branches.len() == 1 {
         branches.into_iter().next().unwrap_or_default()
     } else {
@@ -142,7 +146,7 @@ fn from_json(text: &str) -> Option<Parsed> {
         let path = PathBuf::from(e.get("path")?.as_str()?.trim());
         let search = e.get("search").and_then(Value::as_str).unwrap_or("");
         let replace = e.get("replace").and_then(Value::as_str).unwrap_or("");
-        out.edits.push(if search.trim().is_empty() {
+        let edit = if search.trim().is_empty() {
             Edit::WholeFile {
                 path,
                 contents: with_newline(replace),
@@ -153,7 +157,11 @@ fn from_json(text: &str) -> Option<Parsed> {
                 search: with_newline(search),
                 replace: with_newline(replace),
             }
-        });
+        };
+        // The same edit twice is one edit (not two that overlap).
+        if !out.edits.contains(&edit) {
+            out.edits.push(edit);
+        }
     }
     let text_of = |k: &str| {
         v.get(k)
@@ -243,8 +251,19 @@ mod tests {
             .unwrap();
         assert_eq!(any.len(), 2);
         assert_eq!(any[1]["properties"]["search"]["enum"], json!(["DIM = 8"]));
-        // A parsed answer in this schema is an edit of a line that is in the file.
-        let p = parse(r#"{"description": "d", "category": "other", "scratchpad": "", "edits": [{"path": "train.py", "search": "WIDTH = 4", "replace": "WIDTH = 8"}]}"#).unwrap();
+        assert_eq!(
+            item.get("maxItems"),
+            None,
+            "the bound is on the list, not on an item"
+        );
+        assert_eq!(
+            one["properties"]["edits"]["maxItems"],
+            json!(MAX_LINE_EDITS)
+        );
+        // A parsed answer in this schema is an edit of a line that is in the file; the
+        // same edit repeated is one.
+        let p = parse(r#"{"description": "d", "category": "other", "scratchpad": "", "edits": [{"path": "train.py", "search": "WIDTH = 4", "replace": "WIDTH = 8"}, {"path": "train.py", "search": "WIDTH = 4", "replace": "WIDTH = 8"}]}"#).unwrap();
+        assert_eq!(p.edits.len(), 1);
         let new = edits::apply(&files, &p.edits, &["train.py".into()]).unwrap();
         assert!(new[&PathBuf::from("train.py")].contains("WIDTH = 8\n"));
     }
