@@ -6,8 +6,9 @@
 //! Turns. The LLM proposes first. The tuner takes [`TUNER_TURNS`] turns after a keep of
 //! the LLM's (the new structure's numbers are worth tuning) and after `[agent] patience`
 //! of the LLM's experiments in a row were discarded or crashed (its ideas ran dry); each
-//! keep of the tuner's earns it one more turn, up to [`MAX_TUNER_STREAK`] in a row. When
-//! the tuner has nothing new, the LLM goes on.
+//! keep of the tuner's earns it one more turn, up to [`MAX_TUNER_STREAK`] in a row, and so
+//! does each unusable answer of the LLM's (the next experiment is the tuner's, not another
+//! wait for the LLM). When the tuner has nothing new, the LLM goes on.
 //!
 //! The safety net. The LLM is benched when it is unusable: [`UNUSABLE_IN_ROW`] answers in
 //! a row with no valid edit, a call with no answer (the server down, a rate limit after
@@ -74,6 +75,8 @@ pub struct HybridProposer {
     spent_usd: f64,
     last: Last,
     notes: Vec<String>,
+    /// The session's stop request: a call abandoned for it is no outage.
+    cancel: Option<crate::runner::Cancel>,
 }
 
 impl HybridProposer {
@@ -92,6 +95,7 @@ impl HybridProposer {
             spent_usd: 0.0,
             last: Last::Llm,
             notes: Vec::new(),
+            cancel: None,
         }
     }
 
@@ -213,6 +217,8 @@ impl HybridProposer {
             }
             Err(AgentError::Invalid(why)) => {
                 self.unusable += 1;
+                // The accelerator is not left idle between unusable answers.
+                self.grant(1);
                 if self.unusable >= UNUSABLE_IN_ROW || matches!(self.bench, Bench::Until { .. }) {
                     self.bench(
                         &format!(
@@ -225,6 +231,14 @@ impl HybridProposer {
                 }
                 // Recorded as a rejection by the session, like any unusable answer.
                 Some(Err(AgentError::Invalid(why)))
+            }
+            Err(e @ AgentError::Transient(_))
+                if self
+                    .cancel
+                    .as_ref()
+                    .is_some_and(crate::runner::Cancel::requested) =>
+            {
+                Some(Err(e))
             }
             Err(AgentError::Transient(why)) => {
                 self.bench(
@@ -343,6 +357,7 @@ impl Proposer for HybridProposer {
     }
 
     fn watch(&mut self, cancel: crate::runner::Cancel, progress: Option<ProgressSink>) {
+        self.cancel = Some(cancel.clone());
         self.llm.watch(cancel, progress);
     }
 }
