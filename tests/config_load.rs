@@ -660,3 +660,34 @@ fn bad_executor_tables_are_refused_with_the_fix() {
     .to_string();
     assert!(e.contains("`executor.partition` is `a b`"), "{e}");
 }
+
+#[test]
+fn the_tuner_is_on_beside_an_llm_unless_turned_off() {
+    use autoresearch::config::Tuner;
+    let dir = karpathy();
+    let agent = |extra: &str| {
+        format!("budget = \"5m\"\n{METRIC}[agent]\nbackend = \"openai\"\nmodel = \"m\"\n{extra}")
+    };
+    let on = load_in(&dir, &agent("")).unwrap();
+    assert_eq!(on.agent.tuner, Tuner::Search);
+    assert!(on.agent.has_tuner());
+    assert!(to_toml(&on).contains("tuner = \"search\""));
+    for (text, want) in [
+        ("tpe", Tuner::Search),
+        ("search", Tuner::Search),
+        ("off", Tuner::Off),
+    ] {
+        let cfg = load_in(&dir, &agent(&format!("tuner = \"{text}\"\n"))).unwrap();
+        assert_eq!(cfg.agent.tuner, want, "{text}");
+        assert_eq!(load_in(&dir, &to_toml(&cfg)).unwrap(), cfg, "round trip");
+    }
+    let off = load_in(&dir, &agent("tuner = \"off\"\n")).unwrap();
+    assert!(!off.agent.has_tuner());
+    // The search alone is the tuner already.
+    assert!(!load_in(&dir, &with_budget("")).unwrap().agent.has_tuner());
+    let msg = err(&dir, &agent("tuner = \"optuna\"\n"));
+    assert!(
+        msg.contains("agent.tuner") && msg.contains("optuna") && msg.contains("off"),
+        "{msg}"
+    );
+}

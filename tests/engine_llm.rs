@@ -185,3 +185,28 @@ fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded
     assert_eq!(dirty(dir.path()), "");
     assert!(common::survivors(dir.path()).is_empty());
 }
+
+#[test]
+fn the_hybrids_llm_calls_for_the_queue_run_side_by_side_too() {
+    // The default beside an LLM (`tuner = "search"`): each concurrent call is a hybrid of
+    // its own, so the LLM's calls still overlap.
+    let server = Concurrent::start(|n| {
+        let width = format!("WIDTH = {}", 4 + n);
+        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
+    });
+    let dir = repo_with(&openai_agent(
+        &server.url,
+        "tuner = \"search\"\nstream = false",
+    ));
+    let out = common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n", "4"])
+        .args(["--workers", "2"])
+        .arg("--repo")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(server.peak() >= 2, "peak {} in flight", server.peak());
+    let rows = rows(dir.path());
+    assert_eq!(rows.len(), 5, "{rows:?}");
+}

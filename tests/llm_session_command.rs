@@ -21,7 +21,7 @@ fn train_importing_prepare() -> String {
 fn an_agent_editing_prepare_py_is_rejected_and_its_next_edit_kept() {
     let state = tempfile::tempdir().unwrap();
     let agent = format!(
-        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}' '{}'\"\ntimeout = \"60s\"\n",
+        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}' '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\n",
         fixture("agent_seq.sh").display(),
         state.path().join("calls").display()
     );

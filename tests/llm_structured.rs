@@ -52,6 +52,10 @@ fn by_default_a_chat_completions_proposal_is_asked_and_read_as_json() {
         schema["properties"]["edits"]["items"]["properties"]["path"]["enum"],
         serde_json::json!(["train.py"])
     );
+    // A server on this machine: each edit's search is one of the file's lines.
+    let search = &schema["properties"]["edits"]["items"]["properties"]["search"]["enum"];
+    let lines: Vec<&str> = TRAIN.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(search, &serde_json::json!(lines), "{schema}");
     let system = body["messages"][0]["content"].as_str().unwrap();
     assert!(system.contains("Answer with one JSON object"), "{system}");
     assert!(!system.contains("<<<<<<< SEARCH"), "{system}");

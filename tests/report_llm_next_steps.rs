@@ -12,7 +12,7 @@ use session::*;
 
 fn with_openai(root: &std::path::Path, url: &str) {
     let cfg = format!(
-        "{CONFIG}\n[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"m\"\nmax_attempts = 1\n"
+        "{CONFIG}\n[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"m\"\nmax_attempts = 1\ntuner = \"off\"\n"
     );
     std::fs::write(root.join("autoresearch.toml"), cfg).unwrap();
 }

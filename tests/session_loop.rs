@@ -186,7 +186,9 @@ fn resuming_continues_the_session_without_duplicating_records() {
     let stdout = String::from_utf8_lossy(&second.stdout).to_string();
     for line in stdout.lines() {
         let e: serde_json::Value = serde_json::from_str(line).unwrap();
-        let at = e["at"].as_str().unwrap_or_else(|| panic!("no time: {line}"));
+        let at = e["at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no time: {line}"));
         assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{line}");
         assert_eq!(at.len(), "2026-12-01T12:00:00.000Z".len(), "{line}");
         assert_eq!(e["session"], "t", "{line}");

@@ -23,7 +23,7 @@ fn agent(state: &Path, first: &str) -> String {
     )
     .unwrap();
     format!(
-        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}'\"\ntimeout = \"60s\"\n",
+        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\n",
         script.display()
     )
 }

@@ -3,6 +3,7 @@
 //! never touches git; the session applies its proposal.
 
 pub mod edits;
+pub mod hybrid;
 pub mod llm;
 pub mod search;
 
@@ -141,7 +142,8 @@ pub enum AgentError {
 
 /// Anything that suggests the next experiment.
 pub trait Proposer: Send {
-    /// Short name recorded in the journal (e.g. `search`, `anthropic:claude-…`).
+    /// Short name recorded in the journal (e.g. `search`, `anthropic:claude-…`): the
+    /// name of whoever made the last proposal (a hybrid has two).
     fn name(&self) -> String;
     fn propose(&mut self, ctx: &Context<'_>) -> Result<Proposal, AgentError>;
 
@@ -182,6 +184,12 @@ pub trait Proposer: Send {
         Vec::new()
     }
 
+    /// Lines for the user since the last time this was asked (that the LLM cannot be
+    /// used and the tuner stands in, that it is back), each said once.
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// From now on, abandon a call in progress when `cancel` is requested (a Ctrl-C does
     /// not wait for the answer), and show its progress to `progress`.
     fn watch(&mut self, _cancel: crate::runner::Cancel, _progress: Option<ProgressSink>) {}
@@ -195,13 +203,20 @@ pub trait Proposer: Send {
     }
 }
 
-/// The proposer `config` asks for: the built-in search, or an LLM backend.
+/// The proposer `config` asks for: the built-in search, an LLM backend, or (the default
+/// with an LLM backend, `[agent] tuner`) the LLM with the search beside it.
 pub fn from_config(config: &crate::config::AgentConfig) -> Result<Box<dyn Proposer>, AgentError> {
     use crate::config::AgentBackend;
+    let search = || search::SearchProposer::new(config.seed, config.patience);
     Ok(match config.backend {
-        AgentBackend::Search => Box::new(search::SearchProposer::new(config.seed, config.patience)),
+        AgentBackend::Search => Box::new(search()),
         AgentBackend::Anthropic | AgentBackend::OpenAi | AgentBackend::Command => {
-            Box::new(llm::LlmProposer::from_config(config)?)
+            let llm = Box::new(llm::LlmProposer::from_config(config)?);
+            if config.has_tuner() {
+                Box::new(hybrid::HybridProposer::new(llm, search()))
+            } else {
+                llm
+            }
         }
     })
 }

@@ -4,7 +4,7 @@
 
 use super::error::{ConfigError, invalid_at};
 use super::section::Section;
-use super::{AgentBackend, AgentConfig, Structured};
+use super::{AgentBackend, AgentConfig, Structured, Tuner};
 
 pub(super) const AGENT_KEYS: &[&str] = &[
     "backend",
@@ -30,6 +30,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "price_cache_read",
     "price_cache_write",
     "concurrency",
+    "tuner",
 ];
 pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
     let mut agent = AgentConfig::default();
@@ -105,6 +106,20 @@ pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
                     "agent.structured",
                     format!("is `{v}`"),
                     "use one of auto, json, off",
+                ));
+            }
+        };
+    }
+    if let Some((v, at)) = a.string("tuner")? {
+        agent.tuner = match v.to_ascii_lowercase().as_str() {
+            "search" | "tpe" | "on" => Tuner::Search,
+            "off" | "none" => Tuner::Off,
+            _ => {
+                return Err(invalid_at(
+                    at,
+                    "agent.tuner",
+                    format!("is `{v}`"),
+                    "use search (the built-in tuner beside the LLM) or off (the LLM alone)",
                 ));
             }
         };

@@ -141,6 +141,10 @@ pub struct AgentConfig {
     /// LLM calls the engine makes at the same time for its proposal queue (None: enough
     /// to feed the workers, see [`AgentConfig::concurrency_for`]).
     pub concurrency: Option<u32>,
+    /// Beside an LLM backend: the built-in search takes turns on the numeric constants
+    /// and stands in while the LLM cannot be used (see `agent::hybrid`). Ignored by
+    /// `backend = "search"`, which is the tuner alone.
+    pub tuner: Tuner,
 }
 
 impl AgentConfig {
@@ -156,6 +160,31 @@ impl AgentConfig {
         match self.backend {
             AgentBackend::Anthropic | AgentBackend::OpenAi => workers.clamp(1, 4),
             AgentBackend::Command | AgentBackend::Search => 1,
+        }
+    }
+
+    /// Whether the built-in search works beside an LLM backend (and stands in for it).
+    pub fn has_tuner(&self) -> bool {
+        self.backend != AgentBackend::Search && self.tuner == Tuner::Search
+    }
+}
+
+/// `[agent] tuner`: whether the built-in search works beside an LLM backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tuner {
+    /// The built-in search (`"search"`, or `"tpe"`, which names the same tuner).
+    #[default]
+    Search,
+    /// The LLM alone: no tuner turns, and no stand-in when the LLM fails.
+    Off,
+}
+
+impl Tuner {
+    /// The spelling used in `autoresearch.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tuner::Search => "search",
+            Tuner::Off => "off",
         }
     }
 }
@@ -219,6 +248,7 @@ impl Default for AgentConfig {
             retry_max_wait: None,
             prices: None,
             concurrency: None,
+            tuner: Tuner::Search,
         }
     }
 }

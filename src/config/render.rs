@@ -222,6 +222,13 @@ fn write_agent(w: &mut String, a: &AgentConfig) {
         a.concurrency.map(|n| n.to_string()),
         "4  # LLM calls at a time for --workers (default: one per worker, at most 4; 1 for command)",
     );
+    if a.backend != crate::config::AgentBackend::Search {
+        let _ = writeln!(
+            w,
+            "# The built-in search tunes the numbers between the LLM's ideas and stands in while\n# the LLM cannot be used: search | off (the LLM alone)."
+        );
+        let _ = writeln!(w, "tuner = {}", q(a.tuner.as_str()));
+    }
     let _ = writeln!(
         w,
         "# Failures in a row before the proposer changes direction."
@@ -374,6 +381,18 @@ pub fn config_table(cfg: &Config) -> String {
     ];
     let mut rows = rows;
     // Shown only off the default, so the familiar table stays as it was.
+    if cfg.agent.backend != super::AgentBackend::Search {
+        let llm = cfg.agent.backend.as_str();
+        rows.push((
+            "Proposer",
+            match cfg.agent.tuner {
+                super::Tuner::Search => format!(
+                    "{llm} for ideas, the built-in search for the numbers (and while the LLM cannot be used)"
+                ),
+                super::Tuner::Off => format!("{llm} alone (`tuner = \"off\"`)"),
+            },
+        ));
+    }
     if cfg.executor != super::ExecutorConfig::Local {
         rows.push(("Executor", cell(&cfg.executor.describe())));
     }

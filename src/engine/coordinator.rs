@@ -37,6 +37,8 @@ pub(super) struct Ready {
     pub hash: String,
     /// The LLM calls that made it, written to the journal when it gets its number.
     pub calls: Vec<crate::agent::CallRecord>,
+    /// Who made it (`None`: a revisit, the session's own).
+    pub proposer: Option<String>,
 }
 
 /// Stands in for the proposer while it runs on its own thread.
@@ -373,6 +375,7 @@ impl Engine<'_, '_> {
                     prompt: None,
                     hash: String::new(),
                     calls: Vec::new(),
+                    proposer: None,
                 });
             }
             crate::session::Leftover::MeasureBest(what) => {

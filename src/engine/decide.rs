@@ -213,6 +213,7 @@ impl Engine<'_, '_> {
             prompt: None,
             hash,
             calls: Vec::new(),
+            proposer: None,
         });
     }
 

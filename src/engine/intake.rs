@@ -42,7 +42,25 @@ impl Engine<'_, '_> {
         }
         let iteration = self.take_iteration();
         self.record_calls(iteration, r.calls)?;
-        let name = self.s.proposer.name();
+        let name = r.proposer.clone().unwrap_or_else(|| self.s.proposer.name());
+        self.s.proposed_by = r.proposer.clone();
+        let started = self.start_proposal(iteration, r.prompt, r.earlier, p, changed, name);
+        self.s.proposed_by = None;
+        started
+    }
+
+    /// The numbered part of `start_candidate`: the event, the checks, the commit, the trial.
+    fn start_proposal(
+        &mut self,
+        iteration: u64,
+        prompt: Option<String>,
+        earlier: Earlier,
+        p: crate::agent::Proposal,
+        changed: BTreeMap<PathBuf, String>,
+        name: String,
+    ) -> Result<Option<u64>, SessionError> {
+        let description = one_line(&p.description);
+        let best = self.s.best_commit();
         self.s.send(Event::Proposal {
             iteration,
             description: description.clone(),
@@ -61,19 +79,18 @@ impl Engine<'_, '_> {
         let before = self.s.repo.files_at(&best, &editable);
         let mut files = before.clone();
         files.extend(changed);
-        self.s.pending_prompt = r.prompt;
+        self.s.pending_prompt = prompt;
         let draft = Draft {
             iteration,
             attempt: 1,
             description: &description,
             category: p.category,
-            repeat: r.earlier.visits > 0,
+            repeat: earlier.visits > 0,
         };
         match self.s.commit_state(draft, &files, &before, usage)? {
             Ok(rec) => {
                 self.started_now += 1;
                 self.failed_proposals = 0;
-                let earlier = r.earlier;
                 self.add_trial(rec, Kind::Candidate { earlier }).map(Some)
             }
             Err(why) => self.failed(why).map(|()| None),
@@ -128,7 +145,32 @@ impl Engine<'_, '_> {
             prompt,
             usage,
             calls,
+            proposer,
+            notes,
         } = reply;
+        for note in notes {
+            self.s.warn(note);
+        }
+        self.s.proposed_by = Some(proposer.clone());
+        let done = self.on_answer(ask, parent, result, prompt, usage, calls, proposer);
+        self.s.proposed_by = None;
+        done
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one reply, taken apart"
+    )]
+    fn on_answer(
+        &mut self,
+        ask: Ask,
+        parent: String,
+        result: Option<Result<crate::agent::Proposal, AgentError>>,
+        prompt: Option<String>,
+        usage: crate::agent::Usage,
+        calls: Vec<crate::agent::CallRecord>,
+        proposer: String,
+    ) -> Result<(), SessionError> {
         // Calls are on the record under the experiment they were for: a repair's is the
         // crashed one's; a proposal's is given when it starts (or is rejected) below.
         let mut calls = Some(calls);
@@ -188,6 +230,7 @@ impl Engine<'_, '_> {
                     earlier: Earlier::default(),
                     prompt,
                     calls,
+                    proposer: Some(proposer),
                 });
                 Ok(())
             }

@@ -58,6 +58,10 @@ pub(crate) struct Reply {
     pub usage: Usage,
     /// The LLM calls it took, for the record.
     pub calls: Vec<CallRecord>,
+    /// Who made it (a hybrid has two proposers).
+    pub proposer: String,
+    /// Lines for the user (see `Proposer::take_notes`).
+    pub notes: Vec<String>,
 }
 
 /// Serves requests from the shared queue until the coordinator hangs up. `tree`: this
@@ -121,6 +125,8 @@ pub(crate) fn serve(
             prompt: proposer.last_prompt(),
             usage,
             calls: proposer.take_calls(),
+            proposer: proposer.name(),
+            notes: proposer.take_notes(),
         };
         if out.send(Msg::Proposal(Box::new(reply))).is_err() {
             return;

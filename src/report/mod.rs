@@ -2,6 +2,7 @@
 //! pure (records in, strings or bytes out); they never touch git, files or the terminal.
 
 pub mod analysis;
+pub mod by_proposer;
 pub mod chart;
 mod chart_layout;
 pub mod export;

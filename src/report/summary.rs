@@ -68,6 +68,7 @@ pub fn render_summary(
 
     results_table(&a, metric, &mut out);
     top_improvements(&a, metric, &mut out);
+    out.push_str(&super::by_proposer::render(info.direction, metric, records));
     what_did_not_work(records, &a, &mut out);
 
     let _ = writeln!(out, "\n## Recommended next steps\n");

@@ -51,7 +51,10 @@ impl Session<'_> {
             memory_gb: None,
             description: description.to_string(),
             category,
-            proposer: self.proposer.name(),
+            proposer: self
+                .proposed_by
+                .clone()
+                .unwrap_or_else(|| self.proposer.name()),
             reason: String::new(),
             log_path: None,
             started_at: now(),

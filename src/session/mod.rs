@@ -208,6 +208,9 @@ pub struct Session<'a> {
     pub(crate) engine: bool,
     /// The prompt behind the proposal being committed, when the proposer ran elsewhere.
     pub(crate) pending_prompt: Option<String>,
+    /// Who made the proposal being recorded, when the proposer ran elsewhere (the engine's
+    /// thread); `None`: the proposer's own `name()`.
+    pub(crate) proposed_by: Option<String>,
     /// What this invocation runs with, as recorded in the journal for the reports.
     pub(crate) settings: crate::store::SessionSettings,
 }
@@ -353,6 +356,9 @@ impl<'a> Session<'a> {
                 self.proposer.propose(&ctx)
             };
             self.record_calls(iteration)?;
+            for note in self.proposer.take_notes() {
+                self.warn(note);
+            }
             if !matches!(proposal, Err(AgentError::Transient(_))) {
                 unanswered = 0;
             }
@@ -441,11 +447,13 @@ impl<'a> Session<'a> {
         {
             return Some(EndReason::Deadline);
         }
-        if self
-            .config
-            .agent
-            .max_cost_usd
-            .is_some_and(|max| self.cost_usd() >= max)
+        // With the tuner beside the LLM, the LLM stops and the tuner goes on.
+        if !self.config.agent.has_tuner()
+            && self
+                .config
+                .agent
+                .max_cost_usd
+                .is_some_and(|max| self.cost_usd() >= max)
         {
             return Some(EndReason::CostLimit);
         }

@@ -211,6 +211,7 @@ impl<'a> Session<'a> {
             _lock: lock,
             engine,
             pending_prompt: None,
+            proposed_by: None,
             settings,
             adopt: adopted,
             attach: None,

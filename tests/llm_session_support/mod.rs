@@ -18,10 +18,16 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// `[agent]` for an OpenAI-compatible server at `url` (http://127.0.0.1:PORT), with fast
-/// retries so that no test waits; `extra` adds keys.
+/// retries so that no test waits; `extra` adds keys. The LLM alone (`tuner = "off"`)
+/// unless `extra` sets `tuner`: these tests script every proposal.
 pub fn openai_agent(url: &str, extra: &str) -> String {
+    let tuner = if extra.contains("tuner") {
+        ""
+    } else {
+        "tuner = \"off\"\n"
+    };
     format!(
-        "[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"test-model\"\ntimeout = \"20s\"\nmax_attempts = 2\nretry_base = \"1ms\"\nretry_max_wait = \"20ms\"\n{extra}\n"
+        "[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"test-model\"\ntimeout = \"20s\"\nmax_attempts = 2\nretry_base = \"1ms\"\nretry_max_wait = \"20ms\"\n{tuner}{extra}\n"
     )
 }
 

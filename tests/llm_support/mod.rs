@@ -29,6 +29,8 @@ pub enum Reply {
     Json(u16, String, Vec<(&'static str, String)>),
     /// Read the request, then never answer (until the client hangs up).
     Hang,
+    /// Read the request, then close the connection without a word (a server going down).
+    Close,
     /// A 200 with `text/event-stream`: each string is one event's `data:` (with its
     /// `event:` line when given as `event\ndata`), the body ended by closing.
     Sse(Vec<String>),
@@ -177,6 +179,7 @@ impl Reply {
         match self {
             Reply::Json(c, b, h) => Reply::Json(*c, b.clone(), h.clone()),
             Reply::Hang => Reply::Hang,
+            Reply::Close => Reply::Close,
             Reply::Sse(e) => Reply::Sse(e.clone()),
         }
     }
@@ -219,6 +222,7 @@ fn read_request(stream: &TcpStream) -> Option<(Request, BufReader<TcpStream>)> {
 
 fn answer_with(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply) {
     match reply {
+        Reply::Close => drop((stream, reader)),
         Reply::Hang => {
             // Wait for the client to give up and close the connection.
             let mut sink = Vec::new();

@@ -205,6 +205,25 @@ fn too_large(e: &TooLarge, client: &Client, led: &Ledger, ctx: &Context<'_>) -> 
     ))
 }
 
+/// The proposal's schema for `client`: each edit's `search` one of its file's lines where
+/// the server takes such an enum (one on this machine always; elsewhere within OpenAI's
+/// limits), else free text.
+fn json_schema(client: &Client, ctx: &Context<'_>) -> serde_json::Value {
+    let editable = &ctx.config.editable;
+    let local = super::is_loopback(&client.base_url);
+    let fits = || {
+        editable.iter().all(|p| {
+            let text = ctx.files.get(p).map_or("", String::as_str);
+            structured::fits_strict_limits(&structured::line_choices(text))
+        })
+    };
+    if local || fits() {
+        structured::schema_with_lines(editable, ctx.files)
+    } else {
+        structured::schema(editable)
+    }
+}
+
 /// One prompt: asked, the answer used, blocks that did not apply asked for once more.
 fn exchange(
     client: &Client,
@@ -215,9 +234,7 @@ fn exchange(
     purpose: &str,
 ) -> Result<Proposal, CallFailure> {
     let max_tokens = led.answer_tokens(client);
-    let schema = client
-        .wants_json()
-        .then(|| structured::schema(&ctx.config.editable));
+    let schema = client.wants_json().then(|| json_schema(client, ctx));
     let shape = Shape {
         max_tokens,
         schema: schema.as_ref(),
