@@ -159,3 +159,25 @@ fn ctrl_c_during_a_call_stops_at_once_and_says_no_run_is_cleaned_up() {
     assert_eq!(shape(&rows), [(0, 1, "keep")], "{rows:#?}");
     assert_eq!(common::dirty(dir.path()), "");
 }
+
+#[test]
+fn a_stream_that_never_ends_is_cut_at_the_timeout_and_said_so() {
+    let piece = serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "and so on "}, "finish_reason": null}]})
+    .to_string();
+    let server = Server::start(vec![Reply::Drip(piece)]);
+    let repo = repo();
+    let mut a = agent(AgentBackend::OpenAi, &format!("{}/v1", server.url));
+    a.model = Some("m".into());
+    a.timeout = Some(std::time::Duration::from_secs(1));
+    a.max_attempts = Some(1);
+    let cfg = config(a);
+    let mut p = LlmProposer::with_key(&cfg.agent, None).unwrap();
+    let w = World::new(repo.path(), cfg);
+    let err = p.propose(&w.ctx()).unwrap_err().to_string();
+    assert!(err.contains("[agent] timeout"), "{err}");
+    let calls = p.take_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].outcome, CallOutcome::Failed);
+    assert!(calls[0].reason.contains("[agent] timeout"), "{calls:?}");
+}

@@ -34,6 +34,9 @@ pub enum Reply {
     /// A 200 with `text/event-stream`: each string is one event's `data:` (with its
     /// `event:` line when given as `event\ndata`), the body ended by closing.
     Sse(Vec<String>),
+    /// A 200 with `text/event-stream` that never ends: this event's `data:` again and
+    /// again, one every 20 ms, until the client hangs up (a model that runs away).
+    Drip(String),
 }
 
 pub fn ok(body: String) -> Reply {
@@ -181,6 +184,7 @@ impl Reply {
             Reply::Hang => Reply::Hang,
             Reply::Close => Reply::Close,
             Reply::Sse(e) => Reply::Sse(e.clone()),
+            Reply::Drip(e) => Reply::Drip(e.clone()),
         }
     }
 }
@@ -240,6 +244,17 @@ fn answer_with(stream: TcpStream, mut reader: BufReader<TcpStream>, reply: Reply
                 };
                 let _ = w.write_all(text.as_bytes());
                 let _ = w.flush();
+            }
+        }
+        Reply::Drip(event) => {
+            let mut w = stream;
+            let _ = w.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+            );
+            // The pace of a slow model; the stream ends only when the client goes.
+            while w.write_all(format!("data: {event}\n\n").as_bytes()).is_ok() && w.flush().is_ok()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
         Reply::Json(status, body, extra) => {

@@ -256,12 +256,13 @@ impl Client {
             Provider::OpenAi => &[],
         };
         let provider = self.provider;
+        let deadline = std::time::Instant::now() + self.http.timeout();
         let read = self
             .http
             .post_read(&url, headers, &secret, &body.to_string(), &mut |ct, r| {
                 if ct.is_some_and(|c| c.starts_with("text/event-stream")) {
                     let mut a = Assembled::default();
-                    stream::read_events(BufReader::new(r), |v| {
+                    stream::read_events(BufReader::new(r), deadline, |v| {
                         a.take(provider, v);
                         on_piece(a.deltas);
                     })?;

@@ -96,14 +96,23 @@ impl Assembled {
 }
 
 /// Reads an event stream to its end (or `[DONE]`), handing each event's JSON to `take`.
-/// Lines that are not `data:` (comments, `event:` names, keep-alives) are skipped.
+/// Lines that are not `data:` (comments, `event:` names, keep-alives) are skipped. A
+/// stream still going at `deadline` (`[agent] timeout` after the request) is cut there:
+/// a server that keeps sending never holds the session past its timeout.
 pub fn read_events(
     reader: impl BufRead,
+    deadline: std::time::Instant,
     mut take: impl FnMut(&Value),
 ) -> Result<(), std::io::Error> {
     let mut data = String::new();
     for line in reader.lines() {
         let line = line?;
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the streamed answer was still coming at [agent] timeout",
+            ));
+        }
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
             if !data.is_empty() {
@@ -138,7 +147,8 @@ mod tests {
 
     fn assemble(provider: Provider, sse: &str) -> Assembled {
         let mut a = Assembled::default();
-        read_events(sse.as_bytes(), |v| a.take(provider, v)).unwrap();
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        read_events(sse.as_bytes(), later, |v| a.take(provider, v)).unwrap();
         a
     }
 

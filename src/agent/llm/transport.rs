@@ -117,6 +117,11 @@ impl Http {
         }
     }
 
+    /// The limit on one request, its answer included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// POSTs `body` as JSON and returns the success body, retrying what may pass.
     pub fn post_json(
         &self,
@@ -231,9 +236,10 @@ impl Http {
             .map(str::to_string);
         let mut reader = resp.body_mut().as_reader();
         read(ct.as_deref(), &mut reader).map_err(|e| {
-            let m = if e.kind() == std::io::ErrorKind::TimedOut {
+            // ureq's own limit reads as an `Other` error that says `timeout`.
+            let m = if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
                 format!(
-                    "no answer from {url} within {:.1}s",
+                    "no complete answer from {url} within {:.1}s ([agent] timeout); a longer timeout or a smaller [agent] max_tokens may help",
                     self.timeout.as_secs_f64()
                 )
             } else {
