@@ -205,6 +205,7 @@ impl Reporter {
                 let (label, color) = match record.status {
                     Status::Keep => ("keep", GREEN),
                     Status::Discard => ("discard", DIM),
+                    Status::Pruned => ("pruned", DIM),
                     Status::Crash => ("crash", RED),
                     _ => (record.status.as_str(), YELLOW),
                 };
@@ -232,7 +233,12 @@ impl Reporter {
                     record.iteration, self.metric, record.description
                 ));
                 // The evidence behind a keep or discard: the test, the threshold, the noise.
-                if !self.quiet && matches!(record.status, Status::Keep | Status::Discard) {
+                if !self.quiet
+                    && matches!(
+                        record.status,
+                        Status::Keep | Status::Discard | Status::Pruned
+                    )
+                {
                     if let Some((_, why)) = record.reason.split_once("; ") {
                         let why = self.paint(DIM, &format!("      {why}"));
                         self.line(&why);

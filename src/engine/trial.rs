@@ -47,6 +47,8 @@ pub(crate) struct Trial {
     pub failed: Option<(RunResult, String, u64)>,
     /// A run the user interrupted.
     pub interrupted: Option<RunResult>,
+    /// A run the pruning rule stopped.
+    pub pruned: Option<RunResult>,
 }
 
 impl Trial {
@@ -72,6 +74,7 @@ impl Trial {
             last: None,
             failed: None,
             interrupted: None,
+            pruned: None,
         }
     }
 

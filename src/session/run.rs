@@ -27,11 +27,16 @@ pub(crate) struct RunResult {
     pub memory_gb: Option<f64>,
     /// Read-only files the run (or the proposal) changed and the tool restored.
     pub restored: Vec<String>,
+    /// Its training curve, as read from its progress lines (empty when it printed none).
+    pub curve: crate::decision::curve::Curve,
+    /// Stopped by the pruning rule: the note, and the fraction of the budget it ran.
+    pub pruned: Option<(String, f64)>,
 }
 
 impl RunResult {
+    /// Stopped by the user (a pruned run was stopped by the rule, not interrupted).
     pub(crate) fn interrupted(&self) -> bool {
-        self.outcome.exit == Exit::Interrupted
+        self.outcome.exit == Exit::Interrupted && self.pruned.is_none()
     }
     /// The event that says this run of `rec` ended (on `worker`, on the engine).
     pub(crate) fn finished(&self, worker: Option<usize>, rec: &ExperimentRecord) -> Event {
@@ -158,6 +163,8 @@ pub(crate) fn read_result(
         value,
         memory_gb,
         restored: Vec::new(),
+        curve: Default::default(),
+        pruned: None,
     }
 }
 
@@ -268,13 +275,15 @@ impl Session<'_> {
         }
     }
 
-    /// Runs the current tree once with `seed` and reads the result.
+    /// Runs the current tree once with `seed` and reads the result; `judge`: the pruning
+    /// rule's reference, for a candidate's run.
     pub(crate) fn run_once(
         &mut self,
         rec: &ExperimentRecord,
         seed: u64,
         batch_scale: f64,
         label: &str,
+        judge: Option<std::sync::Arc<crate::decision::prune::Reference>>,
     ) -> Result<RunResult, SessionError> {
         let restored = self.restore_read_only(rec)?;
         let root = self.repo.root().to_path_buf();
@@ -286,8 +295,15 @@ impl Session<'_> {
         let iteration = rec.iteration;
         let emit = &mut self.emit;
         let mut progress = Progress::new();
-        let outcome = executor.run(&job, &self.cancel, &mut |line: &str| {
+        let (cancel, stop) = self.cancel.for_run();
+        let mut curve = super::prune::CurveWatch::new(
+            self.config.prune.curve.clone(),
+            self.config.budget,
+            judge.map(|r| (r, stop)),
+        );
+        let outcome = executor.run(&job, &cancel, &mut |line: &str| {
             crate::chaos::point("run_line");
+            curve.line(line);
             if let Some((elapsed_s, numbers)) = progress.line(line) {
                 emit(&Event::RunOutput {
                     worker: None,
@@ -298,6 +314,7 @@ impl Session<'_> {
             }
         })?;
         let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
+        curve.finish(&mut r, &self.cancel);
         r.restored = restored;
         let tampered = self.guard_after_run(&guard, label)?;
         r.tampered(&tampered);
@@ -336,12 +353,24 @@ impl Session<'_> {
         scale: f64,
         k: usize,
     ) -> Result<RunResult, SessionError> {
+        self.measure_judged(rec, seed, scale, k, None)
+    }
+
+    /// [`Session::measure`], with the pruning rule watching the run when `judge` is set.
+    pub(crate) fn measure_judged(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        scale: f64,
+        k: usize,
+        judge: Option<std::sync::Arc<crate::decision::prune::Reference>>,
+    ) -> Result<RunResult, SessionError> {
         let label = if k == 0 {
             format!("{:04}", rec.id)
         } else {
             format!("{:04}-{}", rec.id, k + 1)
         };
-        let r = self.run_once(rec, seed, scale, &label)?;
+        let r = self.run_once(rec, seed, scale, &label, judge)?;
         if !r.interrupted() {
             self.journal.add_measurement(&Measurement {
                 experiment_id: rec.id,
@@ -350,6 +379,7 @@ impl Session<'_> {
                 log_path: Some(rel(self.repo.root(), &r.outcome.log_path)),
                 job_id: r.outcome.job_id.clone(),
             })?;
+            self.record_curve(rec.id, seed, &r, rec.iteration == 0 && k == 0)?;
         }
         Ok(r)
     }

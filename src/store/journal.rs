@@ -4,9 +4,11 @@
 //! that was finalised.
 
 mod calls;
+mod curves;
 mod migrate;
 
 pub use calls::{CallCounts, CallRow};
+pub use curves::CurveRow;
 
 use super::StoreError;
 use crate::experiment::{Category, ExperimentRecord, Status};
@@ -73,8 +75,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 
 /// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
 /// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
-/// (`llm_calls`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// (`llm_calls`); 4: the Slurm job id of a run; 6: each run's training curve (`curves`).
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The column names of `table`.
 pub(super) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {

@@ -9,7 +9,7 @@ pub mod results;
 pub mod settings;
 
 pub use journal::{
-    CallCounts, CallRow, Journal, Measurement, RunPlace, SCHEMA_VERSION, SessionRow,
+    CallCounts, CallRow, CurveRow, Journal, Measurement, RunPlace, SCHEMA_VERSION, SessionRow,
 };
 pub use settings::SessionSettings;
 

@@ -462,6 +462,7 @@ pub fn config(agent: AgentConfig) -> Config {
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
         executor: Default::default(),
+        prune: Default::default(),
     }
 }
 

@@ -36,5 +36,12 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         };
         conn.execute_batch(&format!("BEGIN; {add} PRAGMA user_version = 4; COMMIT;"))?;
     }
+    // Version 5 is another branch's step; the lead renumbers at merge.
+    if version < 6 {
+        conn.execute_batch(&format!(
+            "BEGIN; {} PRAGMA user_version = 6; COMMIT;",
+            super::curves::CREATE
+        ))?;
+    }
     Ok(())
 }
