@@ -50,8 +50,11 @@ fn session(shape: &str, args: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// (iteration, pruned_at, points) of every curve on record, in order.
-fn curves(dir: &Path) -> Vec<(i64, Option<f64>, Vec<(f64, f64)>)> {
+/// One curve on record: its experiment's iteration, where it was pruned, its points.
+type CurveRow = (i64, Option<f64>, Vec<(f64, f64)>);
+
+/// Every curve on record, in order.
+fn curves(dir: &Path) -> Vec<CurveRow> {
     let conn = rusqlite::Connection::open(dir.join(".autoresearch/journal.sqlite")).unwrap();
     let mut stmt = conn
         .prepare(
