@@ -1,5 +1,5 @@
 //! Black-box tests of pruning: `autoresearch run` on temp git repos whose fixture script
-//! prints karpathy's `\rstep 00012 (30.0%) | loss: …` progress lines for about a second and
+//! prints karpathy's `\rstep 00012 (30.0%) | loss: …` progress lines for about two seconds and
 //! then its `val_bpb`. `LR` is the knob (the built-in search moves it 0.1 → 0.2 first).
 //!
 //! - `worse`: every move ends at least 0.5 worse, and its curve shows it from the start:
@@ -30,7 +30,7 @@ for i in range(1, steps + 1):
     f = i / steps
     loss = final + (2.0 + bump) * (1 - f) ** 2 + 0.001 * rng.gauss(0, 1)
     print(f"\rstep {i:05d} ({100 * f:.1f}%) | loss: {loss:.6f}", end="", flush=True)
-    time.sleep(1.0 / steps)
+    time.sleep(2.0 / steps)
 print()
 print(f"val_bpb: {final:.6f}")"#;
 
@@ -83,8 +83,14 @@ fn durations(dir: &Path) -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// The curve's value at `f`, interpolated.
 fn value_at(points: &[(f64, f64)], f: f64) -> f64 {
-    points.iter().find(|p| p.0 >= f - 1e-9).unwrap().1
+    let i = points.iter().position(|p| p.0 >= f - 1e-9).unwrap();
+    if i == 0 || (points[i].0 - f).abs() < 1e-9 {
+        return points[i].1;
+    }
+    let (lo, hi) = (points[i - 1], points[i]);
+    lo.1 + (f - lo.0) / (hi.0 - lo.0) * (hi.1 - lo.1)
 }
 
 fn assert_pruned_and_recorded(dir: &Path, candidates: usize) {

@@ -37,6 +37,11 @@ impl CurveSpec {
     /// The value and the progress (a fraction of the budget, 0–1) on `line`, if it is a
     /// progress line. A line may hold several `\r`-separated updates: the last one counts.
     pub fn parse(&self, line: &str) -> Option<(f64, Option<f64>)> {
+        // Most lines of a flood are not progress lines: a substring search rules them out
+        // before the regex runs.
+        if self.regex.is_none() && !line.contains("loss:") {
+            return None;
+        }
         let re = self.regex.as_ref().unwrap_or_else(|| karpathy());
         let caps = re.captures_iter(line).last()?;
         let group = |name: &str, index: usize| {

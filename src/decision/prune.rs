@@ -3,16 +3,20 @@
 //! that would have. Pure: it is handed the runs on record and one run's curve point by
 //! point, and only says "go on" or "prune, because …".
 //!
-//! The model. Every finished run `i` on record has a curve `yᵢ(f)` and a final value `vᵢ`;
-//! its *drop* at fraction `f` is `dᵢ(f) = yᵢ(f) − vᵢ` (signs flipped for a metric to
-//! maximise). A running candidate at `f` with curve value `y` will end at `v = y − d`, where
-//! its drop `d` is unknown. Taking `d` as exchangeable with the drops on record (they come
-//! from every code the session ran, so their spread holds both the seed noise and how much
-//! codes' curves cross), the one-sided prediction bound `d̄ + t(1 − α/K, m − 1) · s_d ·
-//! √(1 + 1/m)` is exceeded with probability `α/K`. The run is pruned only when even that
-//! drop leaves it worse than the best's mean, so a run that would have beaten the best's
-//! mean is pruned at one look with probability at most `α/K`, and at one of the `K` looks
-//! (`start`, `start + 10%`, … up to 95%) with probability at most `α` (Bonferroni).
+//! The model. Every finished run on record has a curve `y(f)` and a final value `v`. At a
+//! look at fraction `f`, the final value is fitted by least squares on the curve's level
+//! there (its mean over the last 5% of the budget) and its slope (the level less the level
+//! 15% earlier) over every finished run, so that curves that fall late (and cross) are
+//! told from curves that are simply worse; with fewer than five such runs, the mean drop
+//! from the level to the final value stands in. The candidate is pruned only when the
+//! one-sided prediction bound at `1 − α·w/K` (Student's t on the fit's degrees of freedom,
+//! with the leverage of a new point) still leaves it worse than the best's mean: `K` looks
+//! (`start`, `start + 10%`, … up to 95%), `w` the session's smoothed share of candidates
+//! kept. Under that linear model with Gaussian residuals, P(pruned and would have beaten
+//! the best's mean) ≤ α·w at each run, so with `w` the chance of winning, P(pruned |
+//! would have won) ≤ α (5% by default). The residual spread holds the seed noise, the
+//! train-versus-validation gap and how much codes' curves cross, as seen so far;
+//! selection on the curve (runs pruned earlier are missing) does not bias a fit on it.
 //!
 //! A second condition keeps the reading of "clearly worse at the same point": the
 //! run's value must also be beyond the best's own curves at that fraction by more than
@@ -54,6 +58,9 @@ pub struct Reference {
     alpha: f64,
     min_runs: usize,
     min_codes: usize,
+    /// The share of candidates on record that won (kept), smoothed: the bound is spent
+    /// on winners only, so `alpha` is scaled by it.
+    win_rate: f64,
     /// What the curve's value is called in notes (`loss` for karpathy's lines).
     curve_name: String,
     metric_name: String,
@@ -78,6 +85,7 @@ impl Reference {
         mut history: Vec<Finished>,
         best_code: &str,
         best_value: f64,
+        win_rate: f64,
     ) -> Reference {
         history.retain(|f| !f.curve.is_empty() && f.value.is_finite());
         if history.len() > MAX_HISTORY {
@@ -92,6 +100,7 @@ impl Reference {
             alpha: cfg.alpha,
             min_runs: cfg.min_runs as usize,
             min_codes: cfg.min_codes as usize,
+            win_rate: win_rate.clamp(0.0, 1.0),
             curve_name: if cfg.curve.regex.is_some() {
                 "curve".into()
             } else {
@@ -132,13 +141,62 @@ impl Reference {
         }
     }
 
+    /// Where the candidate is heading (lower is better) and the one-sided bound at `level`
+    /// on how much better it could still end: a least-squares fit of the final value on
+    /// the curve's level (its mean over the last 5% of the budget) and its slope (the level
+    /// less the level 15% earlier) over every finished run; with fewer than five runs that
+    /// reach back that far, the mean drop from the level to the final value instead.
+    fn predict(
+        &self,
+        at: &[(&Finished, f64)],
+        cand: &Curve,
+        frac: f64,
+        level: f64,
+    ) -> Option<(f64, f64)> {
+        let s = self.sign();
+        let feats = |c: &Curve| -> Option<[f64; 2]> {
+            let now = window(c, frac)?;
+            let back = window(c, frac - 0.15)?;
+            Some([s * now, s * (now - back)])
+        };
+        let mut rows = Vec::new();
+        let mut ts = Vec::new();
+        for (r, _) in at {
+            if let Some(f) = feats(&r.curve) {
+                rows.push(f);
+                ts.push(s * r.value);
+            }
+        }
+        if let (Some(x0), true) = (feats(cand), rows.len() >= 5) {
+            let (p, se, df) = ols2(&rows, &ts, x0)?;
+            return Some((p, student_t_inv_cdf(level, df as f64) * se));
+        }
+        let drops: Vec<f64> = at.iter().map(|(r, y)| s * (y - r.value)).collect();
+        let (d_mean, d_sd) = (mean(&drops)?, super::stats::std_dev(&drops)?);
+        let m = drops.len() as f64;
+        let value = window(cand, frac)?;
+        Some((
+            s * value - d_mean,
+            student_t_inv_cdf(level, m - 1.0) * d_sd * (1.0 + 1.0 / m).sqrt(),
+        ))
+    }
+
     /// The call for a candidate whose curve is at `value` at fraction `frac` (one look).
     pub fn judge(&self, frac: f64, value: f64) -> Call {
+        let c = Curve {
+            points: vec![(frac, value)],
+        };
+        self.judge_curve(&c, frac, value)
+    }
+
+    /// [`Reference::judge`] with the candidate's curve so far (its shape sharpens the
+    /// prediction).
+    pub fn judge_curve(&self, cand: &Curve, frac: f64, value: f64) -> Call {
         let k = self.looks().len();
         if k == 0 || frac < self.start || !value.is_finite() {
             return Call::GoOn;
         }
-        let level = 1.0 - self.alpha / k as f64;
+        let level = 1.0 - self.alpha * self.win_rate / k as f64;
         let s = self.sign();
         // The drops of every finished run that reaches this fraction.
         let at: Vec<(&Finished, f64)> = self
@@ -153,13 +211,10 @@ impl Reference {
         if m < self.min_runs.max(2) || codes.len() < self.min_codes {
             return Call::GoOn;
         }
-        let drops: Vec<f64> = at.iter().map(|(r, y)| s * (y - r.value)).collect();
-        let (Some(d_mean), Some(d_sd)) = (mean(&drops), super::stats::std_dev(&drops)) else {
-            return Call::GoOn;
+        let (projected, bound) = match self.predict(&at, cand, frac, level) {
+            Some(p) => p,
+            None => return Call::GoOn,
         };
-        let bound = student_t_inv_cdf(level, (m - 1) as f64) * d_sd * (1.0 + 1.0 / m as f64).sqrt();
-        // Where it is heading, lower is better: its value now less the mean drop.
-        let projected = s * value - d_mean;
         let excess = projected - s * self.best_value;
         if excess.is_nan() || excess <= bound.max(0.0) {
             return Call::GoOn;
@@ -200,6 +255,79 @@ impl Reference {
     }
 }
 
+/// The mean of `c` over the 5% of the budget up to `f`.
+fn window(c: &Curve, f: f64) -> Option<f64> {
+    if f < 0.0 || c.at(f).is_none() {
+        return None;
+    }
+    let pts: Vec<f64> = c
+        .points
+        .iter()
+        .filter(|p| p.0 <= f && p.0 >= f - 0.05)
+        .map(|p| p.1)
+        .collect();
+    if pts.is_empty() { c.at(f) } else { mean(&pts) }
+}
+
+/// Least squares `t = b0 + b1·x1 + b2·x2`: the prediction at `x0`, the standard error of
+/// a new observation there, and the residual degrees of freedom.
+fn ols2(rows: &[[f64; 2]], ts: &[f64], x0: [f64; 2]) -> Option<(f64, f64, usize)> {
+    let n = rows.len();
+    if n < 5 {
+        return None;
+    }
+    let x = |r: &[f64; 2]| [1.0, r[0], r[1]];
+    let mut xtx = [[0.0; 3]; 3];
+    let mut xty = [0.0; 3];
+    for (r, t) in rows.iter().zip(ts) {
+        let v = x(r);
+        for i in 0..3 {
+            xty[i] += v[i] * t;
+            for j in 0..3 {
+                xtx[i][j] += v[i] * v[j];
+            }
+        }
+    }
+    let inv = inverse3(xtx)?;
+    let beta: Vec<f64> = (0..3)
+        .map(|i| (0..3).map(|j| inv[i][j] * xty[j]).sum())
+        .collect();
+    let sse: f64 = rows
+        .iter()
+        .zip(ts)
+        .map(|(r, t)| {
+            let v = x(r);
+            (t - (0..3).map(|i| beta[i] * v[i]).sum::<f64>()).powi(2)
+        })
+        .sum();
+    let df = n - 3;
+    let sd = (sse / df as f64).sqrt();
+    let v0 = x(&x0);
+    let pred: f64 = (0..3).map(|i| beta[i] * v0[i]).sum();
+    let lev: f64 = (0..3)
+        .map(|i| (0..3).map(|j| v0[i] * inv[i][j] * v0[j]).sum::<f64>())
+        .sum();
+    Some((pred, sd * (1.0 + lev).sqrt(), df))
+}
+
+/// The inverse of a 3×3 matrix; None when it is singular.
+fn inverse3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    if det.abs() < 1e-300 || !det.is_finite() {
+        return None;
+    }
+    // The adjugate's cyclic form: entry (i, j) is the cofactor of (j, i), sign included.
+    Some(std::array::from_fn(|i| {
+        std::array::from_fn(|j| {
+            let (a, b) = ((j + 1) % 3, (j + 2) % 3);
+            let (c, d) = ((i + 1) % 3, (i + 2) % 3);
+            (m[a][c] * m[b][d] - m[a][d] * m[b][c]) / det
+        })
+    }))
+}
+
 /// The pooled within-code standard deviation of the curve values at one fraction (codes
 /// with several runs), and its degrees of freedom.
 fn seed_spread(at: &[(&Finished, f64)]) -> Option<(f64, usize)> {
@@ -231,6 +359,7 @@ pub struct Watch {
     reference: std::sync::Arc<Reference>,
     looks: Vec<f64>,
     next: usize,
+    curve: Curve,
     /// Set once the rule said prune.
     pub verdict: Option<String>,
 }
@@ -242,6 +371,7 @@ impl Watch {
             reference,
             looks,
             next: 0,
+            curve: Curve::default(),
             verdict: None,
         }
     }
@@ -251,6 +381,7 @@ impl Watch {
         if self.verdict.is_some() {
             return None;
         }
+        self.curve.push(frac, value);
         let mut due = false;
         while self.looks.get(self.next).is_some_and(|&f| frac >= f) {
             self.next += 1;
@@ -259,7 +390,7 @@ impl Watch {
         if !due {
             return None;
         }
-        if let Call::Prune(note) = self.reference.judge(frac, value) {
+        if let Call::Prune(note) = self.reference.judge_curve(&self.curve, frac, value) {
             self.verdict = Some(note);
         }
         self.verdict.as_deref()

@@ -64,6 +64,7 @@ fn reference(h: Vec<Finished>, direction: Direction) -> Reference {
         h,
         "base",
         best,
+        1.0,
     )
 }
 
@@ -143,6 +144,7 @@ fn nothing_is_pruned_without_enough_runs_codes_or_a_curve_of_the_best() {
         history([2.0; 5], &mut rng),
         "base",
         1.0,
+        1.0,
     );
     assert!(r.looks().is_empty());
     assert_eq!(r.judge(0.995, 9.0), Call::GoOn);
@@ -220,6 +222,7 @@ fn winners_are_pruned_at_most_alpha_of_the_time() {
             h,
             "best",
             best,
+            0.5,
         ));
         let (v, d) = code(&mut rng);
         let c = curve(v, d, 0.003, &mut rng);
@@ -243,4 +246,23 @@ fn winners_are_pruned_at_most_alpha_of_the_time() {
         losers_pruned * 2 > losers,
         "only {losers_pruned} of {losers} clear losers pruned"
     );
+}
+
+#[test]
+fn least_squares_recovers_an_exact_plane_and_inverts() {
+    let rows = [[1.0, 0.0], [2.0, 1.0], [3.0, 0.5], [4.0, 2.0], [0.5, 3.0]];
+    let ts: Vec<f64> = rows.iter().map(|r| 0.5 + 2.0 * r[0] - 1.0 * r[1]).collect();
+    let (p, se, df) = ols2(&rows, &ts, [10.0, 1.0]).unwrap();
+    assert!((p - 19.5).abs() < 1e-9, "{p}");
+    assert!(se < 1e-6, "{se}");
+    assert_eq!(df, 2);
+    let m = [[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]];
+    let inv = inverse3(m).unwrap();
+    for (i, row) in m.iter().enumerate() {
+        for j in 0..3 {
+            let e: f64 = row.iter().zip(&inv).map(|(a, r)| a * r[j]).sum();
+            assert!((e - f64::from(u8::from(i == j))).abs() < 1e-12);
+        }
+    }
+    assert!(inverse3([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]]).is_none());
 }

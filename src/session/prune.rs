@@ -11,18 +11,12 @@ use crate::runner::{Cancel, Exit, RunStop};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How many curve lines per budget are parsed at most: output floods cost a regex only this
-/// often (the curve keeps `MAX_POINTS` of them anyway).
-const PARSES_PER_BUDGET: f64 = 2000.0;
-
 /// Reads one run's curve from its lines and, for a judged candidate, stops the run when the
 /// rule says so.
 pub(crate) struct CurveWatch {
     spec: CurveSpec,
     budget_s: f64,
     started: Instant,
-    every: Duration,
-    last: Option<Instant>,
     curve: Curve,
     judge: Option<(Watch, RunStop)>,
     pruned: Option<(String, f64)>,
@@ -40,29 +34,20 @@ impl CurveWatch {
             spec,
             budget_s,
             started: Instant::now(),
-            every: Duration::from_secs_f64(budget_s / PARSES_PER_BUDGET),
-            last: None,
             curve: Curve::default(),
             judge: judge.map(|(r, stop)| (Watch::new(r), stop)),
             pruned: None,
         }
     }
 
-    /// One output line of the run.
+    /// One output line of the run. Every line counts (a burst of lines delivered late still
+    /// holds one point each); with karpathy's pattern, a flood of other lines costs one
+    /// substring search each (see [`CurveSpec::parse`]).
     pub(crate) fn line(&mut self, line: &str) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < self.every)
-        {
-            return;
-        }
         let Some((value, progress)) = self.spec.parse(line) else {
             return;
         };
-        self.last = Some(now);
-        let frac = progress
-            .unwrap_or_else(|| now.duration_since(self.started).as_secs_f64() / self.budget_s);
+        let frac = progress.unwrap_or_else(|| self.started.elapsed().as_secs_f64() / self.budget_s);
         self.curve.push(frac, value);
         if let Some((watch, stop)) = &mut self.judge {
             if let Some(note) = watch.point(frac, value) {
@@ -123,8 +108,26 @@ impl Session<'_> {
             history,
             &code(&best.state_hash, best.id),
             best_value,
+            self.win_rate(),
         );
         Ok(r.armed().then(|| Arc::new(r)))
+    }
+
+    /// The share of decided candidates that were kept, smoothed (Laplace): how often a
+    /// candidate wins, which the rule's error budget is scaled by.
+    fn win_rate(&self) -> f64 {
+        use crate::experiment::Status;
+        let decided = self
+            .history
+            .iter()
+            .filter(|r| r.iteration > 0)
+            .filter(|r| matches!(r.status, Status::Keep | Status::Discard | Status::Pruned));
+        let (mut kept, mut n) = (0usize, 0usize);
+        for r in decided {
+            n += 1;
+            kept += usize::from(r.status == Status::Keep);
+        }
+        (kept + 1) as f64 / (n + 2) as f64
     }
 
     /// Journals a finished run's curve (nothing for a run that printed none), and with
