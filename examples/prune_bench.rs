@@ -3,7 +3,8 @@
 //! use (`autoresearch::decision::prune`). Prints the GPU time saved on losing runs and the
 //! real improvements lost, per scenario, as a Markdown table.
 //!
-//! `cargo run --release --example prune_bench -- [sessions] [experiments]` (defaults 200, 100).
+//! `cargo run --release --example prune_bench -- [sessions] [experiments]` (defaults 200, 100);
+//! `PRUNE_START=0.2` looks from 20% of the budget instead of the default 30%.
 //!
 //! A code (one experiment's train.py) has a true final value `v`, a train-vs-val offset, a
 //! speed `k` (how early its loss falls: curves of different `k` cross) and a warmdown drop
@@ -222,7 +223,10 @@ fn main() {
             offset_sd: 0.01,
         },
     ];
-    let cfg = PruneConfig::default();
+    let mut cfg = PruneConfig::default();
+    if let Some(v) = std::env::var("PRUNE_START").ok().and_then(|v| v.parse().ok()) {
+        cfg.start = v;
+    }
     println!(
         "{sessions} sessions × {experiments} experiments per scenario; [prune] defaults (start {}, alpha {}, min_runs {}, min_codes {})\n",
         cfg.start, cfg.alpha, cfg.min_runs, cfg.min_codes
