@@ -224,7 +224,10 @@ fn main() {
         },
     ];
     let mut cfg = PruneConfig::default();
-    if let Some(v) = std::env::var("PRUNE_START").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("PRUNE_START")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         cfg.start = v;
     }
     println!(

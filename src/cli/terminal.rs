@@ -215,6 +215,10 @@ impl Reporter {
                 };
                 let delta = match (record.status, gain) {
                     (Status::Crash, _) => record.reason.clone(),
+                    // Where it was stopped and against what; the evidence follows below.
+                    (Status::Pruned, _) => {
+                        record.reason.split("; ").next().unwrap_or("").to_string()
+                    }
                     (_, Some(g)) => {
                         let signed = if self.minimize { -g } else { *g };
                         let value = record.metric.unwrap_or(0.0);
