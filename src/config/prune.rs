@@ -166,3 +166,62 @@ pub(super) fn read(top: &Section) -> Result<PruneConfig, ConfigError> {
     }
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(prune: &str) -> Result<PruneConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train.py"), "LR = 0.1\n").unwrap();
+        let text = format!(
+            "editable = [\"train.py\"]\nbudget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n{prune}"
+        );
+        let path = dir.path().join("autoresearch.toml");
+        super::super::load_str(&text, &path)
+            .map(|c| c.prune)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_every_spelling_of_enabled() {
+        assert_eq!(load("").unwrap(), PruneConfig::default());
+        assert_eq!(load("[prune]\nenabled = true").unwrap().mode, PruneMode::On);
+        assert_eq!(
+            load("[prune]\nenabled = false").unwrap().mode,
+            PruneMode::Off
+        );
+        assert_eq!(
+            load("[prune]\nenabled = \"auto\"").unwrap().mode,
+            PruneMode::Auto
+        );
+        let p = load("[prune]\nstart = 0.2\nalpha = 0.1\nmin_runs = 8\nmin_codes = 4\ncurve = 'it (?P<progress>\\d+)% l=(?P<value>[0-9.]+)'").unwrap();
+        assert_eq!(
+            (p.start, p.alpha, p.min_runs, p.min_codes),
+            (0.2, 0.1, 8, 4)
+        );
+        assert_eq!(p.curve.parse("it 50% l=2.5"), Some((2.5, Some(0.5))));
+        assert!(
+            p.describe().starts_with("auto: from 20% of the budget"),
+            "{}",
+            p.describe()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_fix() {
+        let e = load("[prune]\nenabled = \"sometimes\"").unwrap_err();
+        assert!(e.contains("prune.enabled") && e.contains("\"auto\""), "{e}");
+        let e = load("[prune]\nstart = 1.5").unwrap_err();
+        assert!(
+            e.contains("prune.start") && e.contains("start = 0.3"),
+            "{e}"
+        );
+        let e = load("[prune]\nalpha = 0").unwrap_err();
+        assert!(e.contains("prune.alpha"), "{e}");
+        let e = load("[prune]\ncurve = 'loss'").unwrap_err();
+        assert!(e.contains("prune.curve") && e.contains("capture"), "{e}");
+        let e = load("[prune]\nstrat = 0.3").unwrap_err();
+        assert!(e.contains("start"), "{e}");
+    }
+}

@@ -91,3 +91,63 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::Status;
+    use crate::store::Measurement;
+
+    #[test]
+    fn a_curve_comes_back_with_its_runs_value_and_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let sid = j
+            .create_session(&super::super::tests::session("t"))
+            .unwrap();
+        let mut rec = super::super::tests::record(1, Status::Running, None);
+        rec.state_hash = "abc".into();
+        let id = j.insert(sid, &rec).unwrap();
+        let curve = Curve {
+            points: vec![(0.1, 3.0), (0.5, 2.0)],
+        };
+        for (seed, value) in [(1, Some(1.5)), (2, None)] {
+            j.add_measurement(&Measurement {
+                experiment_id: id,
+                seed,
+                value,
+                log_path: None,
+                job_id: None,
+            })
+            .unwrap();
+        }
+        j.add_curve(id, 1, &curve, None).unwrap();
+        j.add_curve(id, 2, &curve, Some(0.5)).unwrap();
+        let rows = j.curves(sid).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].curve, curve);
+        assert_eq!((rows[0].value, rows[0].pruned_at), (Some(1.5), None));
+        assert_eq!((rows[1].value, rows[1].pruned_at), (None, Some(0.5)));
+        assert_eq!(rows[1].state_hash, "abc");
+        assert!(j.curves(sid + 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_4_journal_gets_the_curves_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        drop(Journal::open(&path).unwrap());
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("DROP TABLE curves; PRAGMA user_version = 4;")
+                .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let v: i64 = j
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, crate::store::SCHEMA_VERSION);
+        assert!(j.curves(1).unwrap().is_empty());
+    }
+}
