@@ -46,7 +46,7 @@ impl Engine<'_, '_> {
                 },
                 place,
             )?;
-            let first_baseline_run = t.rec.iteration == 0 && t.runs.is_empty();
+            let first_baseline_run = matches!(t.kind, Kind::Baseline) && t.runs.is_empty();
             self.s
                 .record_curve(t.rec.id, seed, &r, first_baseline_run)?;
             match &r.value {
