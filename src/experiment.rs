@@ -53,6 +53,9 @@ pub enum Status {
     Rejected,
     /// Stopped by the user (Ctrl-C) or by a killed orchestrator before it finished.
     Interrupted,
+    /// Stopped early because its training curve could no longer beat the best's
+    /// (`decision::prune`); results.tsv shows it as a discard with the note.
+    Pruned,
 }
 
 impl Status {
@@ -64,6 +67,7 @@ impl Status {
             Status::Crash => "crash",
             Status::Rejected => "rejected",
             Status::Interrupted => "interrupted",
+            Status::Pruned => "pruned",
         }
     }
 
@@ -75,13 +79,30 @@ impl Status {
             "crash" | "crashed" | "fail" | "failed" | "error" => Status::Crash,
             "rejected" => Status::Rejected,
             "interrupted" => Status::Interrupted,
+            "pruned" => Status::Pruned,
             _ => return None,
         })
     }
 
     /// Rows with these statuses appear in results.tsv (karpathy's three statuses).
     pub fn in_results_tsv(self) -> bool {
-        matches!(self, Status::Keep | Status::Discard | Status::Crash)
+        matches!(
+            self,
+            Status::Keep | Status::Discard | Status::Crash | Status::Pruned
+        )
+    }
+
+    /// The status results.tsv shows (karpathy's three: a pruned run is a discard).
+    pub fn tsv_str(self) -> &'static str {
+        match self {
+            Status::Pruned => "discard",
+            s => s.as_str(),
+        }
+    }
+
+    /// A decided discard: discarded after its runs, or pruned during one.
+    pub fn is_discard(self) -> bool {
+        matches!(self, Status::Discard | Status::Pruned)
     }
 }
 

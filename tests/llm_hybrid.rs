@@ -267,10 +267,13 @@ fn on_the_engine_the_tuner_stands_in_and_each_experiment_names_its_proposer() {
         ran.iter().filter(|(p, _)| *p == "search").count() >= 5,
         "the tuner's turns carry its name: {ran:?}"
     );
+    // The LLM's unusable answers are its rejections. With two workers, two copies of the
+    // hybrid are asked at once (`[agent] concurrency`); when both give the tuner its turn
+    // they may offer the same move, and the second is set aside as a duplicate.
     assert!(
         rows.iter()
             .filter(|r| r.status == "rejected")
-            .all(|r| r.proposer == LLM),
+            .all(|r| r.proposer == LLM || r.reason.contains("equals one made at the same time")),
         "{rows:#?}"
     );
     assert!(!warnings_with(&out, "the LLM cannot be used").is_empty());

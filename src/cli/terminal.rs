@@ -236,6 +236,7 @@ impl Reporter {
                 let (label, color) = match record.status {
                     Status::Keep => ("keep", GREEN),
                     Status::Discard => ("discard", DIM),
+                    Status::Pruned => ("pruned", DIM),
                     Status::Crash => ("crash", RED),
                     _ => (record.status.as_str(), YELLOW),
                 };
@@ -245,6 +246,10 @@ impl Reporter {
                 };
                 let delta = match (record.status, gain) {
                     (Status::Crash, _) => record.reason.clone(),
+                    // Where it was stopped and against what; the evidence follows below.
+                    (Status::Pruned, _) => {
+                        record.reason.split("; ").next().unwrap_or("").to_string()
+                    }
                     (_, Some(g)) => {
                         let signed = if self.minimize { -g } else { *g };
                         let value = record.metric.unwrap_or(0.0);
@@ -263,7 +268,12 @@ impl Reporter {
                     record.iteration, self.metric, record.description
                 ));
                 // The evidence behind a keep or discard: the test, the threshold, the noise.
-                if !self.quiet && matches!(record.status, Status::Keep | Status::Discard) {
+                if !self.quiet
+                    && matches!(
+                        record.status,
+                        Status::Keep | Status::Discard | Status::Pruned
+                    )
+                {
                     if let Some((_, why)) = record.reason.split_once("; ") {
                         let why = self.paint(DIM, &format!("      {why}"));
                         self.line(&why);

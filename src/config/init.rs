@@ -375,6 +375,7 @@ pub fn run_init(
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
         executor,
+        prune: Default::default(),
     };
     // Validate through the same path a later `run` takes, so init never writes a config
     // that `load` refuses; this also adds the dependency files.

@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "decision",
     "sandbox",
     "executor",
+    "prune",
 ];
 const METRIC_KEYS: &[&str] = &["name", "direction", "regex", "memory_key"];
 const DECISION_KEYS: &[&str] = &[
@@ -90,6 +91,7 @@ fn table_key_hint(e: ConfigError) -> ConfigError {
                 ("decision", DECISION_KEYS),
                 ("sandbox", super::sandbox::KEYS),
                 ("executor", super::executor::KEYS),
+                ("prune", super::prune::KEYS),
             ]
             .into_iter()
             .find(|(_, keys)| keys.contains(&key.as_str()));
@@ -319,6 +321,7 @@ fn build(top: &Section, repo: &Path) -> Result<Config, ConfigError> {
         agent: read_agent(top)?,
         decision: read_decision(top)?,
         executor: super::executor::read(top)?,
+        prune: super::prune::read(top)?,
         sandbox: {
             let sandbox = super::sandbox::read(top)?;
             paths::check_writable(repo, &sandbox.writable, &Location::file_only(cx.file))?;

@@ -9,6 +9,7 @@ mod executor;
 pub mod init;
 mod load;
 mod paths;
+mod prune;
 mod render;
 mod repo;
 mod sandbox;
@@ -16,6 +17,7 @@ mod section;
 
 pub use executor::{ExecutorConfig, SlurmConfig};
 pub(crate) use paths::home_path;
+pub use prune::{PruneConfig, PruneMode};
 
 pub use error::{ConfigError, Location};
 pub use load::{check_tag, load, load_str, parse_direction, parse_scope, repo_root};
@@ -405,6 +407,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `[executor]`: local processes or Slurm jobs.
     pub executor: ExecutorConfig,
+    /// `[prune]`: stopping runs whose training curve is already hopeless.
+    pub prune: PruneConfig,
 }
 
 impl Config {

@@ -134,7 +134,34 @@ pub fn to_toml(cfg: &Config) -> String {
     write_decision(w, &cfg.decision);
     write_sandbox(w, &cfg.sandbox);
     write_executor(w, &cfg.executor);
+    write_prune(w, &cfg.prune);
     out
+}
+
+/// `[prune]`, only where it differs from the defaults.
+fn write_prune(w: &mut String, p: &super::PruneConfig) {
+    let d = super::PruneConfig::default();
+    if *p == d {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "\n# Stopping runs whose training curve is already hopeless."
+    );
+    let _ = writeln!(w, "[prune]");
+    let enabled = match p.mode {
+        super::PruneMode::Auto => "\"auto\"",
+        super::PruneMode::On => "true",
+        super::PruneMode::Off => "false",
+    };
+    let _ = writeln!(w, "enabled = {enabled}");
+    let _ = writeln!(w, "start = {}", p.start);
+    let _ = writeln!(w, "alpha = {}", p.alpha);
+    let _ = writeln!(w, "min_runs = {}", p.min_runs);
+    let _ = writeln!(w, "min_codes = {}", p.min_codes);
+    if let Some(re) = &p.curve.regex {
+        let _ = writeln!(w, "curve = {}", q(re.as_str()));
+    }
 }
 
 fn write_executor(w: &mut String, e: &super::ExecutorConfig) {
@@ -395,6 +422,9 @@ pub fn config_table(cfg: &Config) -> String {
     }
     if cfg.executor != super::ExecutorConfig::Local {
         rows.push(("Executor", cell(&cfg.executor.describe())));
+    }
+    if cfg.prune != super::PruneConfig::default() {
+        rows.push(("Pruning", cell(&cfg.prune.describe())));
     }
     let mut out = String::from("| Parameter | Value |\n|---|---|\n");
     for (name, value) in rows {

@@ -4,8 +4,12 @@
 //! - [`stats`]: moments, pooled variance, t and Wilcoxon tests.
 //! - [`policy`]: the rule itself ([`policy::decide`]), the noise model, baseline planning,
 //!   drift rechecks, and the short evidence strings shown to the user.
+//! - [`curve`]: a run's training curve, read from its progress lines.
+//! - [`prune`]: whether a running candidate's curve is already hopeless.
 
+pub mod curve;
 pub mod policy;
+pub mod prune;
 pub mod stats;
 
 pub use policy::{

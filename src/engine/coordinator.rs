@@ -152,6 +152,8 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
     let cancel = s.cancel.clone();
     let metric = s.config.metric.clone();
     let timeout = s.config.timeout;
+    let curve = s.config.prune.curve.clone();
+    let budget = s.config.budget;
     std::thread::scope(|scope| {
         let mut assign = Vec::new();
         // The research branch moves under the runs (the coordinator keeps results while
@@ -166,6 +168,8 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
                 cancel: cancel.clone(),
                 metric: metric.clone(),
                 timeout,
+                curve: curve.clone(),
+                budget,
                 owned: owned.clone(),
             };
             let out = tx.clone();
@@ -332,7 +336,10 @@ impl Engine<'_, '_> {
                 .trials
                 .iter()
                 .find(|(_, t)| {
-                    !t.pending.is_empty() && t.failed.is_none() && t.interrupted.is_none()
+                    !t.pending.is_empty()
+                        && t.failed.is_none()
+                        && t.interrupted.is_none()
+                        && t.pruned.is_none()
                 })
                 .map(|(id, _)| *id);
             if let Some(id) = pending {
@@ -476,7 +483,12 @@ impl Engine<'_, '_> {
         )?;
         job.attach = attach;
         let started = self.s.run_started(Some(spec.index), &t.rec, seed, &job);
+        let judge = match t.kind {
+            Kind::Candidate { .. } => self.s.prune_reference()?,
+            _ => None,
+        };
         let a = Assignment {
+            judge,
             trial: id,
             iteration: t.rec.iteration,
             seed,

@@ -47,7 +47,13 @@ impl Engine<'_, '_> {
                 },
                 place,
             )?;
+            let first_baseline_run = matches!(t.kind, Kind::Baseline) && t.runs.is_empty();
+            self.s
+                .record_curve(t.rec.id, seed, &r, first_baseline_run)?;
             match &r.value {
+                _ if r.pruned.is_some() => {
+                    t.pruned.get_or_insert(r);
+                }
                 Ok(v) => {
                     t.runs.push((seed, *v));
                     t.last = Some(r);
@@ -93,6 +99,10 @@ impl Engine<'_, '_> {
                 }
                 let r = t.last.take().expect("a measured baseline has a run");
                 self.s.baseline_measured(&mut t.rec, &r, &values)
+            }
+            Kind::Candidate { .. } if t.pruned.is_some() => {
+                let r = t.pruned.take().expect("a pruned run");
+                self.pruned(t, r)
             }
             Kind::Candidate { earlier } => {
                 if let Some((r, why, seed)) = t.failed.take() {
@@ -215,6 +225,17 @@ impl Engine<'_, '_> {
             calls: Vec::new(),
             proposer: None,
         });
+    }
+
+    /// A candidate whose run the pruning rule stopped: recorded as pruned, with its note.
+    fn pruned(&mut self, mut t: Trial, r: RunResult) -> Result<(), SessionError> {
+        let values = t.values();
+        let prev_best = self.s.best().and_then(|b| b.metric);
+        let (note, _) = r.pruned.clone().expect("a pruned run");
+        let reason = crate::session::pruned_reason(&note, values.len());
+        self.s
+            .finalize(&mut t.rec, &r, &values, Status::Pruned, reason)?;
+        self.after_decision(&t.rec, prev_best)
     }
 
     /// A crashed candidate: one OOM retry at half the batch, else the crash is recorded

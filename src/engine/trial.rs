@@ -49,6 +49,8 @@ pub(crate) struct Trial {
     pub interrupted: Option<RunResult>,
     /// Runs a killed session left going, followed when their seed is dispatched.
     pub attached: Vec<crate::session::Attached>,
+    /// A run the pruning rule stopped.
+    pub pruned: Option<RunResult>,
 }
 
 impl Trial {
@@ -75,6 +77,7 @@ impl Trial {
             failed: None,
             interrupted: None,
             attached: Vec::new(),
+            pruned: None,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::config::MetricSpec;
 use crate::runner::{Cancel, Executor, Job};
-use crate::session::{Progress, RunResult, read_result, undo_run_changes};
+use crate::session::{CurveWatch, Progress, RunResult, read_result, undo_run_changes};
 use crate::workspace::Repo;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
@@ -21,6 +21,8 @@ pub(crate) struct Assignment {
     /// The run's folder name (`0007`, `0007-2`): the label its quarantined refs get.
     pub label: String,
     pub job: Job,
+    /// The pruning rule's reference, for a candidate's run.
+    pub judge: Option<std::sync::Arc<crate::decision::prune::Reference>>,
 }
 
 /// What the threads tell the coordinator.
@@ -58,6 +60,9 @@ pub(crate) struct Worker<'e> {
     pub cancel: Cancel,
     pub metric: MetricSpec,
     pub timeout: Duration,
+    /// How progress lines are read into a curve.
+    pub curve: crate::decision::curve::CurveSpec,
+    pub budget: Duration,
     /// Refs the coordinator moves while runs go on (the research branch).
     pub owned: Vec<String>,
 }
@@ -105,13 +110,20 @@ impl Worker<'_> {
             .map_err(|e| format!("cannot read worker {}'s refs: {e}", self.index))?;
         let mut progress = Progress::new();
         let (worker, iteration) = (self.index, a.iteration);
+        let (cancel, stop) = self.cancel.for_run();
+        let mut curve = CurveWatch::new(
+            self.curve.clone(),
+            self.budget,
+            a.judge.clone().map(|r| (r, stop)),
+        );
         let outcome = self
             .executor
             .run_watched(
                 &a.job,
-                &self.cancel,
+                &cancel,
                 &mut |line: &str| {
                     crate::chaos::point("run_line");
+                    curve.line(line);
                     if let Some((elapsed_s, numbers)) = progress.line(line) {
                         let _ = out.send(Msg::Output {
                             worker,
@@ -131,6 +143,7 @@ impl Worker<'_> {
             )
             .map_err(|e| e.to_string())?;
         let mut r = read_result(outcome, &self.metric, self.timeout);
+        curve.finish(&mut r, &self.cancel);
         // Whatever the run did to git or the tracked files is undone before anything else
         // reads the tree, and makes the run a crash that says so.
         let refs = !a.job.sandbox.walls_off_git();

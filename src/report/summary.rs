@@ -234,7 +234,7 @@ fn what_did_not_work(records: &[ExperimentRecord], a: &Analysis, out: &mut Strin
             continue;
         }
         match r.status {
-            Status::Discard | Status::Crash => by_cat
+            Status::Discard | Status::Pruned | Status::Crash => by_cat
                 .entry(r.category.as_str())
                 .or_default()
                 .push((r, *reference)),

@@ -16,8 +16,12 @@ pub struct Tally {
     /// Proposals that ran (kept + discarded + crashed + interrupted).
     pub experiments: u64,
     pub kept: u64,
+    /// Discarded after their runs, or pruned during one (those are counted again in
+    /// `pruned`).
     pub discarded: u64,
     pub crashed: u64,
+    /// Discards stopped early by the pruning rule.
+    pub pruned: u64,
     pub interrupted: u64,
     /// Started and not finished yet (a live session); not in `experiments`.
     pub running: u64,
@@ -67,6 +71,10 @@ impl Tally {
             match last.status {
                 Status::Keep => t.kept += 1,
                 Status::Discard => t.discarded += 1,
+                Status::Pruned => {
+                    t.discarded += 1;
+                    t.pruned += 1;
+                }
                 Status::Crash => t.crashed += 1,
                 Status::Interrupted => t.interrupted += 1,
                 Status::Running => {
@@ -90,6 +98,9 @@ impl Tally {
         let plural =
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut extra = Vec::new();
+        if self.pruned > 0 {
+            extra.push(format!("{} of the discards pruned early", self.pruned));
+        }
         if self.interrupted > 0 {
             extra.push(format!("{} interrupted", self.interrupted));
         }

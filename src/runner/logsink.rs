@@ -207,21 +207,37 @@ impl Ring {
 }
 
 /// Splits one stream into lines for display: lossy UTF-8, each cut to [`MAX_LINE_BYTES`].
+/// A lone `\r` ends a line too: progress bars (karpathy's `\rstep 00123 (45.6%) | loss:
+/// …`) rewrite one terminal line without ever printing a newline, and each update is a
+/// point of the training curve.
 #[derive(Default)]
 pub(crate) struct LineSplitter {
     current: Vec<u8>,
     /// True when bytes of the current line were dropped by the cut.
     any: bool,
+    /// The last byte seen was a `\r` that ended a line (its `\n`, if next, ends nothing).
+    after_cr: bool,
 }
 
 impl LineSplitter {
     /// Feeds a chunk; calls `emit` for every line it completes.
     pub(crate) fn feed(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(String)) {
         while !chunk.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n') {
+            if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+                continue;
+            }
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
                 Some(i) => {
                     self.take(&chunk[..i]);
-                    emit(self.line());
+                    let cr = chunk[i] == b'\r';
+                    // `\r` at the start of a line (before its first update) ends nothing.
+                    if !cr || !self.current.is_empty() {
+                        emit(self.line());
+                    } else {
+                        self.any = false;
+                    }
+                    self.after_cr = cr;
                     chunk = &chunk[i + 1..];
                 }
                 None => {
@@ -279,6 +295,19 @@ mod tests {
         );
         assert_eq!(lines(&[b"x\r\n"]), vec!["x"]);
         assert!(lines(&[b""]).is_empty());
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_progress_line() {
+        assert_eq!(
+            lines(&[
+                b"\rstep 1 | loss: 3.0\rstep 2 | lo",
+                b"ss: 2.5\r",
+                b"\nval: 1\n"
+            ]),
+            vec!["step 1 | loss: 3.0", "step 2 | loss: 2.5", "val: 1"]
+        );
+        assert_eq!(lines(&[b"a\r", b"\n", b"\n"]), vec!["a", ""]);
     }
 
     #[test]

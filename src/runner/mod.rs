@@ -14,7 +14,7 @@ pub use sandbox::{Sandbox, SandboxError};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Everything an executor needs to run one training job.
@@ -208,6 +208,22 @@ pub struct Cancel {
     level: Arc<AtomicU8>,
     runs: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
+    /// One run's own stop (see [`Cancel::for_run`]): level 1 for that run alone.
+    run_stop: Option<RunStop>,
+}
+
+/// Stops one run cleanly (as a first Ctrl-C would: TERM, grace, KILL), and only it: the
+/// pruning rule's way to end a hopeless run.
+#[derive(Debug, Clone, Default)]
+pub struct RunStop(Arc<AtomicBool>);
+
+impl RunStop {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// What is in progress, for the Ctrl-C message.
@@ -234,8 +250,21 @@ impl Cancel {
     pub fn new() -> Self {
         Self::default()
     }
+    /// The stop level this run sees: the session's, or 1 when its own stop was asked.
     pub fn level(&self) -> u8 {
-        self.level.load(Ordering::SeqCst)
+        let own = self.run_stop.as_ref().is_some_and(RunStop::stopped);
+        self.level.load(Ordering::SeqCst).max(u8::from(own))
+    }
+    /// Whether the session (not one run's own stop) was asked to stop.
+    pub fn session_requested(&self) -> bool {
+        self.level.load(Ordering::SeqCst) > 0
+    }
+    /// The same cancel for one run, with a stop of its own that ends only that run.
+    pub fn for_run(&self) -> (Cancel, RunStop) {
+        let stop = RunStop::default();
+        let mut c = self.clone();
+        c.run_stop = Some(stop.clone());
+        (c, stop)
     }
     pub fn requested(&self) -> bool {
         self.level() > 0

@@ -604,9 +604,13 @@ impl Tail {
         }
         self.offset += buf.len() as u64;
         self.partial.extend_from_slice(&buf);
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+        // A lone `\r` ends a line too (progress bars), as for local runs.
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n' || *b == b'\r') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
-            on_line(String::from_utf8_lossy(&line).trim_end());
+            let line = String::from_utf8_lossy(&line);
+            if !line.trim().is_empty() {
+                on_line(line.trim_end());
+            }
         }
     }
 }
@@ -641,6 +645,24 @@ fn spawn_error(program: &str, e: std::io::Error) -> RunnerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tail_splits_progress_lines_at_a_lone_carriage_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        std::fs::write(
+            &log,
+            "\rstep 1 | loss: 3\rstep 2 | loss: 2\r\nval_bpb: 1\npart",
+        )
+        .unwrap();
+        let mut tail = Tail::default();
+        let mut lines = Vec::new();
+        tail.read(&log, &mut |l| lines.push(l.to_string()));
+        assert_eq!(
+            lines,
+            ["step 1 | loss: 3", "step 2 | loss: 2", "val_bpb: 1"]
+        );
+    }
 
     fn info(state: &str, exit: &str) -> JobInfo {
         JobInfo {

@@ -25,6 +25,15 @@ pub(crate) fn crash_reason(why: &str, seed: u64, good_runs: usize) -> String {
     }
 }
 
+/// A pruned experiment's reason: the rule's note, and how many good runs came before.
+pub(crate) fn pruned_reason(note: &str, good_runs: usize) -> String {
+    if good_runs == 0 {
+        note.to_string()
+    } else {
+        format!("{note}; after {good_runs} good run(s)")
+    }
+}
+
 /// A decision's evidence line: the move from the value it was compared with to its mean,
 /// the policy's words, and for a revisit which visit it was.
 pub(crate) fn evidence(
@@ -185,6 +194,8 @@ impl Session<'_> {
             .map(|b| super::run::runs_in(&measurements, &self.code_ids(b)))
             .unwrap_or_default();
         let noise = super::progress::noise_of(&measurements);
+        // The best does not move while this experiment is measured.
+        let judge = self.prune_reference()?;
         loop {
             let verdict = policy::decide_again(
                 &self.config.decision,
@@ -204,11 +215,16 @@ impl Session<'_> {
             };
             // A reattached job runs the seed it was submitted with.
             let seed = self.attach.as_ref().map_or(seed, |a| a.seed);
-            let r = self.measure(&rec, seed, scale, runs.len())?;
+            let r = self.measure_judged(&rec, seed, scale, runs.len(), judge.clone())?;
             if r.interrupted() {
                 let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
                 self.record_interrupted(&mut rec, &r, &values)?;
                 return Ok(Outcome::Interrupted);
+            }
+            if r.pruned.is_some() {
+                let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
+                self.record_pruned(&mut rec, &r, &values)?;
+                return Ok(Outcome::Ran);
             }
             match r.value {
                 Ok(v) => {
@@ -412,6 +428,22 @@ impl Session<'_> {
         self.remember(rec.clone());
         self.write_results()?;
         Ok(())
+    }
+
+    /// Records an experiment whose run the pruning rule stopped (`values`: its earlier good
+    /// runs), puts the branch back at the best, and goes on as after any decision.
+    pub(crate) fn record_pruned(
+        &mut self,
+        rec: &mut ExperimentRecord,
+        r: &RunResult,
+        values: &[f64],
+    ) -> Result<(), SessionError> {
+        let (note, _) = r.pruned.clone().expect("a pruned run");
+        let prev_best = self.best().and_then(|b| b.metric);
+        let reason = pruned_reason(&note, values.len());
+        self.finalize(rec, r, values, Status::Pruned, reason)?;
+        self.reset_to_best()?;
+        self.after_decision(rec, prev_best)
     }
 
     /// Records a run stopped by the user and puts the branch back at the best commit.

@@ -27,11 +27,16 @@ pub(crate) struct RunResult {
     pub memory_gb: Option<f64>,
     /// Read-only files the run (or the proposal) changed and the tool restored.
     pub restored: Vec<String>,
+    /// Its training curve, as read from its progress lines (empty when it printed none).
+    pub curve: crate::decision::curve::Curve,
+    /// Stopped by the pruning rule: the note, and the fraction of the budget it ran.
+    pub pruned: Option<(String, f64)>,
 }
 
 impl RunResult {
+    /// Stopped by the user (a pruned run was stopped by the rule, not interrupted).
     pub(crate) fn interrupted(&self) -> bool {
-        self.outcome.exit == Exit::Interrupted
+        self.outcome.exit == Exit::Interrupted && self.pruned.is_none()
     }
     /// The event that says this run of `rec` ended (on `worker`, on the engine).
     pub(crate) fn finished(&self, worker: Option<usize>, rec: &ExperimentRecord) -> Event {
@@ -158,6 +163,8 @@ pub(crate) fn read_result(
         value,
         memory_gb,
         restored: Vec::new(),
+        curve: Default::default(),
+        pruned: None,
     }
 }
 
@@ -269,7 +276,8 @@ impl Session<'_> {
         }
     }
 
-    /// Runs the current tree once with `seed` and reads the result.
+    /// Runs the current tree once with `seed` and reads the result; `judge`: the pruning
+    /// rule's reference, for a candidate's run.
     pub(crate) fn run_once(
         &mut self,
         rec: &ExperimentRecord,
@@ -277,6 +285,7 @@ impl Session<'_> {
         batch_scale: f64,
         label: &str,
         attach: Option<String>,
+        judge: Option<std::sync::Arc<crate::decision::prune::Reference>>,
     ) -> Result<RunResult, SessionError> {
         let restored = self.restore_read_only(rec)?;
         let root = self.repo.root().to_path_buf();
@@ -290,11 +299,18 @@ impl Session<'_> {
         // Both the output and the scheduler's news are shown as they come.
         let emit = std::cell::RefCell::new(&mut self.emit);
         let mut progress = Progress::new();
+        let (cancel, stop) = self.cancel.for_run();
+        let mut curve = super::prune::CurveWatch::new(
+            self.config.prune.curve.clone(),
+            self.config.budget,
+            judge.map(|r| (r, stop)),
+        );
         let outcome = executor.run_watched(
             &job,
-            &self.cancel,
+            &cancel,
             &mut |line: &str| {
                 crate::chaos::point("run_line");
+                curve.line(line);
                 if let Some((elapsed_s, numbers)) = progress.line(line) {
                     (emit.borrow_mut())(&Event::RunOutput {
                         worker: None,
@@ -307,6 +323,7 @@ impl Session<'_> {
             &mut |n| (emit.borrow_mut())(&Event::job(None, iteration, &n).sanitized()),
         )?;
         let mut r = read_result(outcome, &self.config.metric, self.config.timeout);
+        curve.finish(&mut r, &self.cancel);
         r.restored = restored;
         let tampered = self.guard_after_run(&guard, label)?;
         r.tampered(&tampered);
@@ -345,13 +362,25 @@ impl Session<'_> {
         scale: f64,
         k: usize,
     ) -> Result<RunResult, SessionError> {
+        self.measure_judged(rec, seed, scale, k, None)
+    }
+
+    /// [`Session::measure`], with the pruning rule watching the run when `judge` is set.
+    pub(crate) fn measure_judged(
+        &mut self,
+        rec: &ExperimentRecord,
+        seed: u64,
+        scale: f64,
+        k: usize,
+        judge: Option<std::sync::Arc<crate::decision::prune::Reference>>,
+    ) -> Result<RunResult, SessionError> {
         let attach = self.attach.take();
         let label = match &attach {
             Some(a) => a.label.clone(),
             None if k == 0 => format!("{:04}", rec.id),
             None => format!("{:04}-{}", rec.id, k + 1),
         };
-        let r = self.run_once(rec, seed, scale, &label, attach.map(|a| a.job))?;
+        let r = self.run_once(rec, seed, scale, &label, attach.map(|a| a.job), judge)?;
         if !r.interrupted() {
             self.journal.add_measurement(&Measurement {
                 experiment_id: rec.id,
@@ -361,6 +390,7 @@ impl Session<'_> {
                 job_id: r.outcome.job_id.clone(),
                 queue_s: r.outcome.queued.map(|q| q.as_secs_f64()),
             })?;
+            self.record_curve(rec.id, seed, &r, rec.iteration == 0 && k == 0)?;
         }
         Ok(r)
     }

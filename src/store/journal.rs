@@ -4,6 +4,7 @@
 //! that was finalised.
 
 mod calls;
+mod curves;
 mod measured;
 mod migrate;
 mod runs;
@@ -11,6 +12,7 @@ mod runs;
 pub use runs::WorkerRun;
 
 pub use calls::{CallCounts, CallRow};
+pub use curves::CurveRow;
 
 use super::StoreError;
 use crate::experiment::{Category, ExperimentRecord, Status};
@@ -78,8 +80,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 /// The schema version this build writes (`PRAGMA user_version`). 1: wave 1's tables;
 /// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
 /// (`llm_calls`); 4: each run's scheduler job id; 5: each run's time in the scheduler's
-/// queue.
-pub const SCHEMA_VERSION: i64 = 5;
+/// queue; 6: each run's training curve (`curves`).
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The column names of `table`.
 pub(super) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {

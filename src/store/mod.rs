@@ -9,7 +9,8 @@ pub mod results;
 pub mod settings;
 
 pub use journal::{
-    CallCounts, CallRow, Journal, Measurement, RunPlace, SCHEMA_VERSION, SessionRow, WorkerRun,
+    CallCounts, CallRow, CurveRow, Journal, Measurement, RunPlace, SCHEMA_VERSION, SessionRow,
+    WorkerRun,
 };
 pub use settings::SessionSettings;
 

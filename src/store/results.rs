@@ -23,6 +23,14 @@ pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
             Some(note) => format!("{} ({note})", r.description),
             None => r.description.clone(),
         };
+        // A pruned run: the note that says where and against what (before the evidence).
+        let description = match r.status {
+            crate::experiment::Status::Pruned => {
+                let note = r.reason.split("; ").next().unwrap_or("pruned");
+                format!("{description} ({note})")
+            }
+            _ => description,
+        };
         out.push_str(&format!(
             "{}\t{:.6}\t{:.1}\t{}\t{}\n",
             if commit.is_empty() {
@@ -32,7 +40,7 @@ pub fn render(metric_name: &str, records: &[ExperimentRecord]) -> String {
             },
             metric.unwrap_or(0.0),
             memory.unwrap_or(0.0),
-            r.status.as_str(),
+            r.status.tsv_str(),
             clean(&description)
         ));
     }

@@ -485,6 +485,7 @@ pub fn config(agent: AgentConfig) -> Config {
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
         executor: Default::default(),
+        prune: Default::default(),
     }
 }
 

@@ -36,6 +36,7 @@ pub fn config(scope: Scope, editable: &[&str]) -> Config {
         decision: DecisionConfig::default(),
         sandbox: Default::default(),
         executor: Default::default(),
+        prune: Default::default(),
     }
 }
 

@@ -473,7 +473,12 @@ fn discipline_text(ctx: &Context<'_>) -> String {
     let failures = runs
         .iter()
         .rev()
-        .take_while(|r| matches!(r.status, Status::Discard | Status::Crash | Status::Rejected))
+        .take_while(|r| {
+            matches!(
+                r.status,
+                Status::Discard | Status::Pruned | Status::Crash | Status::Rejected
+            )
+        })
         .count();
     match runs.last() {
         Some(r) if r.status == Status::Keep => format!(

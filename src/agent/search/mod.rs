@@ -200,7 +200,12 @@ fn list_files(ctx: &Context<'_>) -> String {
 fn read_events(history: &[ExperimentRecord], knobs: &[Knob<'_>]) -> Vec<Event> {
     history
         .iter()
-        .filter(|r| matches!(r.status, Status::Keep | Status::Discard | Status::Crash))
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Keep | Status::Discard | Status::Crash | Status::Pruned
+            )
+        })
         .filter_map(|r| {
             let caps = DESCRIPTION.captures(&r.description)?;
             let knob = knobs.iter().position(|k| k.constant.name == caps[1])?;

@@ -30,6 +30,12 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if version < 5 {
         add_column(conn, "measurements", "queue_s REAL", 5)?;
     }
+    if version < 6 {
+        conn.execute_batch(&format!(
+            "BEGIN; {} PRAGMA user_version = 6; COMMIT;",
+            super::curves::CREATE
+        ))?;
+    }
     Ok(())
 }
 
