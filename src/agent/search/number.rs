@@ -168,6 +168,10 @@ impl Number {
             }
             Notation::Int { underscores } => {
                 let mag = self.int?;
+                // A power of two from 16 up (a batch size, a width) stays one: only ×2/÷2.
+                if level > 0 && mag >= 16 && mag.is_power_of_two() {
+                    return None;
+                }
                 let new = if mag == 0 {
                     // Zero means "off"; only switching it on is a step.
                     (level == 0 && dir == Dir::Up).then_some(1)?
