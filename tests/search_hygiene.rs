@@ -1,7 +1,8 @@
 //! Knob hygiene of the built-in search on a karpathy-shaped train.py
 //! (`tests/fixtures/search/karpathy_train.py`): a constant that only feeds a printout is
 //! not a knob, a crashing value is not run again from another state, a value past a broken
-//! assertion is learned, powers of two stay powers of two with their comment restated, and
+//! assertion is learned, batch sizes that are powers of two stay powers of two and `2**19`
+//! stays a power, with its comment restated, integers stay integers, and
 //! a knob whose moves never change the metric goes to the back of the queue. In-memory
 //! sessions first (the proposer alone), then the binary on a real repo and a real Python.
 
@@ -121,11 +122,13 @@ fn powers_of_two_stay_powers_of_two_written_as_the_script_wrote_them() {
             break;
         };
         let d = proposal.description.clone();
-        for name in ["DEVICE_BATCH_SIZE", "HEAD_DIM"] {
-            if let Some(v) = sets(&d, name) {
-                let v: u64 = v.parse().unwrap_or_else(|_| panic!("{d}: not an integer"));
-                assert!(v.is_power_of_two(), "{d}");
-            }
+        if let Some(v) = sets(&d, "DEVICE_BATCH_SIZE") {
+            let v: u64 = v.parse().unwrap_or_else(|_| panic!("{d}: not an integer"));
+            assert!(v.is_power_of_two(), "{d}");
+        }
+        if let Some(v) = sets(&d, "HEAD_DIM") {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{d}: HEAD_DIM not an integer"));
         }
         if let Some(v) = sets(&d, "TOTAL_BATCH_SIZE") {
             assert!(v.starts_with("2**"), "{d}");
@@ -163,25 +166,28 @@ fn a_knob_whose_moves_never_change_the_metric_goes_last() {
     let mut p = SearchProposer::new(1, 1);
     // A's two moves leave the metric exactly where it was; the others change it.
     let mut order = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..16 {
         let Ok(proposal) = s.propose(&mut p) else {
             break;
         };
-        let name = proposal.description.split(' ').next().unwrap().to_string();
+        let d = proposal.description.clone();
+        let single = !d.contains(", ");
+        let name = d.split(' ').next().unwrap().to_string();
         s.apply(&proposal, Status::Discard);
         let r = s.history.last_mut().unwrap();
         r.parent = "c0".into();
-        r.metric = Some(if name == "A" { 1.0 } else { 1.5 });
-        order.push(name);
+        r.metric = Some(if single && name == "A" { 1.0 } else { 1.5 });
+        if single {
+            order.push(name);
+        } else {
+            assert!(sets(&d, "A").is_none(), "a joint move of the inert A: {d}");
+        }
     }
     // Round robin first (A ×2, B ×2, C ×2, A ÷2): two moves of A, neither changed anything.
     assert_eq!(&order[..4], ["A", "B", "C", "A"], "{order:?}");
     // From then on A waits until B and C have had their finer moves.
-    assert_eq!(&order[4..8], ["B", "C", "B", "C"], "{order:?}");
-    assert!(
-        order[8..].contains(&"A".to_string()),
-        "still tried, last: {order:?}"
-    );
+    assert!(order.len() >= 8, "{order:?}");
+    assert!(!order[4..8].contains(&"A".to_string()), "{order:?}");
 }
 
 #[test]

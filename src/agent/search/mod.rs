@@ -1,13 +1,16 @@
-//! The built-in, no-LLM proposer: coordinate search over the top-level numeric constants
-//! of the editable files, one constant per proposal. Stateless: its whole strategy is read
-//! back from the history, so a resumed session goes on where it stopped. It never runs
-//! anything and never touches git or the disk.
+//! The built-in, no-LLM proposer over the top-level numeric constants of the editable files:
+//! coordinate moves (one constant, ×2 / ÷2 then finer) mixed with joint moves (every
+//! constant at once, where a quadratic fitted to all runs on record points; `joint.rs`).
+//! Stateless: its whole strategy is read back from the history, so a resumed session goes
+//! on where it stopped. It never runs anything and never touches git or the disk.
 
 pub mod comment;
 pub mod dataflow;
+mod joint;
 pub mod knobs;
 pub mod memory;
 pub mod number;
+pub mod surrogate;
 
 pub use dataflow::LeftOut;
 pub use knobs::{Constant, category_of, find_constants};
@@ -35,7 +38,8 @@ impl SearchProposer {
         SearchProposer { seed, patience }
     }
 
-    /// The seed is kept for the journal; the search order has no ties for it to break.
+    /// The seed: it draws the joint move's candidates (with the experiment count, so the
+    /// same record gives the same proposal on a resume).
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -116,6 +120,26 @@ impl Proposer for SearchProposer {
         let attempt =
             |k: usize, dir: Dir, level: usize| build(ctx, &knobs[k], dir, level, &tried, &memory);
 
+        // The mix: a joint move once the record can fit a model, except right after a
+        // coordinate keep (going on in a direction that just paid is cheap and often right)
+        // and right after a joint move that failed (a coordinate move then explores what
+        // the model has not seen, e.g. a knob it has barely moved). When the coordinate
+        // search has nothing left, the joint move is tried whatever came last.
+        let last_search = ctx.history.iter().rev().find(|r| {
+            matches!(r.status, Status::Keep | Status::Discard | Status::Crash)
+                && memory::moves(&r.description).is_some()
+        });
+        let joint_move = |r: &ExperimentRecord| r.description.contains(", ");
+        let coordinate_keep =
+            last_search.is_some_and(|r| r.status == Status::Keep && !joint_move(r));
+        let joint_failed = last_search.is_some_and(|r| r.status != Status::Keep && joint_move(r));
+        let try_joint = || joint::propose(ctx, &knobs, &memory, &tried, self.seed);
+        if !coordinate_keep && !joint_failed {
+            if let Some(p) = try_joint() {
+                return Ok(p);
+            }
+        }
+
         let last = events.last().copied();
         if let Some(e) = last {
             let next = if e.status == Status::Keep {
@@ -151,6 +175,9 @@ impl Proposer for SearchProposer {
                     }
                 }
             }
+        }
+        if let Some(p) = try_joint() {
+            return Ok(p);
         }
         Err(AgentError::Exhausted(format!(
             "every move of the {} numeric constant(s) in scope `{}` (×2, ×1.5, ×1.25 each way) \
@@ -296,6 +323,9 @@ fn build(
     memory: &Memory,
 ) -> Option<Proposal> {
     let c = &knob.constant;
+    if level > 0 && c.keeps_power_of_two() {
+        return None;
+    }
     let new_value = c.number.step(dir, level)?;
     let new_number = Number::parse(&new_value)?;
     if memory.barred(&c.name, c.number.value, new_number.value) {
