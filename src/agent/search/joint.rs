@@ -133,12 +133,20 @@ fn radius(history: &[ExperimentRecord], noisy: bool) -> f64 {
     r.max(1.0 / 64.0)
 }
 
-/// Whether repeated runs on record ever disagreed (the session's noise is not zero).
-fn noisy(history: &[ExperimentRecord]) -> bool {
-    history.iter().any(|r| {
-        r.metrics.get(RUNS_KEY).is_some_and(|&n| n >= 2.0)
-            && r.metrics.get(SD_KEY).is_some_and(|&sd| sd > 0.0)
-    })
+/// The run-to-run noise on record: the standard deviation pooled over every experiment
+/// measured more than once (0 for a deterministic script or before any repeat).
+fn noise(history: &[ExperimentRecord]) -> f64 {
+    let (mut ss, mut df) = (0.0, 0.0);
+    for r in history {
+        let (Some(&n), Some(&sd)) = (r.metrics.get(RUNS_KEY), r.metrics.get(SD_KEY)) else {
+            continue;
+        };
+        if n >= 2.0 && sd.is_finite() {
+            ss += (n - 1.0) * sd * sd;
+            df += n - 1.0;
+        }
+    }
+    if df > 0.0 { (ss / df).sqrt() } else { 0.0 }
 }
 
 /// The literal for `value` in the notation `n` was written in, kept an integer, a power
@@ -186,7 +194,7 @@ fn group(n: u64) -> String {
 }
 
 /// A joint proposal, or `None` when the record cannot fit a model yet, the model sees no
-/// gain inside the trust region, or every promising point was run, barred or looks like a
+/// gain inside the trust region (with `strict`, none of half the noise), or every promising point was run, barred or looks like a
 /// crash (its nearest measured neighbour crashed).
 pub(super) fn propose(
     ctx: &Context<'_>,
@@ -194,6 +202,7 @@ pub(super) fn propose(
     memory: &Memory,
     tried: &HashSet<&str>,
     seed: u64,
+    strict: bool,
 ) -> Option<Proposal> {
     let best = ctx.best?;
     let (observed, start) = observe(ctx.history, best, knobs, ctx.config.metric.direction);
@@ -236,7 +245,12 @@ pub(super) fn propose(
         .flatten()
         .or_else(|| surrogate::fit(&points, d, false, BANDWIDTH))?;
     let here = model.predict(&vec![0.0; d]);
-    let rho = radius(ctx.history, noisy(ctx.history));
+    let sigma = noise(ctx.history);
+    let rho = radius(ctx.history, sigma > 0.0);
+    // `strict`: a move the model expects to gain less than half the noise waits until
+    // nothing else is left (the keep rule could hardly confirm it, and a candidate as good
+    // as the best is the one a noisy comparison keeps by mistake).
+    let needed = if strict { 0.5 * sigma } else { 0.0 };
     // Bounds: BOX doublings either side of the start; a ratio or fraction stays ≤ 1.
     let bounds: Vec<(f64, f64)> = dims
         .iter()
@@ -272,7 +286,7 @@ pub(super) fn propose(
                 .collect();
             (model.predict(&z), z)
         })
-        .filter(|(p, _)| p.is_finite() && *p < here)
+        .filter(|(p, _)| p.is_finite() && *p < here - needed)
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (_, z) in scored.into_iter().take(200) {
@@ -319,11 +333,20 @@ fn build(
         return None;
     }
     let dist = |a: &[f64]| -> f64 { a.iter().zip(&realized).map(|(x, y)| (x - y).powi(2)).sum() };
+    // Off the cliff: not nearer a crash than any good run, and not inside the ball around a
+    // crash that reaches to the good run nearest it.
     let nearest_good = points
         .iter()
         .map(|p| dist(&p.z))
         .fold(f64::INFINITY, f64::min);
-    if crashes.iter().any(|c| dist(c) < nearest_good) {
+    let near_crash = crashes.iter().any(|c| {
+        let ball = points
+            .iter()
+            .map(|p| p.z.iter().zip(c).map(|(x, y)| (x - y).powi(2)).sum::<f64>())
+            .fold(f64::INFINITY, f64::min);
+        dist(c) < nearest_good || dist(c) < ball
+    });
+    if near_crash {
         return None;
     }
     // Edit each file from its last constant up, so earlier spans stay valid.

@@ -133,9 +133,9 @@ impl Proposer for SearchProposer {
         let coordinate_keep =
             last_search.is_some_and(|r| r.status == Status::Keep && !joint_move(r));
         let joint_failed = last_search.is_some_and(|r| r.status != Status::Keep && joint_move(r));
-        let try_joint = || joint::propose(ctx, &knobs, &memory, &tried, self.seed);
+        let try_joint = |strict| joint::propose(ctx, &knobs, &memory, &tried, self.seed, strict);
         if !coordinate_keep && !joint_failed {
-            if let Some(p) = try_joint() {
+            if let Some(p) = try_joint(true) {
                 return Ok(p);
             }
         }
@@ -176,7 +176,7 @@ impl Proposer for SearchProposer {
                 }
             }
         }
-        if let Some(p) = try_joint() {
+        if let Some(p) = try_joint(false) {
             return Ok(p);
         }
         Err(AgentError::Exhausted(format!(
