@@ -33,7 +33,10 @@ fn sets(description: &str, name: &str) -> Option<String> {
 #[test]
 fn a_constant_that_only_feeds_the_mfu_printout_is_left_out_with_its_reason() {
     let files = vec![(PathBuf::from("train.py"), karpathy())];
-    let left = left_out(&files);
+    let left = left_out(
+        &files,
+        &search_support::config(Scope::All, &["train.py"]).metric,
+    );
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].name, "H100_BF16_PEAK_FLOPS");
     assert_eq!(left[0].reason, "only printed (via mfu, steady_state_mfu)");

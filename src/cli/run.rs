@@ -223,7 +223,7 @@ pub(crate) fn research_config(repo: &Path, cfg: &Config) -> String {
             Some((p.clone(), text))
         })
         .collect();
-    let left: Vec<String> = crate::agent::search::left_out(&files)
+    let left: Vec<String> = crate::agent::search::left_out(&files, &cfg.metric)
         .into_iter()
         .map(|l| format!("`{}` ({})", l.name, l.reason))
         .collect();

@@ -32,13 +32,22 @@ const REPORTING_CALLS: &[&str] = &[
 /// (f-strings keep their text, so `{mfu:.1f}` counts as a use of `mfu`).
 struct Statement {
     code: String,
+    /// The statement's lines as written (strings intact), for the metric's name.
+    raw: String,
 }
 
 /// Of `names` (the file's constants), those whose every use in `text` is reporting.
 /// A name with no use at all is not left out: it may be read by name (`globals()`), from
-/// another file, or be meant for a later edit.
-pub fn reporting_only(text: &str, names: &[String]) -> Vec<LeftOut> {
-    let statements = statements(text);
+/// another file, or be meant for a later edit. A print whose text holds one of `metric`
+/// (the metric's name, e.g. `val_bpb`) is the run's result, not reporting.
+pub fn reporting_only(text: &str, names: &[String], metric: &[&str]) -> Vec<LeftOut> {
+    let mut statements = statements(text);
+    for st in &mut statements {
+        if metric.iter().any(|m| !m.is_empty() && st.raw.contains(m)) {
+            // Not a reporting call: a use here is a real one.
+            st.code = format!("result({})", st.code);
+        }
+    }
     let mut memo: BTreeMap<String, Verdict> = BTreeMap::new();
     let mut out = Vec::new();
     for name in names {
@@ -222,11 +231,14 @@ fn uses(code: &str, name: &str) -> Vec<usize> {
 fn statements(text: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut code = String::new();
+    let mut raw = String::new();
     let mut depth: i32 = 0;
     // The open string: quote, triple, f-string.
     let mut open: Option<(u8, bool, bool)> = None;
-    for raw in text.split_inclusive('\n') {
-        let line = raw.trim_end_matches(['\n', '\r']);
+    for physical in text.split_inclusive('\n') {
+        let line = physical.trim_end_matches(['\n', '\r']);
+        raw.push_str(line);
+        raw.push('\n');
         let b = line.as_bytes();
         let mut i = 0;
         while i < b.len() {
@@ -308,10 +320,12 @@ fn statements(text: &str) -> Vec<Statement> {
             if !part.trim().is_empty() {
                 out.push(Statement {
                     code: part.to_string(),
+                    raw: raw.clone(),
                 });
             }
         }
         code.clear();
+        raw.clear();
     }
     out
 }
@@ -334,7 +348,7 @@ mod tests {
 
     fn left_out(text: &str, names: &[&str]) -> Vec<String> {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        reporting_only(text, &names)
+        reporting_only(text, &names, &["val_bpb"])
             .into_iter()
             .map(|l| l.name)
             .collect()
@@ -358,6 +372,14 @@ mod tests {
     fn unused_and_string_mentions_are_not_uses() {
         let text = "PEAK = 1.0\nKNOBS = (\"PEAK\",)\n# PEAK in a comment\n";
         assert!(left_out(text, &["PEAK"]).is_empty());
+    }
+
+    #[test]
+    fn the_metric_print_is_a_real_use() {
+        let text = "LR = 0.1\nvalue = (LR - 0.4) ** 2 + 1\nprint(f'val_bpb: {value:.6f}')\n";
+        assert!(left_out(text, &["LR"]).is_empty());
+        let text = "LR = 0.1\nprint(\"val_bpb:\", LR * 2)\n";
+        assert!(left_out(text, &["LR"]).is_empty());
     }
 
     #[test]

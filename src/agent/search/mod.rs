@@ -18,7 +18,7 @@ pub use memory::Memory;
 pub use number::{Dir, Notation, Number};
 
 use super::{AgentError, Context, FileChange, Proposal, Proposer, Usage, state_hash};
-use crate::config::Scope;
+use crate::config::{MetricSpec, Scope};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use regex::Regex;
 use std::collections::{BTreeMap, HashSet};
@@ -195,7 +195,7 @@ fn collect_knobs<'a>(ctx: &Context<'a>) -> Vec<Knob<'a>> {
     for (path, text) in ordered_files(ctx) {
         let constants = find_constants(text);
         let names: Vec<String> = constants.iter().map(|c| c.name.clone()).collect();
-        let printed = dataflow::reporting_only(text, &names);
+        let printed = dataflow::reporting_only(text, &names, &metric_words(&ctx.config.metric));
         for constant in constants {
             let taken = knobs.iter().any(|k| k.constant.name == constant.name);
             let reporting = printed.iter().any(|l| l.name == constant.name);
@@ -209,13 +209,29 @@ fn collect_knobs<'a>(ctx: &Context<'a>) -> Vec<Knob<'a>> {
 
 /// The numeric constants of `files` the search leaves out because they only feed printing
 /// or reporting, with the reason, in file order (for the Research Config).
-pub fn left_out(files: &[(PathBuf, String)]) -> Vec<LeftOut> {
+pub fn left_out(files: &[(PathBuf, String)], metric: &MetricSpec) -> Vec<LeftOut> {
+    let words = metric_words(metric);
     let mut out = Vec::new();
     for (_, text) in files {
         let names: Vec<String> = find_constants(text).into_iter().map(|c| c.name).collect();
-        out.extend(dataflow::reporting_only(text, &names));
+        out.extend(dataflow::reporting_only(text, &names, &words));
     }
     out
+}
+
+/// What a print of the run's result contains: the metric's name, and the literal start of
+/// its regex when one is set (`bpb=` of `bpb=([0-9.]+)`).
+fn metric_words(metric: &MetricSpec) -> Vec<&str> {
+    let mut words = vec![metric.name.as_str()];
+    if let Some(re) = metric.regex.as_ref().map(regex::Regex::as_str) {
+        let end = re
+            .find(|c: char| "\\^$.|?*+()[]{}".contains(c))
+            .unwrap_or(re.len());
+        if end >= 3 {
+            words.push(&re[..end]);
+        }
+    }
+    words
 }
 
 fn ordered_files<'a>(ctx: &Context<'a>) -> Vec<(&'a Path, &'a str)> {
