@@ -73,9 +73,9 @@ IDENTITY = {
 }
 
 
-def session(binary, workdir, mode, sigma, seed, experiments, decision=""):
+def session(binary, workdir, problem, mode, sigma, seed, experiments, decision=""):
     """Runs one session in a fresh repo; returns its scored trajectory."""
-    repo = os.path.join(workdir, f"{mode}-s{sigma}-{seed}")
+    repo = os.path.join(workdir, f"{problem}-{mode}-s{sigma}-{seed}")
     os.makedirs(repo)
     shutil.copy(os.path.join(HERE, "synthetic_train.py"), os.path.join(repo, "train.py"))
     with open(os.path.join(repo, "autoresearch.toml"), "w") as f:
@@ -83,9 +83,10 @@ def session(binary, workdir, mode, sigma, seed, experiments, decision=""):
     env = dict(os.environ, **IDENTITY)
     env.pop("ANTHROPIC_API_KEY", None)
     env.pop("OPENAI_API_KEY", None)
-    truth = os.path.join(workdir, f"{mode}-s{sigma}-{seed}.truth.jsonl")
+    truth = os.path.join(workdir, f"{problem}-{mode}-s{sigma}-{seed}.truth.jsonl")
     env.update(
         AUTORESEARCH_PLATFORM="cpu",
+        BENCH_PROBLEM=problem,
         BENCH_SIGMA=repr(sigma),
         BENCH_NOISE_SEED=str(seed),
         BENCH_TRUTH_FILE=truth,
@@ -118,7 +119,14 @@ def score(repo, truth_path, seconds):
     if len(truths) != len(runs):
         raise RuntimeError(f"{repo}: {len(runs)} journaled runs but {len(truths)} truth lines")
     true_of = {}
+    crashed = set()
     for (exp, seed, value), t in zip(runs, truths):
+        if t.get("crash"):
+            # A run past the cliff: no value in the journal, no truth.
+            if seed != t["seed"] or value is not None:
+                raise RuntimeError(f"{repo}: crashed run of experiment {exp} has a value")
+            crashed.add(exp)
+            continue
         # The join is by order; the seed and the observed value must agree with it.
         if seed != t["seed"] or value is None or abs(value - t["observed"]) > 1e-7:
             raise RuntimeError(f"{repo}: run of experiment {exp} does not match its truth line")
@@ -133,10 +141,13 @@ def score(repo, truth_path, seconds):
             latest = exp
     steps = []  # (runs spent at the decision, iteration, kept, true value)
     for eid, iteration, status, _desc in exps:
-        if eid in decided:
+        if eid in decided and eid in true_of:
             steps.append((decided[eid], iteration, status == "keep", true_of[eid]))
+        elif eid in decided:
+            steps.append((decided[eid], iteration, False, None))
     run_index = [exp for exp, _, _ in runs]
     return {"steps": steps, "runs": run_index, "exp_ids": [e[0] for e in exps],
+            "crashes": len(crashed & {e[0] for e in exps if e[1] > 0}),
             "iterations": {e[0]: e[1] for e in exps}, "seconds": seconds}
 
 
@@ -151,6 +162,8 @@ def replay(s, max_iteration=None, max_runs=None):
         if max_runs is not None and at > max_runs:
             break
         iterations = iteration
+        if true is None:  # a crash
+            continue
         if not kept:
             if best is not None and true < best:
                 missed += 1
@@ -172,10 +185,11 @@ def replay(s, max_iteration=None, max_runs=None):
             "runs": runs, "experiments": iterations}
 
 
-def tpe(sigma, seed, trials, python):
+def tpe(problem, sigma, seed, trials, python):
     """Optuna TPE on the same problem; None when Optuna is not installed."""
     out = subprocess.run(
-        [python, os.path.join(HERE, "tpe.py"), "--sigma", repr(sigma), "--seed", str(seed),
+        [python, os.path.join(HERE, "tpe.py"), "--problem", problem,
+         "--sigma", repr(sigma), "--seed", str(seed),
          "--trials", ",".join(str(t) for t in trials)],
         capture_output=True, text=True,
     )
@@ -184,11 +198,11 @@ def tpe(sigma, seed, trials, python):
     return json.loads(out.stdout)
 
 
-def pair(binary, workdir, sigma, seed, experiments, decision, greedy):
+def pair(binary, workdir, problem, sigma, seed, experiments, decision, greedy):
     """Noise-aware first (its run count R sets the equal-compute point), then greedy."""
-    na = session(binary, workdir, "noise-aware", sigma, seed, experiments, decision)
+    na = session(binary, workdir, problem, "noise-aware", sigma, seed, experiments, decision)
     r = len(replay_runs_to(na, experiments))
-    gr = session(binary, workdir, "greedy", sigma, seed, max(experiments, r - 1)) \
+    gr = session(binary, workdir, problem, "greedy", sigma, seed, max(experiments, r - 1)) \
         if greedy else None
     return na, gr
 
@@ -213,6 +227,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="σ ∈ {0, 0.01}, 2 seeds, 40 experiments (a few minutes)")
     ap.add_argument("--sigmas", default="0,0.002,0.01,0.02")
+    ap.add_argument("--problems", default="bowl,rotated",
+                    help="bowl (knobs independent), rotated (interacting knobs and a cliff)")
     ap.add_argument("--seeds", type=int, default=8, help="benchmark seeds 1..N")
     ap.add_argument("--experiments", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2, help="sessions run in parallel")
@@ -230,6 +246,7 @@ def main():
     if args.quick:
         args.sigmas, args.seeds, args.experiments = "0,0.01", 2, 40
     sigmas = [float(s) for s in args.sigmas.split(",")]
+    problems = [p for p in args.problems.split(",") if p]
     seeds = list(range(1, args.seeds + 1))
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"no autoresearch binary at {args.bin}; run `cargo build` first or pass --bin")
@@ -245,20 +262,21 @@ def main():
     results = {}
     with cf.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         decision = "\n".join(x.strip() for x in args.decision.split(";"))
-        futures = {pool.submit(pair, args.bin, workdir, sg, sd, args.experiments, decision,
-                               not args.no_greedy): (sg, sd)
-                   for sg in sigmas for sd in seeds}
+        futures = {pool.submit(pair, args.bin, workdir, pb, sg, sd, args.experiments, decision,
+                               not args.no_greedy): (pb, sg, sd)
+                   for pb in problems for sg in sigmas for sd in seeds}
         for fut in cf.as_completed(futures):
-            sg, sd = futures[fut]
-            results[(sg, sd)] = fut.result()
-            print(f"  σ={sg} seed={sd} done ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+            pb, sg, sd = futures[fut]
+            results[(pb, sg, sd)] = fut.result()
+            print(f"  {pb} σ={sg} seed={sd} done ({time.monotonic() - started:.0f}s)",
+                  file=sys.stderr)
 
     g_runs = args.experiments + 1
     rows, figures = [], {}
-    for sg in sigmas:
+    for pb, sg in [(pb, sg) for pb in problems for sg in sigmas]:
         agg = {"noise-aware": [], "greedy": [], "tpe": []}
         for sd in seeds:
-            na, gr = results[(sg, sd)]
+            na, gr = results[(pb, sg, sd)]
             r = len(replay_runs_to(na, args.experiments))
             for name, s in (("noise-aware", na), ("greedy", gr)):
                 if s is None:
@@ -272,13 +290,13 @@ def main():
                     "at_g": replay(s, max_runs=g_runs)["best"],
                     "at_r": replay(s, max_runs=r)["best"],
                     "per_gain": final["runs"] / final["real"] if final["real"] else None,
-                    "seconds": s["seconds"],
+                    "seconds": s["seconds"], "crashes": s["crashes"],
                 })
             if has_optuna:
-                t = tpe(sg, sd, [g_runs, r], args.python)
+                t = tpe(pb, sg, sd, [g_runs, r], args.python)
                 agg["tpe"].append({"runs": r, "at_g": t[str(g_runs)], "at_r": t[str(r)],
                                    "final": t[str(r)]})
-        figures[sg] = agg
+        figures[(pb, sg)] = agg
         for name in ("greedy", "noise-aware", "tpe"):
             xs = agg[name]
             if not xs:
@@ -287,7 +305,7 @@ def main():
             total = (lambda k: sum(x[k] for x in xs)) if ours else (lambda k: None)
             col = lambda k: mean([x.get(k) for x in xs])  # noqa: E731
             rows.append({
-                "σ": sg, "rule": name,
+                "problem": pb, "σ": sg, "rule": name, "crashes": total("crashes"),
                 "exps": col("experiments") if ours else None,
                 "stopped": total("stopped_early"), "runs": col("runs"),
                 "keeps": total("keeps"), "false": total("false_keeps"),
@@ -298,7 +316,7 @@ def main():
     print_table(rows, args, len(seeds), time.monotonic() - started, figures)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({str(k): v for k, v in figures.items()}, f, indent=1)
+            json.dump({f"{k[0]} {k[1]}": v for k, v in figures.items()}, f, indent=1)
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
@@ -312,25 +330,32 @@ def fmt(x, spec):
 
 
 def print_table(rows, args, n_seeds, seconds, figures):
-    start = synthetic_train.true_value(
-        {k: float(getattr(synthetic_train, k)) for k in synthetic_train.KNOBS})
+    begin = {k: float(getattr(synthetic_train, k)) for k in synthetic_train.KNOBS}
+    start = ", ".join(f"{p} {synthetic_train.true_value(begin, p):.4f}"
+                      for p in args.problems.split(","))
     print(f"\n{args.experiments} experiments per session, {n_seeds} seeds per σ; true value at "
-          f"the start {start:.4f}, optimum 1.0000 (lower is better). Means over seeds; "
+          f"the start: {start}; optimum 1.0000 (lower is better). Means over seeds; "
           f"stopped early, keeps, false keeps and missed gains are totals over seeds. "
           f"@G = after {args.experiments + 1} runs, @R = after the noise-aware session's "
           f"run count.{' Noise-aware [decision]: ' + args.decision if args.decision else ''}\n")
-    cols = (("σ", "σ", "g"), ("rule", "rule", "s"), ("exps", "exps", ".0f"),
-            ("stopped early", "stopped", "d"), ("runs", "runs", ".1f"),
+    cols = (("problem", "problem", "s"), ("σ", "σ", "g"), ("rule", "rule", "s"),
+            ("exps", "exps", ".0f"),
+            ("stopped early", "stopped", "d"), ("runs", "runs", ".1f"), ("crashes", "crashes", "d"),
             ("keeps", "keeps", "d"), ("false keeps", "false", "d"),
             ("missed gains", "missed", "d"), ("true final", "final", ".5f"),
             ("true @G", "at_g", ".5f"), ("true @R", "at_r", ".5f"),
             ("runs/real gain", "per_gain", ".1f"))
     print("| " + " | ".join(c[0] for c in cols) + " |")
-    print("|" + "|".join("---" if c[1] == "rule" else "---:" for c in cols) + "|")
+    print("|" + "|".join("---" if c[1] in ("rule", "problem") else "---:" for c in cols) + "|")
     for row in rows:
         print("| " + " | ".join(fmt(row[k], spec) for _, k, spec in cols) + " |")
     print()
-    for sg, agg in figures.items():
+    for (pb, sg), agg in figures.items():
+        na_r = mean([x["at_r"] for x in agg["noise-aware"]])
+        if agg["tpe"]:
+            tp_r = mean([x["at_r"] for x in agg["tpe"]])
+            print(f"{pb} σ={sg:g}: true @R noise-aware {na_r:.5f} vs TPE {tp_r:.5f} "
+                  f"({'≥ TPE: met' if na_r <= tp_r else 'behind TPE'})")
         if not agg["greedy"]:
             continue
         fk_g = sum(x["false_keeps"] for x in agg["greedy"])
@@ -340,7 +365,7 @@ def print_table(rows, args, n_seeds, seconds, figures):
         at_g = mean([x["at_r"] for x in agg["greedy"]])
         at_n = mean([x["at_r"] for x in agg["noise-aware"]])
         cut = f"{100 * (fk_g - fk_n) / fk_g:.0f}%" if fk_g else "n/a (greedy made none)"
-        print(f"σ={sg:g}: false keeps {fk_g} → {fk_n} (cut {cut}); runs per session "
+        print(f"{pb} σ={sg:g}: false keeps {fk_g} → {fk_n} (cut {cut}); runs per session "
               f"{runs_g:.1f} → {runs_n:.1f} ({100 * (runs_n / runs_g - 1):+.1f}%); true @R "
               f"greedy {at_g:.5f} vs noise-aware {at_n:.5f}")
     print(f"\nwall time {seconds / 60:.1f} min")

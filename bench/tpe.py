@@ -22,6 +22,7 @@ import synthetic_train as st  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--problem", default="bowl")
     ap.add_argument("--sigma", type=float, required=True)
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--trials", required=True, help="comma-separated trial counts")
@@ -38,9 +39,13 @@ def main():
                 c[k] = float(trial.suggest_int(k, int(lo), int(hi), log=True))
             else:
                 c[k] = trial.suggest_float(k, lo, hi, log=True)
-        truth[trial.number] = st.true_value(c)
+        t = st.true_value(c, args.problem)
+        if t is None:
+            # Past the cliff: the run crashed; Optuna records a failed trial.
+            return float("nan")
+        truth[trial.number] = t
         # Rounded as the script prints it, so the observations are the same numbers.
-        observed = st.true_value(c) + st.noise(c, 1, args.seed, args.sigma)
+        observed = t + st.noise(c, 1, args.seed, args.sigma)
         return float(f"{observed:.8f}")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -50,7 +55,7 @@ def main():
     study.optimize(objective, n_trials=counts[-1])
     out = {}
     for n in counts:
-        trials = study.trials[:n]
+        trials = [t for t in study.trials[:n] if t.number in truth]
         pick = min(trials, key=lambda t: t.value)
         out[str(n)] = truth[pick.number]
     print(json.dumps(out))

@@ -204,6 +204,38 @@ fn check_hypothesis(cfg: &Config, hypothesis: Option<&str>) -> anyhow::Result<Op
     Ok(Some(h.trim().to_string()))
 }
 
+/// The Research Config; with the built-in search, a row naming the numeric constants it
+/// leaves out (they only feed printing) and why.
+pub(crate) fn research_config(repo: &Path, cfg: &Config) -> String {
+    let mut table = config::init::config_table(cfg);
+    if cfg.agent.backend != config::AgentBackend::Search {
+        return table;
+    }
+    let root = super::report::repo_root(repo);
+    let base = cfg.source.as_deref().and_then(Path::parent);
+    let files: Vec<(PathBuf, String)> = cfg
+        .editable
+        .iter()
+        .filter_map(|p| {
+            let text = base
+                .and_then(|b| std::fs::read_to_string(b.join(p)).ok())
+                .or_else(|| std::fs::read_to_string(root.join(p)).ok())?;
+            Some((p.clone(), text))
+        })
+        .collect();
+    let left: Vec<String> = crate::agent::search::left_out(&files, &cfg.metric)
+        .into_iter()
+        .map(|l| format!("`{}` ({})", l.name, l.reason))
+        .collect();
+    if !left.is_empty() {
+        table.push_str(&format!(
+            "| Left out of the search | {} |\n",
+            left.join(", ").replace('|', "\\|")
+        ));
+    }
+    table
+}
+
 /// A read-only file that fixes `TIME_BUDGET` decides how long each run trains: say so
 /// when the budget disagrees, and raise a default hard timeout that would cut runs short.
 pub(crate) fn check_time_budget(repo: &Path, cfg: &mut Config) -> Option<String> {
@@ -263,7 +295,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     let mut reporter = Reporter::new(args.json, args.quiet);
     if !args.json {
-        reporter.plain(&config::init::config_table(&cfg));
+        reporter.plain(&research_config(&args.repo, &cfg));
         reporter.plain(&format!(
             "Workers: {}",
             crate::engine::describe_workers(&workers, cfg.agent.concurrency_for(workers.len()))

@@ -2,11 +2,10 @@
 //! t, Welch and paired t-tests, Wilcoxon's signed-rank test. Pure functions over slices; never
 //! does I/O, never allocates more than the input's size squared.
 //!
-//! The special functions are written here rather than taken from `statrs`: we need three of
-//! them (log-gamma, the regularized incomplete beta and gamma functions), and `statrs` pulls
-//! `nalgebra` and `rand` into a build that runs on two shared cores. The algorithms are the
-//! textbook ones (Lanczos; Lentz's continued fractions), checked in `tests/decision_stats.rs`
-//! against reference values computed with mpmath/scipy.
+//! The special functions (log-gamma, the regularized incomplete beta and gamma functions,
+//! erfc, the t quantile) come from `statrs` without its default features (no `nalgebra`, no
+//! `rand`); `tests/decision_stats.rs` checks them against reference values computed with
+//! mpmath/scipy. The exact Wilcoxon distribution is our own.
 
 /// Which alternative hypothesis a test's p-value is for (scipy's `alternative`).
 ///
@@ -81,104 +80,20 @@ where
     })
 }
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, nine terms: ~1e-15 relative).
+/// ln Γ(x) for x > 0.
 pub fn ln_gamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection keeps the series in its accurate range.
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = C[0];
-    let t = x + G + 0.5;
-    for (i, c) in C.iter().enumerate().skip(1) {
-        a += c / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-const EPS: f64 = 1e-16;
-const TINY: f64 = 1e-300;
-const MAX_ITER: usize = 10_000;
-
-/// Lentz's evaluation of the continued fraction for I_x(a, b) (Numerical Recipes `betacf`);
-/// converges fast for x < (a + 1) / (a + b + 2).
-fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..MAX_ITER {
-        let m = m as f64;
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
-        if (del - 1.0).abs() < EPS {
-            break;
-        }
-    }
-    h
+    statrs::function::gamma::ln_gamma(x)
 }
 
 /// The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 ≤ x ≤ 1.
 pub fn reg_inc_beta(a: f64, b: f64, x: f64) -> f64 {
-    reg_inc_beta_xy(a, b, x, 1.0 - x)
-}
-
-/// I_x(a, b) given both x and y = 1 − x, so callers that know y more precisely than `1 - x`
-/// (the t distribution near t = 0) keep their digits.
-fn reg_inc_beta_xy(a: f64, b: f64, x: f64, y: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
-    if y <= 0.0 {
+    if x >= 1.0 {
         return 1.0;
     }
-    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * y.ln();
-    let front = ln_front.exp();
-    if x < (a + 1.0) / (a + b + 2.0) {
-        front * beta_cf(a, b, x) / a
-    } else {
-        // Symmetry I_x(a, b) = 1 − I_{1−x}(b, a): the fraction converges on this side.
-        1.0 - front * beta_cf(b, a, y) / b
-    }
+    statrs::function::beta::beta_reg(a, b, x)
 }
 
 /// The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a), a > 0, x ≥ 0.
@@ -186,49 +101,11 @@ pub fn reg_upper_gamma(a: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
-    let ln_front = a * x.ln() - x - ln_gamma(a);
-    if x < a + 1.0 {
-        // Series for P(a, x), then Q = 1 − P.
-        let (mut ap, mut del) = (a, 1.0 / a);
-        let mut sum = del;
-        for _ in 0..MAX_ITER {
-            ap += 1.0;
-            del *= x / ap;
-            sum += del;
-            if del.abs() < sum.abs() * EPS {
-                break;
-            }
-        }
-        1.0 - sum * ln_front.exp()
-    } else {
-        // Continued fraction for Q(a, x) (modified Lentz).
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / TINY;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..MAX_ITER {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < TINY {
-                d = TINY;
-            }
-            c = b + an / c;
-            if c.abs() < TINY {
-                c = TINY;
-            }
-            d = 1.0 / d;
-            let del = d * c;
-            h *= del;
-            if (del - 1.0).abs() < EPS {
-                break;
-            }
-        }
-        ln_front.exp() * h
-    }
+    statrs::function::gamma::gamma_ur(a, x)
 }
 
-/// P(Z > z) for a standard normal Z, accurate in the far tail.
+/// P(Z > z) for a standard normal Z, accurate in the far tail: ½·Q(½, z²/2) (statrs's
+/// `erfc` is off by ~1e-10 relative at z = 1; the incomplete gamma is not).
 pub fn normal_sf(z: f64) -> f64 {
     if z.is_nan() {
         return f64::NAN;
@@ -258,10 +135,15 @@ pub fn student_t_sf(t: f64, df: f64) -> f64 {
         return 1.0;
     }
     let t2 = t * t;
-    // x = df/(df+t²), y = 1 − x = t²/(df+t²), both computed without cancellation.
+    // x = df/(df+t²), y = 1 − x = t²/(df+t²), both computed without cancellation; the
+    // incomplete beta is evaluated at whichever is smaller, so neither side loses digits.
     let x = df / (df + t2);
     let y = t2 / (df + t2);
-    let tail = 0.5 * reg_inc_beta_xy(df / 2.0, 0.5, x, y);
+    let tail = if x <= y {
+        0.5 * reg_inc_beta(df / 2.0, 0.5, x)
+    } else {
+        0.5 - 0.5 * reg_inc_beta(0.5, df / 2.0, y)
+    };
     if t > 0.0 { tail } else { 1.0 - tail }
 }
 
@@ -271,9 +153,9 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
 }
 
 /// The quantile function of Student's t: the `t` with P(T ≤ t) = `p`, for 0 < p < 1 (±∞ at
-/// 0 and 1, NaN outside). Bisection on the CDF: slow next to Newton, but it cannot diverge,
-/// and the policy calls it once per decision.
+/// 0 and 1, NaN outside). statrs inverts the incomplete beta function.
 pub fn student_t_inv_cdf(p: f64, df: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
     if p.is_nan() || !(0.0..=1.0).contains(&p) || df.is_nan() || df <= 0.0 {
         return f64::NAN;
     }
@@ -283,25 +165,10 @@ pub fn student_t_inv_cdf(p: f64, df: f64) -> f64 {
     if p == 1.0 {
         return f64::INFINITY;
     }
-    let (mut lo, mut hi) = (-1.0, 1.0);
-    while student_t_cdf(lo, df) > p {
-        lo *= 2.0;
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(t) => t.inverse_cdf(p),
+        Err(_) => f64::NAN,
     }
-    while student_t_cdf(hi, df) < p {
-        hi *= 2.0;
-    }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if mid == lo || mid == hi {
-            break;
-        }
-        if student_t_cdf(mid, df) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
 }
 
 /// The p-value of a t statistic under an alternative.

@@ -116,6 +116,23 @@ fn statement_lines(text: &str) -> Vec<(usize, usize, &str)> {
     out
 }
 
+impl Constant {
+    /// A batch size (or token count) written as a power of two from 16 up stays a power of
+    /// two: other values break the divisibility such scripts assert
+    /// (`TOTAL_BATCH_SIZE % (DEVICE_BATCH_SIZE * MAX_SEQ_LEN) == 0`). `2**19` always does.
+    pub fn keeps_power_of_two(&self) -> bool {
+        let sized = self
+            .name
+            .split('_')
+            .any(|w| w.starts_with("BATCH") || w.starts_with("TOKENS"));
+        sized
+            && self
+                .number
+                .int
+                .is_some_and(|m| m >= 16 && m.is_power_of_two())
+    }
+}
+
 /// The category a constant's name suggests. Keywords match whole `_`-separated words (or a
 /// word's start, so `BETA` matches `BETAS`), which keeps `EPS` from matching `STEPS`.
 /// Schedule words are checked first so `LR_DECAY_STEPS` is training dynamics.

@@ -1,16 +1,24 @@
-//! The built-in, no-LLM proposer: coordinate search over the top-level numeric constants
-//! of the editable files, one constant per proposal. Stateless: its whole strategy is read
-//! back from the history, so a resumed session goes on where it stopped. It never runs
-//! anything and never touches git or the disk.
+//! The built-in, no-LLM proposer over the top-level numeric constants of the editable files:
+//! coordinate moves (one constant, ×2 / ÷2 then finer) mixed with joint moves (every
+//! constant at once, where a quadratic fitted to all runs on record points; `joint.rs`).
+//! Stateless: its whole strategy is read back from the history, so a resumed session goes
+//! on where it stopped. It never runs anything and never touches git or the disk.
 
+pub mod comment;
+pub mod dataflow;
+mod joint;
 pub mod knobs;
+pub mod memory;
 pub mod number;
+pub mod surrogate;
 
+pub use dataflow::LeftOut;
 pub use knobs::{Constant, category_of, find_constants};
+pub use memory::Memory;
 pub use number::{Dir, Notation, Number};
 
 use super::{AgentError, Context, FileChange, Proposal, Proposer, Usage, state_hash};
-use crate::config::Scope;
+use crate::config::{MetricSpec, Scope};
 use crate::experiment::{Category, ExperimentRecord, Status};
 use regex::Regex;
 use std::collections::{BTreeMap, HashSet};
@@ -30,7 +38,8 @@ impl SearchProposer {
         SearchProposer { seed, patience }
     }
 
-    /// The seed is kept for the journal; the search order has no ties for it to break.
+    /// The seed: it draws the joint move's candidates (with the experiment count, so the
+    /// same record gives the same proposal on a resume).
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -100,6 +109,7 @@ impl Proposer for SearchProposer {
             )));
         }
         let events = read_events(ctx.history, &knobs);
+        let memory = Memory::read(ctx.history);
         let mut tried: HashSet<&str> = ctx.seen.iter().map(String::as_str).collect();
         tried.extend(
             ctx.history
@@ -107,7 +117,30 @@ impl Proposer for SearchProposer {
                 .map(|r| r.state_hash.as_str())
                 .filter(|h| !h.is_empty()),
         );
-        let attempt = |k: usize, dir: Dir, level: usize| build(ctx, &knobs[k], dir, level, &tried);
+        let attempt =
+            |k: usize, dir: Dir, level: usize| build(ctx, &knobs[k], dir, level, &tried, &memory);
+
+        // The mix: a joint move once the record can fit a model, except right after a
+        // coordinate keep (going on in a direction that just paid is cheap and often right)
+        // and right after a joint move that failed (a coordinate move then explores what
+        // the model has not seen, e.g. a knob it has barely moved). When the coordinate
+        // search has nothing left, the joint move is tried whatever came last.
+        let last_search = ctx.history.iter().rev().find(|r| {
+            matches!(
+                r.status,
+                Status::Keep | Status::Discard | Status::Crash | Status::Pruned
+            ) && memory::moves(&r.description).is_some()
+        });
+        let joint_move = |r: &ExperimentRecord| r.description.contains(", ");
+        let coordinate_keep =
+            last_search.is_some_and(|r| r.status == Status::Keep && !joint_move(r));
+        let joint_failed = last_search.is_some_and(|r| r.status != Status::Keep && joint_move(r));
+        let try_joint = |strict| joint::propose(ctx, &knobs, &memory, &tried, self.seed, strict);
+        if !coordinate_keep && !joint_failed {
+            if let Some(p) = try_joint(true) {
+                return Ok(p);
+            }
+        }
 
         let last = events.last().copied();
         if let Some(e) = last {
@@ -131,7 +164,11 @@ impl Proposer for SearchProposer {
             }
         }
 
-        let order = knob_order(knobs.len(), &events, last.map(|e| e.knob));
+        let inert: Vec<bool> = knobs
+            .iter()
+            .map(|k| memory.inert.contains(&k.constant.name))
+            .collect();
+        let order = knob_order(&inert, &events, last.map(|e| e.knob));
         for level in 0..number::LEVELS.len() {
             for &k in &order {
                 for dir in [Dir::Up, Dir::Down] {
@@ -140,6 +177,9 @@ impl Proposer for SearchProposer {
                     }
                 }
             }
+        }
+        if let Some(p) = try_joint(false) {
+            return Ok(p);
         }
         Err(AgentError::Exhausted(format!(
             "every move of the {} numeric constant(s) in scope `{}` (×2, ×1.5, ×1.25 each way) \
@@ -155,14 +195,45 @@ impl Proposer for SearchProposer {
 fn collect_knobs<'a>(ctx: &Context<'a>) -> Vec<Knob<'a>> {
     let mut knobs: Vec<Knob<'a>> = Vec::new();
     for (path, text) in ordered_files(ctx) {
-        for constant in find_constants(text) {
+        let constants = find_constants(text);
+        let names: Vec<String> = constants.iter().map(|c| c.name.clone()).collect();
+        let printed = dataflow::reporting_only(text, &names, &metric_words(&ctx.config.metric));
+        for constant in constants {
             let taken = knobs.iter().any(|k| k.constant.name == constant.name);
-            if !taken && in_scope(ctx.config.scope, constant.category) {
+            let reporting = printed.iter().any(|l| l.name == constant.name);
+            if !taken && !reporting && in_scope(ctx.config.scope, constant.category) {
                 knobs.push(Knob { path, constant });
             }
         }
     }
     knobs
+}
+
+/// The numeric constants of `files` the search leaves out because they only feed printing
+/// or reporting, with the reason, in file order (for the Research Config).
+pub fn left_out(files: &[(PathBuf, String)], metric: &MetricSpec) -> Vec<LeftOut> {
+    let words = metric_words(metric);
+    let mut out = Vec::new();
+    for (_, text) in files {
+        let names: Vec<String> = find_constants(text).into_iter().map(|c| c.name).collect();
+        out.extend(dataflow::reporting_only(text, &names, &words));
+    }
+    out
+}
+
+/// What a print of the run's result contains: the metric's name, and the literal start of
+/// its regex when one is set (`bpb=` of `bpb=([0-9.]+)`).
+fn metric_words(metric: &MetricSpec) -> Vec<&str> {
+    let mut words = vec![metric.name.as_str()];
+    if let Some(re) = metric.regex.as_ref().map(regex::Regex::as_str) {
+        let end = re
+            .find(|c: char| "\\^$.|?*+()[]{}".contains(c))
+            .unwrap_or(re.len());
+        if end >= 3 {
+            words.push(&re[..end]);
+        }
+    }
+    words
 }
 
 fn ordered_files<'a>(ctx: &Context<'a>) -> Vec<(&'a Path, &'a str)> {
@@ -206,6 +277,8 @@ fn read_events(history: &[ExperimentRecord], knobs: &[Knob<'_>]) -> Vec<Event> {
                 Status::Keep | Status::Discard | Status::Crash | Status::Pruned
             )
         })
+        // A joint move (several knobs at once) is not a step of the coordinate search.
+        .filter(|r| !r.description.contains(", "))
         .filter_map(|r| {
             let caps = DESCRIPTION.captures(&r.description)?;
             let knob = knobs.iter().position(|k| k.constant.name == caps[1])?;
@@ -241,16 +314,24 @@ fn classify(old: &str, new: &str) -> Option<(Dir, usize)> {
 }
 
 /// Candidates for a move elsewhere: the least-tried knobs first, ties in file order
-/// starting after `current`; `current` itself comes last.
-fn knob_order(n: usize, events: &[Event], current: Option<usize>) -> Vec<usize> {
+/// starting after `current`; `current` itself comes last, and after it the inert knobs
+/// (whose moves never changed the metric), least-tried first.
+fn knob_order(inert: &[bool], events: &[Event], current: Option<usize>) -> Vec<usize> {
+    let n = inert.len();
     let mut tries = vec![0usize; n];
     for e in events {
         tries[e.knob] += 1;
     }
     let start = current.map_or(0, |c| c + 1);
-    let mut order: Vec<usize> = (0..n).filter(|&k| Some(k) != current).collect();
-    order.sort_by_key(|&k| (tries[k], (k + n - start % n) % n));
-    order.extend(current);
+    let key = |k: usize| (tries[k], (k + n - start % n) % n);
+    let mut order: Vec<usize> = (0..n)
+        .filter(|&k| Some(k) != current && !inert[k])
+        .collect();
+    order.sort_by_key(|&k| key(k));
+    order.extend(current.filter(|&c| !inert[c]));
+    let mut rest: Vec<usize> = (0..n).filter(|&k| inert[k]).collect();
+    rest.sort_by_key(|&k| key(k));
+    order.extend(rest);
     order
 }
 
@@ -262,14 +343,19 @@ fn build(
     dir: Dir,
     level: usize,
     tried: &HashSet<&str>,
+    memory: &Memory,
 ) -> Option<Proposal> {
     let c = &knob.constant;
+    if level > 0 && c.keeps_power_of_two() {
+        return None;
+    }
     let new_value = c.number.step(dir, level)?;
+    let new_number = Number::parse(&new_value)?;
+    if memory.barred(&c.name, c.number.value, new_number.value) {
+        return None;
+    }
     let old_text = ctx.files.get(knob.path)?;
-    let mut contents = String::with_capacity(old_text.len() + 8);
-    contents.push_str(&old_text[..c.span.start]);
-    contents.push_str(&new_value);
-    contents.push_str(&old_text[c.span.end..]);
+    let contents = rewrite(old_text, c, &new_value, new_number.value);
     let mut state = ctx.files.clone();
     state.insert(knob.path.to_path_buf(), contents.clone());
     if tried.contains(state_hash(&state).as_str()) {
@@ -285,4 +371,26 @@ fn build(
         scratchpad: None,
         usage: Usage::default(),
     })
+}
+
+/// `text` with constant `c` set to `new_text`, and a same-line comment that stated the old
+/// value restated for the new one.
+pub(crate) fn rewrite(text: &str, c: &Constant, new_text: &str, new_value: f64) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..c.span.start]);
+    out.push_str(new_text);
+    let rest = &text[c.span.end..];
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    let (line, after) = rest.split_at(line_end);
+    match line.find('#').and_then(|at| {
+        comment::restate(&line[at..], c.number.value, new_value, new_text).map(|n| (at, n))
+    }) {
+        Some((at, new_comment)) => {
+            out.push_str(&line[..at]);
+            out.push_str(&new_comment);
+        }
+        None => out.push_str(line),
+    }
+    out.push_str(after);
+    out
 }

@@ -214,11 +214,17 @@ impl Number {
 
     /// Writes a float value in this literal's notation; `None` when not finite.
     pub fn render_float(&self, value: f64) -> Option<String> {
+        // One digit more than written keeps ×2/÷2 exact; at least 4 keeps ÷1.5 readable.
+        self.render_float_sig(value, (self.sig_digits + 1).clamp(4, 15))
+    }
+
+    /// Writes a float value in this literal's notation with `sig` significant digits
+    /// (trailing zeros dropped); `None` when not finite.
+    pub fn render_float_sig(&self, value: f64, sig: usize) -> Option<String> {
         if !value.is_finite() {
             return None;
         }
-        // One digit more than written keeps ×2/÷2 exact; at least 4 keeps ÷1.5 readable.
-        let sig = (self.sig_digits + 1).clamp(4, 15);
+        let sig = sig.clamp(1, 17);
         let sci = format!("{:.*e}", sig - 1, value);
         let (mantissa, exp) = sci.split_once('e')?;
         let exp: i32 = exp.parse().ok()?;
