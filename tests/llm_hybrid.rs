@@ -279,3 +279,34 @@ fn on_the_engine_the_tuner_stands_in_and_each_experiment_names_its_proposer() {
     assert!(!warnings_with(&out, "the LLM cannot be used").is_empty());
     assert_eq!(dirty(dir.path()), "");
 }
+
+#[test]
+fn on_the_engine_a_worker_never_waits_for_a_slow_llm() {
+    // The first call hangs (a slow model, thinking): the tuner fills in on the idle worker,
+    // so both experiments are decided before the call is given up.
+    let server = Server::start(vec![Reply::Hang, Reply::Hang, Reply::Hang]);
+    let agent = hybrid(&server.url, "").replace("timeout = \"20s\"", "timeout = \"8s\"");
+    let dir = repo_with(&agent);
+    let out = run_engine(dir.path(), 2, 1);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(dir.path());
+    let ran = ran(&rows);
+    assert_eq!(ran.len(), 2, "{rows:#?}");
+    assert!(ran.iter().all(|(p, _)| *p == "search"), "{ran:?}");
+    let events = events(&out);
+    let decided = events
+        .iter()
+        .rposition(|e| e["event"] == "decision")
+        .expect("decisions");
+    let llm_news = events.iter().position(|e| {
+        e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("did not answer") || m.contains("cannot be used"))
+    });
+    assert!(
+        llm_news.is_none_or(|w| w > decided),
+        "the experiments did not wait for the LLM: {events:#?}"
+    );
+    assert_eq!(dirty(dir.path()), "");
+}

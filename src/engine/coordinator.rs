@@ -66,7 +66,7 @@ pub(super) struct Engine<'s, 'a> {
     /// Proposer threads: requests answered at the same time, at most.
     concurrency: usize,
     /// Requests not answered yet.
-    asked: usize,
+    pub(super) asked: usize,
     /// Of those, repair requests (a session waits for them before it ends).
     pub repairs: usize,
     pub trials: BTreeMap<u64, Trial>,
@@ -86,6 +86,9 @@ pub(super) struct Engine<'s, 'a> {
     /// The error the session ends with once the runs in flight are recorded.
     failure: Option<SessionError>,
     host: String,
+    /// With the hybrid: the built-in search, asked on this thread when a worker would
+    /// otherwise wait for the LLM (see [`super::filler`]).
+    pub filler: Option<crate::agent::search::SearchProposer>,
 }
 
 /// Runs the session on the engine until a stop condition.
@@ -199,6 +202,12 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
             stopping: None,
             failure: None,
             host: super::host_name(),
+            filler: s.config.agent.has_tuner().then(|| {
+                crate::agent::search::SearchProposer::new(
+                    s.config.agent.seed,
+                    s.config.agent.patience,
+                )
+            }),
             s,
         };
         let result = engine.drive(&rx);
@@ -307,7 +316,7 @@ impl Engine<'_, '_> {
     /// proposer thread free and the proposer not exhausted, fewer prepared or asked for
     /// than workers plus one (a spare, for when the next one turns out stale and
     /// conflicting), and within the limits.
-    fn may_ask(&self) -> bool {
+    pub(super) fn may_ask(&self) -> bool {
         let s = &self.s;
         let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
         // Experiments as stop_reason and the reports count them (rejected proposals are
@@ -348,6 +357,10 @@ impl Engine<'_, '_> {
             }
             if self.stop.is_some() || self.s.baseline().is_none() {
                 continue;
+            }
+            // With the hybrid, an idle worker does not wait for the LLM: the tuner fills in.
+            if self.ready.is_empty() && self.may_fill() {
+                self.fill()?;
             }
             while let Some(r) = self.ready.pop_front() {
                 if let Some(id) = self.start_candidate(r)? {

@@ -11,6 +11,7 @@
 mod adopt;
 mod coordinator;
 mod decide;
+mod filler;
 mod intake;
 mod proposals;
 mod trial;
