@@ -378,20 +378,9 @@ fn read_metric(top: &Section) -> Result<MetricSpec, ConfigError> {
     };
     let regex = match m.string("regex")? {
         Some((r, at)) => {
-            let re = Regex::new(&r).map_err(|e| ConfigError::BadRegex {
-                at: at.clone(),
-                message: e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string(),
-            })?;
-            let named = re.capture_names().any(|n| n == Some("value"));
-            if re.captures_len() < 2 && !named {
+            let Some(re) = value_regex(&r, &at)? else {
                 return Err(ConfigError::RegexNoGroup { at });
-            }
+            };
             Some(re)
         }
         None => None,
@@ -503,4 +492,22 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
         return Err(format!("`{tag}` is not a valid branch name"));
     }
     Ok(())
+}
+
+/// `text` compiled as a regex that captures a number: a first group, or one named `value`.
+/// None when it has neither; an error (its last line, which names the problem) when it is
+/// not a regex.
+pub(super) fn value_regex(text: &str, at: &Location) -> Result<Option<Regex>, ConfigError> {
+    let re = Regex::new(text).map_err(|e| ConfigError::BadRegex {
+        at: at.clone(),
+        message: e
+            .to_string()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    })?;
+    let named = re.capture_names().any(|n| n == Some("value"));
+    Ok((re.captures_len() >= 2 || named).then_some(re))
 }

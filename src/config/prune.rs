@@ -5,7 +5,6 @@
 use super::error::{ConfigError, invalid_at};
 use super::section::Section;
 use crate::decision::curve::CurveSpec;
-use regex::Regex;
 
 pub(super) const KEYS: &[&str] = &[
     "enabled",
@@ -143,25 +142,14 @@ pub(super) fn read(top: &Section) -> Result<PruneConfig, ConfigError> {
         p.min_codes = n.max(1);
     }
     if let Some((r, at)) = t.string("curve")? {
-        let re = Regex::new(&r).map_err(|e| ConfigError::BadRegex {
-            at: at.clone(),
-            message: e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-                .to_string(),
-        })?;
-        let named = re.capture_names().any(|n| n == Some("value"));
-        if re.captures_len() < 2 && !named {
+        let Some(re) = super::load::value_regex(&r, &at)? else {
             return Err(invalid_at(
                 at,
                 "prune.curve",
                 "has no capture group for the value".to_string(),
                 "wrap the number in parentheses, e.g. 'loss=([0-9.]+)', or name it (?P<value>...) and the percentage (?P<progress>...)",
             ));
-        }
+        };
         p.curve = CurveSpec { regex: Some(re) };
     }
     Ok(p)
