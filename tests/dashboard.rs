@@ -616,3 +616,58 @@ fn the_page_paints_ten_thousand_experiments() {
     let png = b.screenshot();
     std::fs::write(artifact("dashboard-screenshot-10k.png"), &png).unwrap();
 }
+
+#[test]
+fn a_pruned_experiment_is_drawn_and_counted_with_the_discards() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(b) = browser() else { return };
+    let (f, ids) = fixture(4);
+    let session: i64 = f
+        .conn()
+        .query_row(
+            "SELECT session_id FROM experiments WHERE id = ?1",
+            [ids[0]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (base, changed): (String, String) = f
+        .conn()
+        .query_row(
+            "SELECT parent, commit_sha FROM experiments WHERE id = ?1",
+            [ids[1]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    insert(
+        &f.conn(),
+        session,
+        4,
+        "pruned",
+        Some(1.3),
+        &base,
+        &changed,
+        "hopeless",
+    );
+    let s = f.serve();
+    b.goto(&format!("{}/", s.url));
+    let ready = Duration::from_secs(30);
+    b.wait(
+        "the page",
+        ready,
+        "return document.documentElement.dataset.ready === '1'",
+    );
+    // Four experiments and the pruned one: five points on the chart.
+    let points = b.wait(
+        "5 points",
+        ready,
+        "const n = document.getElementById('chart').dataset.points; return n === '5' && n;",
+    );
+    assert_eq!(points, "5");
+    let cards = b.js("return document.getElementById('cards').textContent");
+    let cards = cards.as_str().unwrap_or_default();
+    // The fixture's two discards and the pruned one; and the pruned one on its own.
+    assert!(cards.contains("discarded3"), "{cards}");
+    assert!(cards.contains("pruned early1"), "{cards}");
+    let status = b.js("return document.querySelector('#experiments .status.pruned')?.textContent");
+    assert_eq!(status, "pruned");
+}

@@ -127,7 +127,9 @@ function renderCards() {
   }
   card("experiments", String(rows.length));
   card("kept", String(Math.max(0, count("keep") - 1)));
-  card("discarded", String(count("discard")));
+  // A pruned run is a discard stopped early (results.tsv says `discard` too).
+  card("discarded", String(count("discard") + count("pruned")));
+  if (count("pruned") > 0) card("pruned early", String(count("pruned")));
   card("crashed", String(count("crash")));
   card("running", String(count("running")));
   card("noise σ̂", s.noise ? fmt(s.noise.sigma) : "—");

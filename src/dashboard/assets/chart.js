@@ -3,7 +3,7 @@
 // baseline a dashed line, kept points labelled. Text goes through fillText or textContent.
 "use strict";
 
-const RAN = new Set(["keep", "discard", "crash"]);
+const RAN = new Set(["keep", "discard", "crash", "pruned"]);
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
@@ -178,7 +178,9 @@ class ProgressChart {
       g.strokeStyle = colors[status];
       g.beginPath();
       for (const r of ran) {
-        if (r.status !== status) continue;
+        // A pruned run is drawn with the discards (its value, where it has one, is the
+        // curve's at the stop).
+        if ((r.status === "pruned" ? "discard" : r.status) !== status) continue;
         const px = X(r.iteration);
         const has = r.metric !== null && r.metric !== undefined && status !== "crash";
         const py = has ? Y(r.metric) : crashY;
