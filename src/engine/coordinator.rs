@@ -317,20 +317,26 @@ impl Engine<'_, '_> {
     /// than workers plus one (a spare, for when the next one turns out stale and
     /// conflicting), and within the limits.
     pub(super) fn may_ask(&self) -> bool {
+        self.stop.is_none()
+            && self.asked < self.concurrency
+            && self.exhausted.is_none()
+            && self.s.baseline().is_some()
+            && self.ready.len() + self.asked < self.specs.len() + 1
+            && self.within_limits(self.asked)
+    }
+
+    /// Whether one more experiment stays within `-n` and `max_iterations`, beside those
+    /// started, in flight and prepared, and `held` more to come (LLM calls out).
+    pub(super) fn within_limits(&self, held: usize) -> bool {
         let s = &self.s;
-        let ahead = self.started_now + self.ready.len() as u64 + self.asked as u64;
+        let ahead = self.started_now + (self.ready.len() + held) as u64;
         // Experiments as stop_reason and the reports count them (rejected proposals are
         // not), plus those in flight and prepared: max_iterations is reached exactly.
         let planned = || {
             let done = crate::report::Tally::of(&s.history).experiments;
-            done + (self.trials.len() + self.ready.len() + self.asked) as u64
+            done + (self.trials.len() + self.ready.len() + held) as u64
         };
-        self.stop.is_none()
-            && self.asked < self.concurrency
-            && self.exhausted.is_none()
-            && s.baseline().is_some()
-            && self.ready.len() + self.asked < self.specs.len() + 1
-            && s.opts.iterations.is_none_or(|n| ahead < n)
+        s.opts.iterations.is_none_or(|n| ahead < n)
             && s.config.max_iterations.is_none_or(|n| planned() < n)
     }
 

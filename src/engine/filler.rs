@@ -7,7 +7,7 @@
 
 use super::coordinator::Engine;
 use super::proposals::{Ask, Reply};
-use crate::agent::{Context, Proposer};
+use crate::agent::Proposer;
 use crate::session::{Event, SessionError};
 
 impl Engine<'_, '_> {
@@ -16,19 +16,12 @@ impl Engine<'_, '_> {
     /// worth more than an answer that may come; one that comes past the limit is not run
     /// (its call is on record all the same).
     pub(super) fn may_fill(&self) -> bool {
-        let s = &self.s;
-        let ahead = self.started_now + self.ready.len() as u64;
-        let planned = || {
-            let done = crate::report::Tally::of(&s.history).experiments;
-            done + (self.trials.len() + self.ready.len()) as u64
-        };
         self.filler.is_some()
             && self.asked > self.repairs
             && self.stop.is_none()
             && self.exhausted.is_none()
-            && s.baseline().is_some()
-            && s.opts.iterations.is_none_or(|n| ahead < n)
-            && s.config.max_iterations.is_none_or(|n| planned() < n)
+            && self.s.baseline().is_some()
+            && self.within_limits(0)
     }
 
     /// One proposal of the tuner's onto the queue; nothing when it has nothing new.
@@ -39,21 +32,7 @@ impl Engine<'_, '_> {
         let iteration = self.next_iteration + self.ready.len() as u64 + self.asked as u64;
         let parent = self.s.best_commit();
         let snap = self.snapshot(iteration, parent.clone(), None);
-        let ctx = Context {
-            repo: self.s.repo.root(),
-            config: &snap.config,
-            platform: &snap.platform,
-            iteration,
-            files: &snap.files,
-            history: &snap.history,
-            best: crate::session::best_of(&snap.history),
-            baseline: crate::session::baseline_of(&snap.history),
-            seen: &snap.seen,
-            last_crash_tail: None,
-            scratchpad: None,
-            hypothesis: snap.hypothesis.as_deref(),
-        };
-        let result = tuner.propose(&ctx);
+        let result = tuner.propose(&snap.context(self.s.repo.root()));
         let name = tuner.name();
         self.filler = Some(tuner);
         // Nothing new from the tuner is no failure: the LLM's answer is still coming.

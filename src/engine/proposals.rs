@@ -31,6 +31,26 @@ pub(crate) struct Snapshot {
     pub hypothesis: Option<String>,
 }
 
+impl Snapshot {
+    /// What a proposer is given, with `repo` as the tree it sees.
+    pub(crate) fn context<'a>(&'a self, repo: &'a Path) -> Context<'a> {
+        Context {
+            repo,
+            config: &self.config,
+            platform: &self.platform,
+            iteration: self.iteration,
+            files: &self.files,
+            history: &self.history,
+            best: crate::session::best_of(&self.history),
+            baseline: crate::session::baseline_of(&self.history),
+            seen: &self.seen,
+            last_crash_tail: self.last_crash_tail.as_deref(),
+            scratchpad: self.scratchpad.as_deref(),
+            hypothesis: self.hypothesis.as_deref(),
+        }
+    }
+}
+
 /// What is asked of the proposer.
 pub(crate) enum Ask {
     Propose,
@@ -89,20 +109,7 @@ pub(crate) fn serve(
             // has too (read-only files and program.md are never changed by a session).
             &repo_root
         };
-        let ctx = Context {
-            repo: root,
-            config: &s.config,
-            platform: &s.platform,
-            iteration: s.iteration,
-            files: &s.files,
-            history: &s.history,
-            best: crate::session::best_of(&s.history),
-            baseline: crate::session::baseline_of(&s.history),
-            seen: &s.seen,
-            last_crash_tail: s.last_crash_tail.as_deref(),
-            scratchpad: s.scratchpad.as_deref(),
-            hypothesis: s.hypothesis.as_deref(),
-        };
+        let ctx = s.context(root);
         crate::chaos::point("propose");
         // A panic in a proposer must not leave the coordinator waiting for an answer.
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &ask {

@@ -127,11 +127,12 @@ fn seed_in_script(state_dir: &std::path::Path, label: &str) -> Option<u64> {
 /// runs still go on among `live` (those are left `running` and returned to adopt, out of
 /// the history), and the best commit (the last kept, else the session's base).
 fn reconcile(
+    repo: &Repo,
     journal: &Journal,
     row: &SessionRow,
-    state_dir: &std::path::Path,
     live: &[LiveJob],
 ) -> Result<Reconciled, SessionError> {
+    let state_dir = &repo.root().join(super::STATE_DIR);
     let mut history = journal.experiments(row.id)?;
     let measurements = journal.measurements(row.id)?;
     let mut unfinished = false;
@@ -274,13 +275,12 @@ pub(super) fn resume(
     live: &[LiveJob],
     notes: &mut Vec<String>,
 ) -> Result<(Vec<ExperimentRecord>, Vec<Adopt>), SessionError> {
-    let state_dir = repo.root().join(super::STATE_DIR);
     let Reconciled {
         history,
         best,
         unfinished,
         adopt,
-    } = reconcile(journal, row, &state_dir, live)?;
+    } = reconcile(repo, journal, row, live)?;
     if branch_to_recreate(repo, row, &history)? {
         repo.ensure_clean()?;
         repo.create_and_checkout(&row.branch, &row.base_commit)?;
@@ -324,13 +324,12 @@ pub(super) fn resume_beside(
     live: &[LiveJob],
     notes: &mut Vec<String>,
 ) -> Result<(Vec<ExperimentRecord>, Vec<Adopt>), SessionError> {
-    let state_dir = repo.root().join(super::STATE_DIR);
     let Reconciled {
         history,
         best,
         unfinished,
         adopt,
-    } = reconcile(journal, row, &state_dir, live)?;
+    } = reconcile(repo, journal, row, live)?;
     if branch_to_recreate(repo, row, &history)? {
         repo.create_branch(&row.branch, &row.base_commit)?;
     }
