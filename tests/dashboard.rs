@@ -469,25 +469,32 @@ fn artifact(name: &str) -> std::path::PathBuf {
 /// Browser tests share the machine's two cores: one at a time.
 static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn the_page_draws_every_point_updates_live_opens_a_diff_and_escapes_text() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(b) = browser() else { return };
-    let (f, ids) = fixture(12);
-    let s = f.serve();
-    b.goto(&format!("{}/", s.url));
+/// Opens the page at `url` and waits until it is ready with `points` points on the chart;
+/// returns how long a wait the tests allow.
+fn open_page(b: &dashboard_support::webdriver::Browser, url: &str, points: usize) -> Duration {
+    b.goto(&format!("{url}/"));
     let ready = Duration::from_secs(30);
     b.wait(
         "the page",
         ready,
         "return document.documentElement.dataset.ready === '1'",
     );
-    let points = b.wait(
-        "12 points",
+    let drawn = b.wait(
+        &format!("{points} points"),
         ready,
-        "const n = document.getElementById('chart').dataset.points; return n === '12' && n;",
+        &format!("const n = document.getElementById('chart').dataset.points; return n === '{points}' && n;"),
     );
-    assert_eq!(points, "12");
+    assert_eq!(drawn, points.to_string().as_str());
+    ready
+}
+
+#[test]
+fn the_page_draws_every_point_updates_live_opens_a_diff_and_escapes_text() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(b) = browser() else { return };
+    let (f, ids) = fixture(12);
+    let s = f.serve();
+    let ready = open_page(&b, &s.url, 12);
     assert_eq!(
         b.js("return document.querySelectorAll('#experiments tbody tr').length"),
         12
@@ -649,20 +656,8 @@ fn a_pruned_experiment_is_drawn_and_counted_with_the_discards() {
         "hopeless",
     );
     let s = f.serve();
-    b.goto(&format!("{}/", s.url));
-    let ready = Duration::from_secs(30);
-    b.wait(
-        "the page",
-        ready,
-        "return document.documentElement.dataset.ready === '1'",
-    );
     // Four experiments and the pruned one: five points on the chart.
-    let points = b.wait(
-        "5 points",
-        ready,
-        "const n = document.getElementById('chart').dataset.points; return n === '5' && n;",
-    );
-    assert_eq!(points, "5");
+    open_page(&b, &s.url, 5);
     let cards = b.js("return document.getElementById('cards').textContent");
     let cards = cards.as_str().unwrap_or_default();
     // The fixture's two discards and the pruned one; and the pruned one on its own.

@@ -10,6 +10,15 @@ use common::{dirty, git, text};
 use llm_session_support::*;
 use llm_support::{Concurrent, Reply, Server, ok, openai_answer};
 
+/// A server on which calls overlap: each answer widens the net to a new size (WIDTH does
+/// not move val_bpb, so the best stays the baseline and every proposal applies).
+fn widening() -> Concurrent {
+    Concurrent::start(|n| {
+        let width = format!("WIDTH = {}", 4 + n);
+        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
+    })
+}
+
 #[test]
 fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
     let reply = |d: &str, s: &str, r: &str| ok(openai_answer(&answer(d, s, r)));
@@ -20,22 +29,7 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
         reply("widen 4 -> 16", "WIDTH = 4", "WIDTH = 16"),
     ]);
     let dir = repo_with(&openai_agent(&server.url, ""));
-    let out = common::bin()
-        .args([
-            "run",
-            "--yes",
-            "--json",
-            "--grace",
-            "1",
-            "-n",
-            "3",
-            "--workers",
-            "1",
-        ])
-        .arg("--repo")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = run_engine(dir.path(), 3, 1);
     assert!(out.status.success(), "{}", text(&out));
     let rows = rows(dir.path());
     let shape: Vec<(i64, &str)> = rows
@@ -98,21 +92,10 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
 
 #[test]
 fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
-    // Every answer widens the net to a new size: WIDTH does not move val_bpb, so the best
-    // stays the baseline and every proposal applies.
-    let server = Concurrent::start(|n| {
-        let width = format!("WIDTH = {}", 4 + n);
-        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
-    });
+    let server = widening();
     let prices = "price_input = 1000.0\nprice_output = 1000.0\nstream = false";
     let dir = repo_with(&openai_agent(&server.url, prices));
-    let out = common::bin()
-        .args(["run", "--yes", "--json", "--grace", "1", "-n", "6"])
-        .args(["--workers", "2"])
-        .arg("--repo")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = run_engine(dir.path(), 6, 2);
     assert!(out.status.success(), "{}", text(&out));
     // Two workers: two calls at a time by default, and they were in flight together.
     assert!(server.peak() >= 2, "peak {} in flight", server.peak());
@@ -163,13 +146,7 @@ fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded
         refused,
     ]);
     let dir = repo_with(&openai_agent(&server.url, ""));
-    let out = common::bin()
-        .args(["run", "--yes", "--json", "--grace", "1", "-n", "3"])
-        .args(["--workers", "1"])
-        .arg("--repo")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = run_engine(dir.path(), 3, 1);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("401"),
@@ -190,21 +167,12 @@ fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded
 fn the_hybrids_llm_calls_for_the_queue_run_side_by_side_too() {
     // The default beside an LLM (`tuner = "search"`): each concurrent call is a hybrid of
     // its own, so the LLM's calls still overlap.
-    let server = Concurrent::start(|n| {
-        let width = format!("WIDTH = {}", 4 + n);
-        openai_answer(&answer(&format!("width {n}"), "WIDTH = 4", &width))
-    });
+    let server = widening();
     let dir = repo_with(&openai_agent(
         &server.url,
         "tuner = \"search\"\nstream = false",
     ));
-    let out = common::bin()
-        .args(["run", "--yes", "--json", "--grace", "1", "-n", "4"])
-        .args(["--workers", "2"])
-        .arg("--repo")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = run_engine(dir.path(), 4, 2);
     assert!(out.status.success(), "{}", text(&out));
     assert!(server.peak() >= 2, "peak {} in flight", server.peak());
     let rows = rows(dir.path());

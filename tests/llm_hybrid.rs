@@ -232,19 +232,6 @@ fn the_summary_reports_gains_runs_and_money_per_proposer() {
     );
 }
 
-/// `autoresearch run` on the engine (`--workers N`), `-n n`.
-fn run_engine(dir: &std::path::Path, n: u32, workers: u32) -> std::process::Output {
-    common::bin()
-        .args(["run", "--yes", "--json", "--grace", "1", "-n"])
-        .arg(n.to_string())
-        .arg("--workers")
-        .arg(workers.to_string())
-        .arg("--repo")
-        .arg(dir)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn on_the_engine_the_tuner_stands_in_and_each_experiment_names_its_proposer() {
     let server = Server::start(vec![

@@ -65,6 +65,19 @@ pub fn run_n(dir: &Path, n: u32, env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// `autoresearch run --json -n n` on the engine with `workers` workers.
+pub fn run_engine(dir: &Path, n: u32, workers: u32) -> Output {
+    common::bin()
+        .args(["run", "--yes", "--json", "--grace", "1", "-n"])
+        .arg(n.to_string())
+        .arg("--workers")
+        .arg(workers.to_string())
+        .arg("--repo")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 /// One journal row, with what the 5-tuple of `common::journal` leaves out.
 #[derive(Debug, Clone)]
 pub struct Row {
