@@ -230,6 +230,29 @@ fn the_summary_reports_gains_runs_and_money_per_proposer() {
         tuner.ends_with("| $0.00 |"),
         "the tuner costs nothing: {tuner}"
     );
+    // `status` counts the session's LLM calls; a one-tree session has no Workers table.
+    let status = common::bin()
+        .args(["status", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.contains("## LLM calls"), "{status}");
+    let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
+    let (calls, used): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), SUM(outcome = 'used') FROM llm_calls",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(calls >= 1);
+    let plural = if calls == 1 { "" } else { "s" };
+    assert!(
+        status.contains(&format!("{calls} call{plural}: {used} used,")),
+        "{status}"
+    );
+    assert!(!status.contains("## Workers"), "{status}");
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub struct Loaded {
     pub root: PathBuf,
     /// Lines of an imported file that were not understood: (1-based line, why).
     pub skipped: Vec<(usize, String)>,
+    /// From the journal, read with the session: its LLM calls (`status`) and its runs per
+    /// worker (`status` and the summary), when it has any.
+    pub calls: Option<String>,
+    pub workers: Option<String>,
 }
 
 /// The repository root containing `path`, or `path` itself outside git (--results works
@@ -169,12 +173,19 @@ fn load_session(root: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
         ),
         None => row_only_info(&row, settings.as_ref(), elapsed, ended_at),
     };
+    let calls = calls_section(&journal, row.id);
+    let workers = journal
+        .worker_runs(row.id)
+        .ok()
+        .and_then(|runs| report::render_workers(&runs));
     Ok(Loaded {
         info,
         records,
         state_dir: Some(state_dir),
         root: root.to_path_buf(),
         skipped: Vec::new(),
+        calls,
+        workers,
     })
 }
 
@@ -331,6 +342,8 @@ fn load_imported(
         state_dir: None,
         root: root.to_path_buf(),
         skipped: imported.skipped,
+        calls: None,
+        workers: None,
     })
 }
 
@@ -416,11 +429,8 @@ pub fn write_summary(
         |n| n.to_string_lossy().into_owned(),
     );
     let mut md = report::render_summary(&loaded.info, &loaded.records, next_steps, Some(&name));
-    if loaded.state_dir.is_some() {
-        let tag = loaded.info.branch.strip_prefix("autoresearch/");
-        if let Some(workers) = workers_section(&loaded.root, tag) {
-            md.push_str(&workers);
-        }
+    if let Some(workers) = &loaded.workers {
+        md.push_str(workers);
     }
     write(out, md.as_bytes())?;
     Ok(vec![out.to_path_buf(), png, svg])
@@ -481,10 +491,8 @@ fn llm_next_steps(loaded: &Loaded, no_llm: bool) -> Option<String> {
 }
 
 /// The session's LLM calls in one line, when it made any (`status`).
-fn calls_section(root: &Path, tag: Option<&str>) -> Option<String> {
-    let journal = open_journal(root).ok()?;
-    let row = pick_session(&journal, tag).ok()?;
-    let c = journal.call_counts(row.id).ok()?;
+fn calls_section(journal: &Journal, session: i64) -> Option<String> {
+    let c = journal.call_counts(session).ok()?;
     if c.total() == 0 {
         return None;
     }
@@ -506,24 +514,12 @@ fn calls_section(root: &Path, tag: Option<&str>) -> Option<String> {
     ))
 }
 
-/// Runs, training, queue time and duty cycle per worker, for a session of the engine.
-fn workers_section(root: &Path, tag: Option<&str>) -> Option<String> {
-    let journal = open_journal(root).ok()?;
-    let row = pick_session(&journal, tag).ok()?;
-    report::render_workers(&journal.worker_runs(row.id).ok()?)
-}
-
 pub fn status(args: &StatusArgs) -> anyhow::Result<i32> {
     let loaded = load(&args.source)?;
     report_skipped(&loaded);
     let mut md = report::render_progress(&loaded.info, &loaded.records);
-    if loaded.state_dir.is_some() {
-        if let Some(calls) = calls_section(&loaded.root, args.source.tag.as_deref()) {
-            md.push_str(&calls);
-        }
-        if let Some(workers) = workers_section(&loaded.root, args.source.tag.as_deref()) {
-            md.push_str(&workers);
-        }
+    for section in [&loaded.calls, &loaded.workers].into_iter().flatten() {
+        md.push_str(section);
     }
     print!("{md}");
     if let Some(dir) = &loaded.state_dir {
