@@ -595,6 +595,15 @@ fn llm_agent_keys_load_phases_repairs_retries_and_prices() {
         e.contains("`agent.concurrency` is 0") && e.contains("1 or more"),
         "{e}"
     );
+    // Proposals prepared ahead: one per worker unless set; 0 is the hand-run loop's order.
+    assert_eq!(cfg.agent.ahead, None);
+    let set = load_in(&dir, &format!("{agent}ahead = 0\n")).unwrap();
+    assert_eq!(set.agent.ahead, Some(0));
+    let e = err(&dir, &format!("{agent}ahead = -1\n"));
+    assert!(
+        e.contains("`agent.ahead` is -1") && e.contains("0 or more"),
+        "{e}"
+    );
     let e = err(
         &dir,
         "budget = \"5m\"\n[metric]\nname = \"val_bpb\"\ndirection = \"minimize\"\n[agent]\nprice_input = -1.0\n",

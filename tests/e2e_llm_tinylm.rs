@@ -142,8 +142,11 @@ fn three_llm_experiments_on_tinylm() {
     assert_eq!(shape(&rows).len(), 4, "no rejection, no crash: {rows:#?}");
     // The branch is at the last kept experiment, whose edits are all in train.py.
     let best = rows.iter().rev().find(|r| r.status == "keep").unwrap();
-    assert_eq!(head(dir.path()), best.commit);
-    let now = file(dir.path(), "train.py");
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "autoresearch/e2e"]),
+        best.commit
+    );
+    let now = git(dir.path(), &["show", "autoresearch/e2e:train.py"]);
     for (r, (name, value)) in rows[1..].iter().zip([
         ("LEARNING_RATE", "2e-3"),
         ("HIDDEN_DIM", "64"),
@@ -154,9 +157,10 @@ fn three_llm_experiments_on_tinylm() {
     }
     assert_eq!(server.received().len(), 3);
     assert_eq!(dirty(dir.path()), "");
+    // The user's checkout stays where it was.
     assert_eq!(
         git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-        "autoresearch/e2e"
+        "main"
     );
     assert!(survivors(dir.path()).is_empty());
 }

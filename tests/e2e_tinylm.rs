@@ -48,8 +48,10 @@ fn demo_runs_the_baseline_and_two_experiments_on_tinylm() {
         );
     }
     assert_eq!(dirty(&dir), "");
-    let branch = git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
-    assert!(branch.starts_with("autoresearch/"), "{branch}");
+    // The research branch holds the best; the checkout stays where it was.
+    let branches = git(&dir, &["branch", "--list", "autoresearch/*"]);
+    assert_eq!(branches.lines().count(), 1, "{branches}");
+    assert_eq!(git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
     // The chart was refreshed after each experiment.
     let png = std::fs::read(dir.join(".autoresearch/progress.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -74,7 +74,11 @@ fn an_llm_that_only_answers_garbage_leaves_the_night_to_the_tuner() {
         said[0]
     );
     let best = rows.iter().rfind(|r| r.status == "keep").unwrap();
-    assert_eq!(head(dir.path()), best.commit, "the branch is at the best");
+    assert_eq!(
+        best_commit(dir.path(), false),
+        best.commit,
+        "the branch is at the best"
+    );
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -230,7 +234,7 @@ fn the_summary_reports_gains_runs_and_money_per_proposer() {
         tuner.ends_with("| $0.00 |"),
         "the tuner costs nothing: {tuner}"
     );
-    // `status` counts the session's LLM calls; a one-tree session has no Workers table.
+    // `status` counts the session's LLM calls.
     let status = common::bin()
         .args(["status", "--repo"])
         .arg(dir.path())
@@ -252,7 +256,9 @@ fn the_summary_reports_gains_runs_and_money_per_proposer() {
         status.contains(&format!("{calls} call{plural}: {used} used,")),
         "{status}"
     );
-    assert!(!status.contains("## Workers"), "{status}");
+    // One worker: its row says how busy the trainer was while the LLM thought.
+    assert!(status.contains("## Workers"), "{status}");
+    assert!(status.contains("\n| 1 | cpu | 6 |"), "{status}");
 }
 
 #[test]
@@ -263,7 +269,7 @@ fn on_the_engine_the_tuner_stands_in_and_each_experiment_names_its_proposer() {
         garbage(),
         garbage(),
     ]);
-    let dir = repo_with(&hybrid(&server.url, ""));
+    let dir = repo_with(&hybrid(&server.url, "").replace("ahead = 0\n", ""));
     let out = run_engine(dir.path(), 7, 2);
     assert!(out.status.success(), "exit 0, not 5: {}", text(&out));
     let rows = rows(dir.path());
@@ -295,7 +301,10 @@ fn on_the_engine_a_worker_never_waits_for_a_slow_llm() {
     // The first call hangs (a slow model, thinking): the tuner fills in on the idle worker,
     // so both experiments are decided before the call is given up.
     let server = Server::start(vec![Reply::Hang, Reply::Hang, Reply::Hang]);
-    let agent = hybrid(&server.url, "").replace("timeout = \"20s\"", "timeout = \"8s\"");
+    // The default queue, one proposal ahead per worker (the helper's `ahead = 0` off).
+    let agent = hybrid(&server.url, "")
+        .replace("timeout = \"20s\"", "timeout = \"8s\"")
+        .replace("ahead = 0\n", "");
     let dir = repo_with(&agent);
     let out = run_engine(dir.path(), 2, 1);
     assert!(out.status.success(), "{}", text(&out));

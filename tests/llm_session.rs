@@ -60,8 +60,8 @@ fn an_improvement_is_kept_and_a_regression_discarded() {
         ]
     );
     // The branch is at the kept commit, the tree clean, train.py as kept.
-    assert_eq!(head(dir.path()), rows[1].commit);
-    assert!(file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
+    assert_eq!(best_commit(dir.path(), false), rows[1].commit);
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
     assert_eq!(dirty(dir.path()), "");
     // The wire: the endpoint, the model, and the second prompt knows the first result.
     let reqs = server.received();
@@ -137,8 +137,8 @@ fn bad_answers_are_recorded_as_rejections_and_the_loop_goes_on() {
     );
     let tsv = results(dir.path());
     assert_eq!(tsv.len(), 2, "baseline and the kept experiment");
-    assert_eq!(file(dir.path(), "prepare.py"), prepare_before);
-    assert_eq!(head(dir.path()), rows[5].commit);
+    assert_eq!(best_file(dir.path(), "prepare.py"), prepare_before);
+    assert_eq!(best_commit(dir.path(), false), rows[5].commit);
     assert_eq!(dirty(dir.path()), "");
     assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
     assert_eq!(server.received().len(), 5);
@@ -177,7 +177,7 @@ fn an_unmatched_block_is_asked_again_and_the_correction_applied() {
         follow_up.contains("LR = 0.1"),
         "the closest lines: {follow_up}"
     );
-    assert!(file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -230,8 +230,8 @@ fn a_name_error_is_repaired_as_attempt_two_of_the_same_experiment() {
     let tsv = results(dir.path());
     let statuses: Vec<&str> = tsv.iter().map(|r| r[3].as_str()).collect();
     assert_eq!(statuses, ["keep", "crash", "keep"]);
-    assert_eq!(head(dir.path()), rows[2].commit);
-    assert!(file(dir.path(), "train.py").starts_with("import math\nLR = math.sqrt(0.04)\n"));
+    assert_eq!(best_commit(dir.path(), false), rows[2].commit);
+    assert!(best_file(dir.path(), "train.py").starts_with("import math\nLR = math.sqrt(0.04)\n"));
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -269,11 +269,8 @@ fn a_rejected_key_stops_the_session_with_exit_5_at_the_best_commit() {
     );
     let rows = rows(dir.path());
     assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")]);
-    assert_eq!(head(dir.path()), rows[1].commit);
-    assert_eq!(
-        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-        "autoresearch/t"
-    );
+    assert_eq!(best_commit(dir.path(), false), rows[1].commit);
+    assert_checkout_untouched(dir.path());
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -337,7 +334,7 @@ fn max_cost_usd_stops_the_session_cleanly_once_reached() {
         ended["reason"].as_str().unwrap().contains("max_cost_usd"),
         "{ended}"
     );
-    assert_eq!(head(dir.path()), rows[1].commit);
+    assert_eq!(best_commit(dir.path(), false), rows[1].commit);
     assert_eq!(dirty(dir.path()), "");
 }
 

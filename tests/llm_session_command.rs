@@ -21,7 +21,7 @@ fn train_importing_prepare() -> String {
 fn an_agent_editing_prepare_py_is_rejected_and_its_next_edit_kept() {
     let state = tempfile::tempdir().unwrap();
     let agent = format!(
-        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}' '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\n",
+        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}' '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\nahead = 0\n",
         fixture("agent_seq.sh").display(),
         state.path().join("calls").display()
     );
@@ -49,18 +49,21 @@ fn an_agent_editing_prepare_py_is_rejected_and_its_next_edit_kept() {
     assert_eq!(rows[2].description, "raise LR 0.1 -> 0.2");
     assert_eq!(rows[2].metric, Some(1.04));
     assert!(rows[2].proposer.starts_with("command:"), "{:?}", rows[2]);
-    assert_eq!(file(dir.path(), "prepare.py"), prepare_before);
-    assert!(file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
-    assert_eq!(head(dir.path()), rows[2].commit);
+    assert_eq!(best_file(dir.path(), "prepare.py"), prepare_before);
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.2\n"));
+    assert_eq!(best_commit(dir.path(), false), rows[2].commit);
     assert_eq!(
-        git(dir.path(), &["log", "-1", "--format=%s"]),
+        git(dir.path(), &["log", "-1", "--format=%s", BRANCH]),
         "exp: raise LR 0.1 -> 0.2"
     );
     assert_eq!(results(dir.path()).len(), 2);
     assert_eq!(dirty(dir.path()), "");
-    // Training's own untracked output survived the agent's runs (it is not the agent's).
+    // Training's own untracked output, in the worker's tree, survived the agent's runs (it
+    // is not the agent's).
     assert!(
-        dir.path().join("__pycache__").is_dir(),
+        dir.path()
+            .join(".autoresearch/worktrees/w1/__pycache__")
+            .is_dir(),
         "the scenario needs Python's bytecode cache in the tree"
     );
     // The agent was asked twice, and nothing it wrote is left behind.

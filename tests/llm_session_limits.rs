@@ -245,7 +245,7 @@ fn a_server_that_goes_away_is_not_an_unusable_proposal() {
         [(1, "used"), (2, "failed"), (2, "failed"), (2, "failed")]
     );
     assert!(calls[1].answer.is_none() && calls[1].reason.contains("connection refused"));
-    assert_eq!(head(dir.path()), rows[1].commit);
+    assert_eq!(best_commit(dir.path(), false), rows[1].commit);
     assert_eq!(dirty(dir.path()), "");
 }
 

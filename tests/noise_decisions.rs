@@ -59,10 +59,9 @@ fn session(truth: &str, noise: &str, cfg: &str, n: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Whether train.py at the best commit (the research branch) starts with `prefix`.
 fn train_starts_with(dir: &Path, prefix: &str) -> bool {
-    std::fs::read_to_string(dir.join("train.py"))
-        .unwrap()
-        .starts_with(prefix)
+    common::best_file(dir, "train.py").starts_with(prefix)
 }
 
 /// LR 0.2 has the baseline's true value; its seed-1 run is lucky (0.995 < 1.000).

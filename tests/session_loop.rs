@@ -27,21 +27,12 @@ fn keeps_improvements_discards_regressions_and_leaves_the_branch_at_the_best() {
     assert_eq!(summary[3], ("1.160000", "discard", "LR 0.4 → 0.8"));
     assert_eq!(rows.len(), 5, "baseline + 4 experiments");
     assert_eq!(rows[0][2], "2.0", "memory_gb from peak_vram_mb");
-    // The branch points at the best commit, with a clean tree.
+    // The research branch points at the best commit; the user's checkout is untouched.
+    assert_eq!(best_commit(dir.path(), true), rows[2][0]);
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.4"));
+    assert_checkout_untouched(dir.path());
     assert_eq!(
-        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-        "autoresearch/t"
-    );
-    let head = git(dir.path(), &["rev-parse", "--short=7", "HEAD"]);
-    assert_eq!(head, rows[2][0]);
-    assert!(
-        std::fs::read_to_string(dir.path().join("train.py"))
-            .unwrap()
-            .starts_with("LR = 0.4")
-    );
-    assert_eq!(dirty(dir.path()), "");
-    assert_eq!(
-        git(dir.path(), &["log", "-1", "--format=%s"]),
+        git(dir.path(), &["log", "-1", "--format=%s", BRANCH]),
         "exp: LR 0.2 → 0.4"
     );
     // The journal holds every experiment with its evidence.
@@ -71,11 +62,7 @@ fn crashes_are_recorded_with_a_reason_and_reset() {
         "{:?}",
         j[1]
     );
-    assert!(
-        std::fs::read_to_string(dir.path().join("train.py"))
-            .unwrap()
-            .starts_with("LR = 0.1")
-    );
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.1"));
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -261,11 +248,7 @@ fn ctrl_c_stops_cleanly_and_records_the_run_as_interrupted() {
         "interrupted runs are not results"
     );
     assert_eq!(dirty(dir.path()), "");
-    assert!(
-        std::fs::read_to_string(dir.path().join("train.py"))
-            .unwrap()
-            .starts_with("LR = 0.1")
-    );
+    assert!(best_file(dir.path(), "train.py").starts_with("LR = 0.1"));
     assert!(survivors(dir.path()).is_empty());
 }
 

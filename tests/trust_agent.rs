@@ -1,4 +1,4 @@
-//! A CLI agent that reaches for git, black-box: `git checkout main`, moving `main`, or
+//! A CLI agent that reaches for git, black-box: making a branch and moving its HEAD, moving `main`, or
 //! planting a git config must not make the tool move the user's branches. Every ref, HEAD
 //! and the git config are put back right after the call, the attempt is rejected with what
 //! it did, and the next, honest proposal is kept. Rows of docs/bad-inputs.md.
@@ -23,7 +23,7 @@ fn agent(state: &Path, first: &str) -> String {
     )
     .unwrap();
     format!(
-        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\n",
+        "[agent]\nbackend = \"command\"\ncommand = \"sh '{}'\"\ntimeout = \"60s\"\ntuner = \"off\"\nahead = 0\n",
         script.display()
     )
 }
@@ -45,11 +45,8 @@ fn rejected_then_kept(first: &str, says: &str) -> tempfile::TempDir {
     assert!(rows[1].reason.contains(says), "{:?}", rows[1]);
     assert!(rows[1].reason.contains("undone"), "{:?}", rows[1]);
     assert_eq!(git(dir.path(), &["rev-parse", "main"]), main, "main moved");
-    assert_eq!(
-        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-        "autoresearch/t"
-    );
-    assert_eq!(head(dir.path()), rows[2].commit);
+    assert_checkout_untouched(dir.path());
+    assert_eq!(best_commit(dir.path(), false), rows[2].commit);
     assert_eq!(dirty(dir.path()), "");
     assert_eq!(
         std::fs::read(dir.path().join(".git/config")).unwrap(),
@@ -59,8 +56,14 @@ fn rejected_then_kept(first: &str, says: &str) -> tempfile::TempDir {
 }
 
 #[test]
-fn an_agent_that_checks_out_main_cannot_make_the_tool_move_main() {
-    rejected_then_kept("git checkout -q main", "moved HEAD to refs/heads/main");
+fn an_agent_that_makes_a_branch_and_moves_its_head_is_undone() {
+    // `main` is the user's checkout, so git refuses it to the agent's scratch worktree; the
+    // agent can still make a branch of its own and move its HEAD anywhere.
+    let dir = rejected_then_kept(
+        "git checkout -q -b evil && git checkout -q --detach main",
+        "created refs/heads/evil",
+    );
+    assert_eq!(git(dir.path(), &["branch", "--list", "evil"]), "");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Resuming never throws the user's work away, black-box: uncommitted edits or commits of
-//! the user's on the research branch make `run` refuse (exit 3) with what it found and how
-//! to go on, leaving them exactly as they were; a config whose metric, direction or
+//! Resuming never throws the user's work away, black-box: uncommitted edits in the
+//! checkout are left as they are while the session goes on beside them; commits of the
+//! user's on the research branch make `run` refuse (exit 3) with what it found and how to
+//! go on, leaving them exactly as they were; a config whose metric, direction or
 //! editable files differ from the session's refuses and suggests a new `--tag`. Rows of
 //! docs/bad-inputs.md.
 
@@ -48,13 +49,24 @@ fn refused(dir: &Path, args: &[&str], code: i32, parts: &[&str]) {
 fn uncommitted_edits_on_the_research_branch_are_not_discarded() {
     let dir = session(&["-n", "1"]);
     let p = dir.path();
-    std::fs::write(p.join("train.py"), "LR = 0.25  # my own idea\n").unwrap();
-    refused(
-        p,
-        &["-n", "1"],
-        3,
-        &["uncommitted changes in train.py", "git stash"],
+    // The user looks at the best and starts an idea of their own, uncommitted.
+    git(p, &["switch", "-q", "autoresearch/t"]);
+    let mine = "LR = 0.25  # my own idea\n";
+    std::fs::write(p.join("train.py"), mine).unwrap();
+    let at = git(p, &["rev-parse", "HEAD"]);
+    // The session goes on beside it: the checkout is detached at the same commit (so the
+    // session may move its branch) and the edit is left exactly as it was.
+    let out = run(p, &["-n", "1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("detached it at the same commit"),
+        "{}",
+        text(&out)
     );
+    assert_eq!(std::fs::read_to_string(p.join("train.py")).unwrap(), mine);
+    assert_eq!(git(p, &["rev-parse", "HEAD"]), at);
+    assert_eq!(git(p, &["status", "--porcelain"]), "M train.py");
+    assert_eq!(journal(p).len(), 3, "the baseline and two experiments");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! edit prepare.py or train.py, plant a `core.fsmonitor` or delete the journal. Whatever
 //! the sandbox lets through is caught right after the run: undone exactly (refs, HEAD,
 //! config and tree as before), the run recorded as a crash that names what it did, and the
-//! session goes on; a deleted journal stops it with every record saved. Both loops: the
-//! one-tree loop and the engine (`--workers 2`). The sandbox is off here (`mode = "none"`)
+//! session goes on; a deleted journal stops it with every record saved. With one worker
+//! and with two (`--workers 2`). The sandbox is off here (`mode = "none"`)
 //! so that the check is what is tested. Rows of docs/bad-inputs.md.
 
 mod common;
@@ -65,35 +65,25 @@ fn caught(dir: &Path, main_before: &str, args: &[&str], names: &str) -> Vec<Vec<
     rows
 }
 
-/// Runs the attack in both loops; `names` is what the reason says in each.
-fn one_tree_and_engine(attack: &str, names: [&str; 2]) {
-    for (args, names) in [&["-n", "1"][..], &["-n", "1", "--workers", "2"][..]]
-        .into_iter()
-        .zip(names)
-    {
+/// Runs the attack with one worker and with two; the user's checkout stays on main.
+fn one_and_two_workers(attack: &str, names: &str) {
+    for args in [&["-n", "1"][..], &["-n", "1", "--workers", "2"][..]] {
         let dir = setup(attack);
         let main = git(dir.path(), &["rev-parse", "main"]);
         caught(dir.path(), &main, args, names);
-        if args.len() == 2 {
-            assert_eq!(
-                git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-                "autoresearch/t"
-            );
-        } else {
-            // The engine leaves the checkout where the user had it.
-            assert_eq!(
-                git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-                "main"
-            );
-        }
+        assert_eq!(
+            git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+            "main"
+        );
     }
 }
 
 #[test]
 fn a_run_that_commits_is_undone_and_recorded_as_a_crash() {
-    one_tree_and_engine(
+    // The run's worktree is detached: its commit moves HEAD there, not a branch.
+    one_and_two_workers(
         "sh('git -c user.name=x -c user.email=x@x commit -q --allow-empty -m evil')",
-        ["changed refs/heads/autoresearch/t", "moved HEAD to "],
+        "moved HEAD to ",
     );
 }
 
@@ -114,33 +104,27 @@ fn a_run_that_moves_the_users_main_is_undone_and_the_value_kept_aside() {
 
 #[test]
 fn a_run_that_switches_branch_is_put_back() {
-    let dir = setup("sh('git checkout -q main')");
-    let main = git(dir.path(), &["rev-parse", "main"]);
-    caught(
-        dir.path(),
-        &main,
-        &["-n", "1"],
-        "moved HEAD to refs/heads/main",
-    );
-    assert_eq!(
-        git(dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"]),
-        "autoresearch/t"
+    // `main` is checked out in the user's checkout, so git refuses to switch a worktree
+    // to it; a run can still check out another commit or make a branch of its own.
+    one_and_two_workers(
+        "sh('git checkout -q -b evil && git checkout -q --detach main')",
+        "moved HEAD to ",
     );
 }
 
 #[test]
 fn a_run_that_edits_prepare_py_is_blamed_not_the_next_experiment() {
-    one_tree_and_engine(
+    one_and_two_workers(
         "open('prepare.py', 'a').write('TIME_BUDGET = 1\\n')",
-        ["changed prepare.py"; 2],
+        "changed prepare.py",
     );
 }
 
 #[test]
 fn a_run_that_edits_its_own_train_py_is_caught() {
-    one_tree_and_engine(
+    one_and_two_workers(
         "open('train.py', 'a').write('# evil\\n')",
-        ["changed train.py"; 2],
+        "changed train.py",
     );
 }
 

@@ -305,13 +305,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(exit::OK);
         }
     }
-    // The engine when asked for (`--workers`, `--gpus`) or when there is more than one
-    // device; otherwise the one-tree loop in the checkout, as before.
-    let engine = args.workers.is_some() || args.gpus.is_some() || workers.len() > 1;
-    let opts = Options {
-        workers: if engine { workers } else { Vec::new() },
-        ..opts
-    };
+    let opts = Options { workers, ..opts };
     // Served from a background thread until this process ends; it only reads.
     let dashboard = if args.dashboard {
         let root = super::report::repo_root(&args.repo);

@@ -30,6 +30,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "price_cache_read",
     "price_cache_write",
     "concurrency",
+    "ahead",
     "tuner",
 ];
 pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
@@ -152,6 +153,16 @@ pub(super) fn read_agent(top: &Section) -> Result<AgentConfig, ConfigError> {
                 "agent.concurrency",
                 format!("is {n}"),
                 "use the LLM calls to make at the same time, 1 or more, e.g. concurrency = 4",
+            )
+        })?);
+    }
+    if let Some((n, at)) = a.int("ahead")? {
+        agent.ahead = Some(u32::try_from(n).map_err(|_| {
+            invalid_at(
+                at,
+                "agent.ahead",
+                format!("is {n}"),
+                "use the proposals to prepare while runs train, 0 or more, e.g. ahead = 0",
             )
         })?);
     }

@@ -143,6 +143,11 @@ pub struct AgentConfig {
     /// LLM calls the engine makes at the same time for its proposal queue (None: enough
     /// to feed the workers, see [`AgentConfig::concurrency_for`]).
     pub concurrency: Option<u32>,
+    /// Proposals prepared while runs train, beyond one for each free worker (`[agent]
+    /// ahead`). `None`: one per worker, so that no worker ever waits for a proposal. `0`:
+    /// every proposal is made once every run before it is decided (each one knows every
+    /// result, as in the hand-run loop; a worker waits while the proposer thinks).
+    pub ahead: Option<u32>,
     /// Beside an LLM backend: the built-in search takes turns on the numeric constants
     /// and stands in while the LLM cannot be used (see `agent::hybrid`). Ignored by
     /// `backend = "search"`, which is the tuner alone.
@@ -250,6 +255,7 @@ impl Default for AgentConfig {
             retry_max_wait: None,
             prices: None,
             concurrency: None,
+            ahead: None,
             tuner: Tuner::Search,
         }
     }

@@ -249,6 +249,12 @@ fn write_agent(w: &mut String, a: &AgentConfig) {
         a.concurrency.map(|n| n.to_string()),
         "4  # LLM calls at a time for --workers (default: one per worker, at most 4; 1 for command)",
     );
+    opt(
+        w,
+        "ahead",
+        a.ahead.map(|n| n.to_string()),
+        "0  # proposals prepared while runs train (default: one per worker; 0: each proposal knows every result)",
+    );
     if a.backend != crate::config::AgentBackend::Search {
         let _ = writeln!(
             w,

@@ -294,11 +294,9 @@ impl Engine<'_, '_> {
         if matches!(self.stop, Some(EndReason::Interrupted)) {
             return;
         }
+        // Proposals already paid for still run; then the session ends.
         let reason = self.s.stop_reason(self.started_now).or_else(|| {
-            // What experiments in flight and proposals prepared cost counts too: with
-            // calls made side by side, the cap would otherwise be passed by a queue's worth.
-            let max = self.s.config.agent.max_cost_usd?;
-            (self.s.cost_usd() + self.cost_ahead() >= max).then_some(EndReason::CostLimit)
+            (self.cost_capped() && self.ready.is_empty()).then_some(EndReason::CostLimit)
         });
         if let Some(reason) = reason {
             if self.stop.is_none() || reason == EndReason::Interrupted {
@@ -321,8 +319,30 @@ impl Engine<'_, '_> {
             && self.asked < self.concurrency
             && self.exhausted.is_none()
             && self.s.baseline().is_some()
-            && self.ready.len() + self.asked < self.specs.len() + 1
+            && self.ready.len() + self.asked < self.queue_bound()
             && self.within_limits(self.asked)
+            && !self.cost_capped()
+    }
+
+    /// `[agent] max_cost_usd` reached, counting what experiments in flight and proposals
+    /// prepared cost (with calls made side by side, the cap would otherwise be passed by a
+    /// queue's worth). Never with the tuner beside the LLM: there the LLM stops at the cap
+    /// and the tuner goes on.
+    fn cost_capped(&self) -> bool {
+        let agent = &self.s.config.agent;
+        !agent.has_tuner()
+            && agent
+                .max_cost_usd
+                .is_some_and(|max| self.s.cost_usd() + self.cost_ahead() >= max)
+    }
+
+    /// How many proposals may be prepared or asked for at once: one per worker by default;
+    /// with `[agent] ahead = N`, one per free worker (no trial on it) plus N.
+    pub(super) fn queue_bound(&self) -> usize {
+        match self.s.config.agent.ahead {
+            None => self.specs.len(),
+            Some(n) => self.specs.len().saturating_sub(self.trials.len()) + n as usize,
+        }
     }
 
     /// Whether one more experiment stays within `-n` and `max_iterations`, beside those

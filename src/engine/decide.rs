@@ -171,10 +171,6 @@ impl Engine<'_, '_> {
         let r = t.last.take().expect("a decided experiment has a run");
         self.s.finalize(&mut t.rec, &r, &values, status, evidence)?;
         if status == Status::Keep {
-            let branch = self.s.row.branch.clone();
-            self.s
-                .repo
-                .move_branch(&branch, &t.rec.commit, &t.best_commit)?;
             self.s.batch_scale = t.scale;
         }
         if let Some(best_it) = again {

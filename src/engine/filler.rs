@@ -16,7 +16,9 @@ impl Engine<'_, '_> {
     /// worth more than an answer that may come; one that comes past the limit is not run
     /// (its call is on record all the same).
     pub(super) fn may_fill(&self) -> bool {
+        // `ahead = 0` asks for results before proposals: no experiment jumps the queue.
         self.filler.is_some()
+            && self.s.config.agent.ahead != Some(0)
             && self.asked > self.repairs
             && self.stop.is_none()
             && self.exhausted.is_none()

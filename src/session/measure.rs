@@ -424,8 +424,15 @@ impl Session<'_> {
         rec.log_path = Some(rel(self.repo.root(), &r.outcome.log_path));
         rec.finished_at = Some(now());
         rec.duration_s = Some(r.outcome.duration.as_secs_f64());
+        let old_best = self.best_commit();
         self.journal.update(rec)?;
         self.remember(rec.clone());
+        // The branch follows the journal at once, before any file that could fail to be
+        // written: a keep on record is the branch's commit.
+        if self.engine && status == Status::Keep && rec.commit != old_best {
+            let branch = self.row.branch.clone();
+            self.repo.move_branch(&branch, &rec.commit, &old_best)?;
+        }
         self.write_results()?;
         Ok(())
     }

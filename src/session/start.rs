@@ -127,6 +127,11 @@ impl<'a> Session<'a> {
         let branch = s.config.branch();
         let existing = journal.session_by_tag(&s.config.tag)?;
         let resumed = existing.is_some();
+        // One worker unless told otherwise: the engine is the only loop.
+        if s.opts.workers.is_empty() {
+            s.opts.workers =
+                crate::engine::plan_workers(&s.platform, Some(1), None).unwrap_or_default();
+        }
         let engine = !s.opts.workers.is_empty();
         let mut notes = Vec::new();
         let mut adopted = Vec::new();

@@ -348,20 +348,41 @@ fn last_kept(dir: &Path) -> Result<Row, String> {
         .ok_or_else(|| "no kept experiment (not even the baseline)".to_string())
 }
 
-/// HEAD at the journal's last kept commit on the research branch, nothing changed or left
-/// in the work tree, and no process of the session alive.
+/// The session's research branch and where the user's checkout was when it began
+/// (`base_branch`, `base_commit` of the journal's session row).
+fn session_base(dir: &Path) -> Result<(String, String, String), String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join(".autoresearch/journal.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(|e| e.to_string())?;
+    conn.query_row(
+        "SELECT branch, base_branch, base_commit FROM sessions ORDER BY id LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .map_err(|e| format!("no session row: {e}"))
+}
+
+/// The research branch at the journal's last kept commit; the user's checkout untouched
+/// (still on the branch and at the commit the session began from, nothing changed or left
+/// in it); every worker's worktree clean; no process of the session alive.
 pub fn check_at_best(dir: &Path) -> Result<(), String> {
     let best = last_kept(dir)?;
-    let head = git(dir, &["rev-parse", "HEAD"]);
-    if head != best.commit {
+    let (research, base_branch, base_commit) = session_base(dir)?;
+    let at = git(dir, &["rev-parse", &research]);
+    if at != best.commit {
         return Err(format!(
-            "HEAD is {head}, the best (last kept) is {} ({})",
+            "{research} is at {at}, the best (last kept) is {} ({})",
             best.commit, best.description
         ));
     }
     let branch = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
-    if branch != "autoresearch/t" {
-        return Err(format!("on branch {branch}, not autoresearch/t"));
+    let head = git(dir, &["rev-parse", "HEAD"]);
+    if branch != base_branch || head != base_commit {
+        return Err(format!(
+            "the user's checkout was moved: {branch} at {head}, not {base_branch} at {base_commit}"
+        ));
     }
     let dirty = crate::common::dirty(dir);
     if !dirty.is_empty() {
@@ -371,6 +392,16 @@ pub fn check_at_best(dir: &Path) -> Result<(), String> {
     let untracked = git(dir, &["status", "--porcelain", "--ignored=no"]);
     if !untracked.is_empty() {
         return Err(format!("files left in the work tree: {untracked}"));
+    }
+    let trees = dir.join(".autoresearch/worktrees");
+    for tree in std::fs::read_dir(&trees).into_iter().flatten().flatten() {
+        let dirty = crate::common::dirty(&tree.path());
+        if !dirty.is_empty() {
+            return Err(format!(
+                "worktree {} is dirty: {dirty}",
+                tree.path().display()
+            ));
+        }
     }
     let alive = survivors(dir);
     if !alive.is_empty() {

@@ -113,6 +113,38 @@ pub fn journal(dir: &Path) -> Vec<(i64, String, Option<f64>, String, String)> {
     .collect()
 }
 
+/// The research branch of the fixtures' config (`tag = "t"`).
+pub const BRANCH: &str = "autoresearch/t";
+
+/// A file as the best commit has it (the research branch; the user's checkout is never
+/// moved by a session).
+pub fn best_file(dir: &Path, name: &str) -> String {
+    let out = Command::new("git")
+        .args(["show", &format!("{BRANCH}:{name}")])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no {name} on {BRANCH}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The research branch's commit, full or `--short=7`.
+pub fn best_commit(dir: &Path, short: bool) -> String {
+    if short {
+        git(dir, &["rev-parse", "--short=7", BRANCH])
+    } else {
+        git(dir, &["rev-parse", BRANCH])
+    }
+}
+
+/// The user's checkout as a session must leave it: still on `main`, at its only commit
+/// (`init`), nothing changed.
+pub fn assert_checkout_untouched(dir: &Path) {
+    assert_eq!(git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+    assert_eq!(git(dir, &["log", "-1", "--format=%s", "HEAD"]), "init");
+    assert_eq!(dirty(dir), "", "the user's checkout changed");
+}
+
 /// Tracked changes in the work tree (must be empty after every session).
 pub fn dirty(dir: &Path) -> String {
     git(dir, &["status", "--porcelain", "--untracked-files=no"])

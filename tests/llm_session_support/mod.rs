@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use crate::common;
+#[allow(unused_imports)]
+pub use crate::common::{BRANCH, assert_checkout_untouched, best_commit, best_file};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -19,15 +21,22 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// `[agent]` for an OpenAI-compatible server at `url` (http://127.0.0.1:PORT), with fast
 /// retries so that no test waits; `extra` adds keys. The LLM alone (`tuner = "off"`)
-/// unless `extra` sets `tuner`: these tests script every proposal.
+/// unless `extra` sets `tuner`: these tests script every proposal. Each scripted answer is
+/// written for the result before it, so proposals wait for every result (`ahead = 0`)
+/// unless `extra` sets `ahead`; the queue prepared ahead has its tests in engine_llm.rs.
 pub fn openai_agent(url: &str, extra: &str) -> String {
     let tuner = if extra.contains("tuner") {
         ""
     } else {
         "tuner = \"off\"\n"
     };
+    let ahead = if extra.contains("ahead") {
+        ""
+    } else {
+        "ahead = 0\n"
+    };
     format!(
-        "[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"test-model\"\ntimeout = \"20s\"\nmax_attempts = 2\nretry_base = \"1ms\"\nretry_max_wait = \"20ms\"\n{tuner}{extra}\n"
+        "[agent]\nbackend = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"test-model\"\ntimeout = \"20s\"\nmax_attempts = 2\nretry_base = \"1ms\"\nretry_max_wait = \"20ms\"\n{tuner}{ahead}{extra}\n"
     )
 }
 
@@ -133,10 +142,6 @@ pub fn events(out: &Output) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
-}
-
-pub fn head(dir: &Path) -> String {
-    common::git(dir, &["rev-parse", "HEAD"])
 }
 
 pub fn file(dir: &Path, name: &str) -> String {
