@@ -66,6 +66,7 @@ backend = "openai"
 model = "bench-model"
 base_url = "{url}"
 max_cost_usd = 1000
+{ahead}
 
 [decision]
 mode = "greedy"
@@ -150,13 +151,15 @@ def run_session(d, binary, url, budget, workers, experiments):
     with open(os.path.join(d, "program.md"), "w") as f:
         f.write("Lower val_bpb by changing one constant at a time.\n")
     with open(os.path.join(d, "autoresearch.toml"), "w") as f:
-        f.write(CONFIG.format(budget=budget, timeout=budget * 10 + 10, url=url))
+        # workers = 0: one worker, each proposal asked for once the run before it is
+        # decided (`ahead = 0`, the hand-run loop's order: the serial baseline).
+        ahead = "ahead = 0" if not workers else ""
+        f.write(CONFIG.format(budget=budget, timeout=budget * 10 + 10, url=url, ahead=ahead))
     git(d, "init", "-q", "-b", "main")
     git(d, "add", "-A")
     git(d, "commit", "-q", "-m", "init")
     args = [binary, "run", "--yes", "--json", "--repo", d, "-n", str(experiments)]
-    if workers:
-        args += ["--workers", str(workers)]
+    args += ["--workers", str(max(workers, 1))]
     env = dict(os.environ, OPENAI_API_KEY="sk-bench", AUTORESEARCH_PLATFORM="cpu")
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     runs = {}  # (worker, iteration) -> [start, end]
@@ -203,7 +206,7 @@ def main():
     ap.add_argument("--latency", type=float, default=0.6, help="L: seconds per LLM answer")
     ap.add_argument("--rounds", type=int, default=6, help="experiments per worker")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "autoresearch"))
-    ap.add_argument("--workers", default="0,1,2,4,8", help="0: the one-tree loop")
+    ap.add_argument("--workers", default="0,1,2,4,8", help="0: one worker with [agent] ahead = 0 (serial)")
     a = ap.parse_args()
     Scripted.latency = a.latency
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
@@ -213,7 +216,7 @@ def main():
     print(f"{'setup':<22}{'duty':>7}{'exp/min':>9}{'×N=1':>7}{'gap ms':>8}{'n':>4}")
     base = None
     for workers in [int(w) for w in a.workers.split(",")]:
-        label = f"engine, {workers} worker(s)" if workers else "one-tree loop"
+        label = f"engine, {workers} worker(s)" if workers else "1 worker, ahead = 0"
         m = measure(session(a.binary, url, a.budget, workers, a.rounds * (workers or 1)))
         if workers == 1:
             base = m["per_min"]

@@ -28,7 +28,7 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
         reply("narrow 4 -> 2", "WIDTH = 4", "WIDTH = 2"),
         reply("widen 4 -> 16", "WIDTH = 4", "WIDTH = 16"),
     ]);
-    let dir = repo_with(&openai_agent(&server.url, ""));
+    let dir = repo_with(&openai_agent_ahead(&server.url, ""));
     let out = run_engine(dir.path(), 3, 1);
     assert!(out.status.success(), "{}", text(&out));
     let rows = rows(dir.path());
@@ -70,6 +70,14 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
     assert!(file(dir.path(), "train.py").starts_with("LR = 0.1"));
     assert_eq!(dirty(dir.path()), "");
     assert!(common::survivors(dir.path()).is_empty());
+    // The second call was made while experiment 1 trained, and its prompt says so.
+    let second = last_user(&server.received()[1].json());
+    assert!(
+        second.contains(
+            "| 1 | raise LR 0.1 -> 0.2 | hyperparameters | - | running | training now: result not known yet |"
+        ),
+        "{second}"
+    );
     // Each experiment's call is on record under its number, asked ahead as it was.
     let conn = rusqlite::Connection::open(dir.path().join(".autoresearch/journal.sqlite")).unwrap();
     let calls: Vec<(i64, String)> = conn
@@ -94,7 +102,7 @@ fn proposals_prepared_ahead_are_rebased_onto_the_new_best() {
 fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
     let server = widening();
     let prices = "price_input = 1000.0\nprice_output = 1000.0\nstream = false";
-    let dir = repo_with(&openai_agent(&server.url, prices));
+    let dir = repo_with(&openai_agent_ahead(&server.url, prices));
     let out = run_engine(dir.path(), 6, 2);
     assert!(out.status.success(), "{}", text(&out));
     // Two workers: two calls at a time by default, and they were in flight together.
@@ -145,7 +153,7 @@ fn a_rejected_key_while_a_run_trains_ends_the_session_after_that_run_is_recorded
         ))),
         refused,
     ]);
-    let dir = repo_with(&openai_agent(&server.url, ""));
+    let dir = repo_with(&openai_agent_ahead(&server.url, ""));
     let out = run_engine(dir.path(), 3, 1);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
@@ -168,7 +176,7 @@ fn the_hybrids_llm_calls_for_the_queue_run_side_by_side_too() {
     // The default beside an LLM (`tuner = "search"`): each concurrent call is a hybrid of
     // its own, so the LLM's calls still overlap.
     let server = widening();
-    let dir = repo_with(&openai_agent(
+    let dir = repo_with(&openai_agent_ahead(
         &server.url,
         "tuner = \"search\"\nstream = false",
     ));

@@ -19,6 +19,11 @@ fn hybrid(url: &str, extra: &str) -> String {
     openai_agent(url, &format!("tuner = \"search\"\n{extra}"))
 }
 
+/// [`hybrid`] with the default queue, for the engine's tests with workers.
+fn hybrid_ahead(url: &str, extra: &str) -> String {
+    openai_agent_ahead(url, &format!("tuner = \"search\"\n{extra}"))
+}
+
 fn good(description: &str, search: &str, replace: &str) -> Reply {
     ok(openai_answer(&answer(description, search, replace)))
 }
@@ -269,7 +274,7 @@ fn on_the_engine_the_tuner_stands_in_and_each_experiment_names_its_proposer() {
         garbage(),
         garbage(),
     ]);
-    let dir = repo_with(&hybrid(&server.url, "").replace("ahead = 0\n", ""));
+    let dir = repo_with(&hybrid_ahead(&server.url, ""));
     let out = run_engine(dir.path(), 7, 2);
     assert!(out.status.success(), "exit 0, not 5: {}", text(&out));
     let rows = rows(dir.path());
@@ -302,9 +307,7 @@ fn on_the_engine_a_worker_never_waits_for_a_slow_llm() {
     // so both experiments are decided before the call is given up.
     let server = Server::start(vec![Reply::Hang, Reply::Hang, Reply::Hang]);
     // The default queue, one proposal ahead per worker (the helper's `ahead = 0` off).
-    let agent = hybrid(&server.url, "")
-        .replace("timeout = \"20s\"", "timeout = \"8s\"")
-        .replace("ahead = 0\n", "");
+    let agent = hybrid_ahead(&server.url, "").replace("timeout = \"20s\"", "timeout = \"8s\"");
     let dir = repo_with(&agent);
     let out = run_engine(dir.path(), 2, 1);
     assert!(out.status.success(), "{}", text(&out));

@@ -121,6 +121,9 @@ pub struct Context<'a> {
     pub scratchpad: Option<&'a str>,
     /// The user's hypothesis (`run --hypothesis`), for the first proposals.
     pub hypothesis: Option<&'a str>,
+    /// Experiments running or prepared while this one is proposed (with workers, or a
+    /// proposal made while a run trains): their results are not known yet.
+    pub in_flight: &'a [ExperimentRecord],
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -471,7 +471,20 @@ impl Engine<'_, '_> {
             last_crash_tail: tail,
             scratchpad: s.scratchpad.clone(),
             hypothesis: s.settings.hypothesis.clone(),
+            in_flight: self.in_flight(),
         }
+    }
+
+    /// The candidates training now, oldest first, as the proposer is told of them.
+    fn in_flight(&self) -> Vec<crate::experiment::ExperimentRecord> {
+        let mut running: Vec<_> = self
+            .trials
+            .values()
+            .filter(|t| matches!(t.kind, Kind::Candidate { .. }))
+            .map(|t| t.rec.clone())
+            .collect();
+        running.sort_by_key(|r| r.id);
+        running
     }
 
     fn request_proposal(&mut self) -> Result<(), SessionError> {

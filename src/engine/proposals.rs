@@ -29,6 +29,8 @@ pub(crate) struct Snapshot {
     pub last_crash_tail: Option<String>,
     pub scratchpad: Option<String>,
     pub hypothesis: Option<String>,
+    /// Experiments in flight and prepared when the snapshot was taken.
+    pub in_flight: Vec<ExperimentRecord>,
 }
 
 impl Snapshot {
@@ -47,6 +49,7 @@ impl Snapshot {
             last_crash_tail: self.last_crash_tail.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
             hypothesis: self.hypothesis.as_deref(),
+            in_flight: &self.in_flight,
         }
     }
 }

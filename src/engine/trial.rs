@@ -2,8 +2,8 @@
 //! policy compares against (the best when the trial started: its commit, runs and the
 //! noise), the runs so far, the seeds still to run and how many are in flight. The
 //! coordinator asks the policy again each time nothing of the trial is in flight, so that
-//! with one worker the decisions are exactly the one-tree loop's; with more, the seeds the
-//! policy asks for at once run side by side.
+//! with one worker the decisions are the policy's one run at a time; with more, the seeds
+//! the policy asks for at once run side by side.
 
 use crate::decision::policy::{Earlier, NoiseModel};
 use crate::experiment::ExperimentRecord;

@@ -57,7 +57,7 @@ pub fn totals(runs: &[WorkerRun]) -> Vec<WorkerTotals> {
         .collect()
 }
 
-/// The markdown section, or None when no run had a worker (the one-tree loop).
+/// The markdown section, or None when no run had a worker (sessions of earlier releases).
 pub fn render_workers(runs: &[WorkerRun]) -> Option<String> {
     let t = totals(runs);
     if t.is_empty() {

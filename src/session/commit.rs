@@ -112,19 +112,12 @@ impl Session<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let message = format!("exp: {description}");
-        if self.engine {
-            // On the best, without a work tree: the user's checkout is not ours to change.
-            crate::chaos::point("files_written");
-            let scratch = self.state_dir().join("tmp");
-            rec.commit = self
-                .repo
-                .commit_tree(&rec.parent, &changed, &message, &scratch)?;
-        } else {
-            self.repo.write_files(&changed)?;
-            crate::chaos::point("files_written");
-            let paths: Vec<PathBuf> = changed.keys().cloned().collect();
-            rec.commit = self.repo.commit_paths(&paths, &message)?;
-        }
+        // On the best, without a work tree: the user's checkout is not ours to change.
+        crate::chaos::point("files_written");
+        let scratch = self.state_dir().join("tmp");
+        rec.commit = self
+            .repo
+            .commit_tree(&rec.parent, &changed, &message, &scratch)?;
         crate::chaos::point("commit");
         self.journal.update(&rec)?;
         Ok(Ok(rec))

@@ -55,16 +55,4 @@ pub(crate) fn write_calls(
     Ok(())
 }
 
-impl Session<'_> {
-    /// Writes the proposer's calls since the last time, made for experiment `iteration`.
-    pub(crate) fn record_calls(&mut self, iteration: u64) -> Result<(), SessionError> {
-        let calls = self.proposer.take_calls();
-        write_calls(&self.journal, self.row.id, iteration, calls)
-    }
-
-    /// A proposal that got no answer may still have been paid for (an answer lost on the
-    /// way): its cost counts towards `max_cost_usd` without a record to carry it.
-    pub(crate) fn cost_of_unanswered(&mut self) {
-        self.unrecorded_cost_usd += self.proposer.last_usage().cost_usd;
-    }
-}
+impl Session<'_> {}

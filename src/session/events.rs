@@ -43,7 +43,7 @@ pub enum Event {
         reason: String,
     },
     RunStarted {
-        /// The engine's worker (1-based) that runs it; absent in the one-tree loop.
+        /// The engine's worker (1-based) that runs it; absent in journals of earlier releases.
         #[serde(skip_serializing_if = "Option::is_none")]
         worker: Option<usize>,
         iteration: u64,

@@ -4,7 +4,7 @@
 //! run is told what it did so it is recorded as a crash with that reason. The journal is
 //! checked to be the file the session opened.
 
-use super::{Session, SessionError};
+use super::Session;
 use crate::workspace::{GitState, Repo};
 
 /// What a run did that it must not, already undone ("changed prepare.py", "moved HEAD to
@@ -40,25 +40,4 @@ pub(crate) fn tamper_reason(tampered: &Tampered) -> String {
     format!("the run {} (undone)", tampered.join(", "))
 }
 
-impl Session<'_> {
-    /// The state a run in the checkout must leave as it is.
-    pub(crate) fn guard_before_run(&self) -> Result<GitState, SessionError> {
-        Ok(self.repo.git_state()?)
-    }
-
-    /// After a run in the checkout: the journal must still be ours (else the session
-    /// stops), and whatever the run changed in git is undone and named.
-    pub(crate) fn guard_after_run(
-        &mut self,
-        before: &GitState,
-        label: &str,
-    ) -> Result<Tampered, SessionError> {
-        self.journal.check_in_place()?;
-        // The one-tree loop owns the checkout: every ref is compared, box or not.
-        let tampered = undo_run_changes(&self.repo, before, &[], label, true)?;
-        for t in &tampered {
-            self.warn(format!("run {label} {t}; undone"));
-        }
-        Ok(tampered)
-    }
-}
+impl Session<'_> {}

@@ -2,10 +2,10 @@
 //! retry, the keep/discard decision, drift rechecks, and the records, chart and report
 //! that follow each decision.
 
-use super::run::{BATCH_SCALE_KEY, RunResult};
-use super::{Event, Outcome, Session, SessionError, now, rel};
-use crate::decision::policy::{self, Earlier, Verdict};
-use crate::experiment::{Category, ExperimentRecord, Status};
+use super::run::RunResult;
+use super::{Event, Session, SessionError, now, rel};
+use crate::decision::policy::{self, Earlier};
+use crate::experiment::{ExperimentRecord, Status};
 
 /// How often the progress chart is redrawn while experiments finish, at most.
 pub(crate) const CHART_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -67,39 +67,6 @@ pub(crate) fn evidence(
 }
 
 impl Session<'_> {
-    /// Runs the unmodified code (several seeds in noise-aware mode, to measure the noise)
-    /// and records it as the baseline.
-    pub(crate) fn run_baseline(&mut self) -> Result<(), SessionError> {
-        let files = self.repo.read_files(&self.config.editable);
-        let mut rec = self.new_record(0, "baseline", Category::Baseline);
-        rec.commit = self.repo.head()?;
-        rec.parent = rec.commit.clone();
-        rec.proposer = "baseline".into();
-        rec.state_hash = crate::agent::state_hash(&files);
-        rec.id = self.journal.insert(self.row.id, &rec)?;
-        let mut values = Vec::new();
-        let mut last = None;
-        for (k, seed) in policy::baseline_plan(&self.config.decision)
-            .into_iter()
-            .enumerate()
-        {
-            if !values.is_empty() && !policy::baseline_needs_more(&self.config.decision, &values) {
-                break;
-            }
-            let r = self.measure(&rec, seed, self.batch_scale, k)?;
-            if r.interrupted() {
-                return self.record_interrupted(&mut rec, &r, &values);
-            }
-            if let Err(why) = &r.value {
-                return Err(self.baseline_crashed(&mut rec, &r, &values, why, seed)?);
-            }
-            values.push(r.value.as_ref().copied().unwrap_or(f64::NAN));
-            last = Some(r);
-        }
-        let r = last.expect("the baseline plan has at least one seed");
-        self.baseline_measured(&mut rec, &r, &values)
-    }
-
     /// Records the baseline as crashed (`values`: its good runs before the one that failed
     /// with `why` on `seed`) and gives the error that ends the session.
     pub(crate) fn baseline_crashed(
@@ -166,144 +133,6 @@ impl Session<'_> {
         Ok(retry)
     }
 
-    /// Runs a committed experiment as often as the policy asks, decides, records, and
-    /// moves the branch. `earlier`: what earlier experiments measured of the same code
-    /// against the same best (a revisited near miss), or nothing.
-    pub(crate) fn measure_and_decide(
-        &mut self,
-        rec: ExperimentRecord,
-        earlier: &Earlier,
-    ) -> Result<Outcome, SessionError> {
-        self.measure_and_decide_from(rec, earlier, Vec::new())
-    }
-
-    /// [`Session::measure_and_decide`] for an experiment that has `runs` already (one a
-    /// killed session left running, whose job the next run follows: `self.attach`).
-    pub(crate) fn measure_and_decide_from(
-        &mut self,
-        mut rec: ExperimentRecord,
-        earlier: &Earlier,
-        mut runs: Vec<(u64, f64)>,
-    ) -> Result<Outcome, SessionError> {
-        let mut scale = self.batch_scale;
-        let dir = self.config.metric.direction;
-        // One read of the journal's runs gives both the best's runs and the noise model.
-        let measurements = self.journal.measurements(self.row.id)?;
-        let best_runs = self
-            .best()
-            .map(|b| super::run::runs_in(&measurements, &self.code_ids(b)))
-            .unwrap_or_default();
-        let noise = super::progress::noise_of(&measurements);
-        // The best does not move while this experiment is measured.
-        let judge = self.prune_reference()?;
-        loop {
-            let verdict = policy::decide_again(
-                &self.config.decision,
-                dir,
-                &noise,
-                &best_runs,
-                earlier,
-                &runs,
-            );
-            let seed = match verdict {
-                Verdict::Measure { ref seeds, .. } if !seeds.is_empty() => seeds[0],
-                Verdict::Measure { .. } => unreachable!("decide asks for at least one seed"),
-                Verdict::Keep { evidence } | Verdict::Discard { evidence } if runs.is_empty() => {
-                    unreachable!("decided without a run: {evidence}")
-                }
-                v => return self.conclude(rec, earlier, &runs, v, scale),
-            };
-            // A reattached job runs the seed it was submitted with.
-            let seed = self.attach.as_ref().map_or(seed, |a| a.seed);
-            let r = self.measure_judged(&rec, seed, scale, runs.len(), judge.clone())?;
-            if r.interrupted() {
-                let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
-                self.record_interrupted(&mut rec, &r, &values)?;
-                return Ok(Outcome::Interrupted);
-            }
-            if r.pruned.is_some() {
-                let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
-                self.record_pruned(&mut rec, &r, &values)?;
-                return Ok(Outcome::Ran);
-            }
-            match r.value {
-                Ok(v) => {
-                    runs.push((seed, v));
-                    self.last_run = Some(r);
-                }
-                Err(ref why) if r.oom() && rec.attempt == 1 && runs.is_empty() => {
-                    scale *= 0.5;
-                    // The tree still holds the experiment's commit: the retry runs it again.
-                    rec = self.oom_retry(&mut rec, &r, why)?;
-                }
-                Err(ref why) => {
-                    let reason = crash_reason(why, seed, runs.len());
-                    let values: Vec<f64> = runs.iter().map(|m| m.1).collect();
-                    self.finalize(&mut rec, &r, &values, Status::Crash, reason)?;
-                    let repair = if runs.is_empty() {
-                        self.try_repair(&rec, &r.outcome.log_path)?
-                    } else {
-                        None
-                    };
-                    if repair.is_none() {
-                        self.reset_to_best()?;
-                    }
-                    self.after_decision(&rec, None)?;
-                    return match repair {
-                        Some(repaired) => repaired.run(self),
-                        None => Ok(Outcome::Ran),
-                    };
-                }
-            }
-        }
-    }
-
-    /// Records a keep or discard verdict and moves the branch.
-    fn conclude(
-        &mut self,
-        mut rec: ExperimentRecord,
-        earlier: &Earlier,
-        runs: &[(u64, f64)],
-        verdict: Verdict,
-        scale: f64,
-    ) -> Result<Outcome, SessionError> {
-        let status = verdict.status().unwrap_or(Status::Discard);
-        // A revisit's record stands for the code: its mean and n are over every run of it.
-        let values: Vec<f64> = earlier.runs.iter().chain(runs).map(|m| m.1).collect();
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        let prev_best = self.best().and_then(|b| b.metric);
-        let evidence = evidence(prev_best, mean, verdict.evidence(), earlier, runs.len());
-        if status == Status::Keep && (scale - self.platform.adjustments.batch_scale).abs() > 1e-12 {
-            rec.metrics.insert(BATCH_SCALE_KEY.into(), scale);
-        }
-        let r = self
-            .last_run
-            .take()
-            .expect("a decided experiment has a run");
-        self.finalize(&mut rec, &r, &values, status, evidence)?;
-        if status == Status::Keep {
-            self.batch_scale = scale;
-        } else {
-            self.reset_to_best()?;
-        }
-        self.after_decision(&rec, prev_best)?;
-        Ok(Outcome::Ran)
-    }
-
-    /// Emits the decision, re-measures the best now and then, reports progress.
-    pub(crate) fn after_decision(
-        &mut self,
-        rec: &ExperimentRecord,
-        prev_best: Option<f64>,
-    ) -> Result<(), SessionError> {
-        self.announce(rec, prev_best);
-        crate::chaos::point("decision");
-        self.since_recheck += 1;
-        self.maybe_recheck()?;
-        self.refresh_chart();
-        self.maybe_report()
-    }
-
     /// Emits the decision event for a finalised experiment.
     pub(crate) fn announce(&mut self, rec: &ExperimentRecord, prev_best: Option<f64>) {
         let gain = match (rec.metric, prev_best) {
@@ -319,44 +148,6 @@ impl Session<'_> {
             gain,
         };
         self.send(e);
-    }
-
-    /// Re-measures the best to catch drift (a shared or throttled GPU), unless the script
-    /// is deterministic.
-    fn maybe_recheck(&mut self) -> Result<(), SessionError> {
-        if !policy::needs_recheck(&self.config.decision, self.since_recheck)
-            || self.cancel.requested()
-        {
-            return Ok(());
-        }
-        self.since_recheck = 0;
-        if self.noise()?.is_deterministic() {
-            return Ok(());
-        }
-        self.remeasure_best("rechecked the best")?;
-        Ok(())
-    }
-
-    /// Runs the best once more on a seed it has not run and folds the value into its mean
-    /// (journal, results.tsv). `what` starts the note. False when there is no best or the
-    /// run gave no value (a warning says why).
-    pub(crate) fn remeasure_best(&mut self, what: &str) -> Result<bool, SessionError> {
-        let Some(best) = self.best().cloned() else {
-            return Ok(false);
-        };
-        let before = self.runs_of_code(&best)?;
-        let seed = policy::recheck_seeds(&before)[0];
-        let r = self.measure(&best, seed, self.batch_scale, before.len())?;
-        match r.value {
-            Ok(v) => {
-                self.fold_into_best(&best, &before, seed, v, what)?;
-                Ok(true)
-            }
-            Err(why) => {
-                self.warn(format!("{what}: the run failed: {why}"));
-                Ok(false)
-            }
-        }
     }
 
     /// Folds a new run (`seed`, `v`) of the best into its mean over `before` and it
@@ -429,28 +220,12 @@ impl Session<'_> {
         self.remember(rec.clone());
         // The branch follows the journal at once, before any file that could fail to be
         // written: a keep on record is the branch's commit.
-        if self.engine && status == Status::Keep && rec.commit != old_best {
+        if status == Status::Keep && rec.commit != old_best {
             let branch = self.row.branch.clone();
             self.repo.move_branch(&branch, &rec.commit, &old_best)?;
         }
         self.write_results()?;
         Ok(())
-    }
-
-    /// Records an experiment whose run the pruning rule stopped (`values`: its earlier good
-    /// runs), puts the branch back at the best, and goes on as after any decision.
-    pub(crate) fn record_pruned(
-        &mut self,
-        rec: &mut ExperimentRecord,
-        r: &RunResult,
-        values: &[f64],
-    ) -> Result<(), SessionError> {
-        let (note, _) = r.pruned.clone().expect("a pruned run");
-        let prev_best = self.best().and_then(|b| b.metric);
-        let reason = pruned_reason(&note, values.len());
-        self.finalize(rec, r, values, Status::Pruned, reason)?;
-        self.reset_to_best()?;
-        self.after_decision(rec, prev_best)
     }
 
     /// Records a run stopped by the user and puts the branch back at the best commit.
@@ -461,19 +236,7 @@ impl Session<'_> {
         values: &[f64],
     ) -> Result<(), SessionError> {
         let why = "interrupted by the user".to_string();
-        self.finalize(rec, r, values, Status::Interrupted, why)?;
-        self.reset_to_best()
-    }
-
-    pub(crate) fn reset_to_best(&mut self) -> Result<(), SessionError> {
-        if self.engine {
-            // Worktrees are put at each run's commit; the checkout is not the session's.
-            return Ok(());
-        }
-        let best = self.best_commit();
-        crate::chaos::point("reset");
-        self.repo.reset_hard(&best)?;
-        Ok(())
+        self.finalize(rec, r, values, Status::Interrupted, why)
     }
 
     /// A progress report every `report_every` finished experiments.

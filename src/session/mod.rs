@@ -1,7 +1,8 @@
-//! The research loop as a state machine: start or resume a session, measure the baseline,
-//! then propose → apply → commit → run → decide → record, until a stop condition. Emits
-//! `Event`s and never prints. Invariant: outside a running experiment the research branch
-//! points at the best commit and the tracked tree is clean.
+//! A session: starting or resuming it (the lock, the journal, the research branch), and
+//! what the engine (`crate::engine`, the loop itself) does to it one step at a time:
+//! commit an experiment, run and measure it, decide, record, report. Emits `Event`s and
+//! never prints. Invariant: the research branch points at the best commit, and the user's
+//! checkout is never switched or reset.
 
 mod commit;
 mod cost;
@@ -31,15 +32,13 @@ pub(crate) use run::{BATCH_SCALE_KEY, Progress, RunResult, read_result, runs_in}
 pub use run::{SESSION_ENV, classify};
 pub use start::Setup;
 
-use crate::agent::{AgentError, Context, Proposer};
+use crate::agent::Proposer;
 use crate::config::Config;
-use crate::decision::policy::Earlier;
 use crate::experiment::{Category, ExperimentRecord, Status};
 use crate::platform::Platform;
 use crate::runner::{Cancel, Executor, RunnerError};
 use crate::store::{Journal, SessionRow, StoreError};
 use crate::workspace::{GitError, Repo};
-use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,7 @@ pub struct Options {
     /// Consecutive proposals without an answer (server down, each after its retries)
     /// before giving up.
     pub max_unanswered: u32,
-    /// The engine's workers; empty: the one-tree loop in the user's checkout.
+    /// The engine's workers; empty: one, on this machine's first device.
     pub workers: Vec<crate::engine::WorkerSpec>,
     /// The user's hypothesis for an LLM proposer's first proposals (`run --hypothesis`).
     pub hypothesis: Option<String>,
@@ -187,14 +186,9 @@ pub struct Session<'a> {
     pub(crate) session_token: String,
     /// Unfinished experiments of the killed session whose jobs still run: followed first.
     pub(crate) adopt: Vec<resume::Adopt>,
-    /// The job the next run of the one-tree loop follows instead of starting one.
-    pub(crate) attach: Option<resume::Attached>,
     /// Batch scale in force (halved by an OOM retry that became the best).
     pub(crate) batch_scale: f64,
-    pub(crate) read_only_hashes: BTreeMap<PathBuf, String>,
     pub(crate) scratchpad: Option<String>,
-    /// The last good run of the experiment being measured (its log and metrics are kept).
-    pub(crate) last_run: Option<run::RunResult>,
     /// Experiments decided since the best was last re-measured.
     pub(crate) since_recheck: u64,
     pub(crate) started: Instant,
@@ -204,10 +198,6 @@ pub struct Session<'a> {
     pub(crate) chart_drawn: Option<Instant>,
     pub(crate) chart_stale: bool,
     pub(crate) _lock: SessionLock,
-    /// The parallel engine drives this session (`Options::workers`): experiments are
-    /// committed without a work tree and run in worktrees; the user's checkout is never
-    /// switched or reset.
-    pub(crate) engine: bool,
     /// The prompt behind the proposal being committed, when the proposer ran elsewhere.
     pub(crate) pending_prompt: Option<String>,
     /// Who made the proposal being recorded, when the proposer ran elsewhere (the engine's
@@ -259,25 +249,13 @@ impl<'a> Session<'a> {
 
     /// Runs the session until a stop condition; the tree is left at the best commit.
     pub fn run(&mut self) -> Result<EndReason, SessionError> {
-        let result = if self.engine {
-            crate::engine::run(self)
-        } else {
-            self.run_inner()
-        };
-        // Whatever happened, leave the branch at the best commit with a clean tree (the
-        // engine never moved the checkout; its branch is at the best already).
-        let restore = if self.engine {
-            Ok(())
-        } else {
-            self.repo.reset_hard(&self.best_commit())
-        };
+        let result = crate::engine::run(self);
         // The chart is drawn at most every few seconds while experiments are short; its
         // last state is drawn now.
         if self.chart_stale {
             self.draw_chart();
         }
         let reason = result?;
-        restore?;
         let (best, best_commit) = match self.best() {
             Some(b) => (b.metric, Some(b.commit.clone())),
             None => (None, None),
@@ -297,136 +275,6 @@ impl<'a> Session<'a> {
 
     pub(crate) fn finished(&self) -> impl Iterator<Item = &ExperimentRecord> {
         self.history.iter().filter(|r| r.status.in_results_tsv())
-    }
-
-    fn run_inner(&mut self) -> Result<EndReason, SessionError> {
-        if self.baseline().is_none() {
-            if self.cancel.requested() {
-                return Ok(EndReason::Interrupted);
-            }
-            self.run_baseline()?;
-            if self.cancel.requested() {
-                return Ok(EndReason::Interrupted);
-            }
-        }
-        let mut ran_now: u64 = 0;
-        for a in std::mem::take(&mut self.adopt) {
-            if let Some(reason) = self.stop_reason(ran_now) {
-                return Ok(reason);
-            }
-            self.repo.reset_hard(&a.rec.commit)?;
-            self.attach = a.jobs.into_iter().next();
-            let outcome = self.measure_and_decide_from(a.rec, &Default::default(), a.runs)?;
-            self.attach = None;
-            // Started by the killed session: not one of this invocation's iterations.
-            if matches!(outcome, Outcome::Interrupted) {
-                return Ok(EndReason::Interrupted);
-            }
-        }
-        let mut failed_proposals = 0u32;
-        let mut unanswered = 0u32;
-        loop {
-            if let Some(reason) = self.stop_reason(ran_now) {
-                return Ok(reason);
-            }
-            let iteration = self.history.iter().map(|r| r.iteration).max().unwrap_or(0) + 1;
-            self.send(Event::ProposalStarted { iteration });
-            let proposal = {
-                let files = self.repo.read_files(&self.config.editable);
-                let seen: HashSet<String> = self
-                    .history
-                    .iter()
-                    .filter(|r| r.status != Status::Rejected)
-                    .map(|r| r.state_hash.clone())
-                    .collect();
-                let last_crash_tail = self.last_crash_tail();
-                let ctx = Context {
-                    repo: self.repo.root(),
-                    config: &self.config,
-                    platform: &self.platform,
-                    iteration,
-                    files: &files,
-                    history: &self.history,
-                    best: best_of(&self.history),
-                    baseline: baseline_of(&self.history),
-                    seen: &seen,
-                    last_crash_tail: last_crash_tail.as_deref(),
-                    scratchpad: self.scratchpad.as_deref(),
-                    hypothesis: self.settings.hypothesis.as_deref(),
-                };
-                crate::chaos::point("propose");
-                self.proposer.propose(&ctx)
-            };
-            self.record_calls(iteration)?;
-            for note in self.proposer.take_notes() {
-                self.warn(note);
-            }
-            if !matches!(proposal, Err(AgentError::Transient(_))) {
-                unanswered = 0;
-            }
-            if self.cancel.requested() {
-                return Ok(EndReason::Interrupted);
-            }
-            let proposal = match proposal {
-                Err(AgentError::Exhausted(why)) => match self.leftover()? {
-                    Leftover::Revisit(r) => Ok((r.proposal, r.earlier)),
-                    Leftover::MeasureBest(what) if self.remeasure_best(&what)? => continue,
-                    Leftover::MeasureBest(_) | Leftover::Nothing => {
-                        return Ok(EndReason::Exhausted(why));
-                    }
-                },
-                other => other.map(|p| (p, Earlier::default())),
-            };
-            match proposal {
-                Ok((p, earlier)) => match self.experiment(iteration, p, &earlier)? {
-                    Outcome::Ran => {
-                        ran_now += 1;
-                        failed_proposals = 0;
-                    }
-                    Outcome::Rejected(why) => {
-                        failed_proposals += 1;
-                        if failed_proposals >= self.opts.max_failed_proposals {
-                            return Err(SessionError::TooManyFailedProposals(
-                                failed_proposals,
-                                why,
-                            ));
-                        }
-                    }
-                    Outcome::Interrupted => return Ok(EndReason::Interrupted),
-                },
-                Err(AgentError::Exhausted(why)) => return Ok(EndReason::Exhausted(why)),
-                Err(AgentError::Fatal(why)) => return Err(SessionError::Proposer(why)),
-                Err(AgentError::Transient(why)) => {
-                    // No answer is not an unusable proposal: nothing to record but the call.
-                    self.cost_of_unanswered();
-                    unanswered += 1;
-                    self.warn(format!("the LLM server did not answer: {why}"));
-                    if unanswered >= self.opts.max_unanswered {
-                        return Err(SessionError::LlmUnreachable(unanswered, why));
-                    }
-                }
-                Err(e @ AgentError::Invalid(_)) => {
-                    let why = e.to_string();
-                    // An unusable answer was still paid for: its cost counts.
-                    let mut usage = BTreeMap::new();
-                    record_usage(&mut usage, &self.proposer.last_usage());
-                    self.record_rejection(
-                        iteration,
-                        "(no usable proposal)",
-                        Category::Other,
-                        &why,
-                        usage,
-                    )?;
-                    failed_proposals += 1;
-                    if failed_proposals >= self.opts.max_failed_proposals {
-                        return Err(SessionError::TooManyFailedProposals(failed_proposals, why));
-                    }
-                }
-            }
-            if self.cancel.requested() {
-                return Ok(EndReason::Interrupted);
-            }
-        }
     }
 
     pub(crate) fn stop_reason(&self, ran_now: u64) -> Option<EndReason> {
@@ -477,51 +325,6 @@ impl<'a> Session<'a> {
             .find(|r| r.status == Status::Crash)?;
         let path = self.repo.root().join(crash.log_path.as_ref()?);
         Some(repair::log_tail(&path, 40))
-    }
-
-    /// Applies, commits, runs and decides one proposal (`earlier`: a revisited near miss's
-    /// earlier runs, or nothing).
-    fn experiment(
-        &mut self,
-        iteration: u64,
-        p: crate::agent::Proposal,
-        earlier: &Earlier,
-    ) -> Result<Outcome, SessionError> {
-        let description = one_line(&p.description);
-        self.send(Event::Proposal {
-            iteration,
-            description: description.clone(),
-            category: p.category.as_str().to_string(),
-            proposer: self.proposer.name(),
-        });
-        crate::chaos::point("proposal");
-        if let Some(s) = &p.scratchpad {
-            self.save_scratchpad(s)?;
-        }
-        if let Some(why) = self.forbidden(&p.changes) {
-            let mut usage = BTreeMap::new();
-            record_usage(&mut usage, &p.usage);
-            self.record_rejection(iteration, &description, p.category, &why, usage)?;
-            return Ok(Outcome::Rejected(why));
-        }
-        let mut files = self.repo.read_files(&self.config.editable);
-        let before = files.clone();
-        for c in &p.changes {
-            files.insert(c.path.clone(), c.contents.clone());
-        }
-        let mut usage = BTreeMap::new();
-        record_usage(&mut usage, &p.usage);
-        let draft = Draft {
-            iteration,
-            attempt: 1,
-            description: &description,
-            category: p.category,
-            repeat: earlier.visits > 0,
-        };
-        match self.commit_state(draft, &files, &before, usage)? {
-            Ok(rec) => self.measure_and_decide(rec, earlier),
-            Err(why) => Ok(Outcome::Rejected(why)),
-        }
     }
 
     /// Defence in depth: the proposer is untrusted; only editable files may change. The
@@ -597,13 +400,6 @@ pub(crate) struct Draft<'d> {
     pub category: Category,
     /// A near miss measured again: its state was run before, on purpose.
     pub repeat: bool,
-}
-
-/// What one proposal came to.
-pub(crate) enum Outcome {
-    Ran,
-    Rejected(String),
-    Interrupted,
 }
 
 /// Descriptions go into commit subjects and TSV cells: one line, bounded, with escape

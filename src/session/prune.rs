@@ -1,4 +1,4 @@
-//! Pruning in a session, for the one-tree loop and the engine's workers alike: each run's
+//! Pruning in a session, for every worker of the engine: each run's
 //! curve read from its output lines, the reference a candidate is judged against (built
 //! from the journal), and the clean stop of a run the rule calls hopeless. The rule itself
 //! is `decision::prune`; this never decides a keep or discard.

@@ -2,25 +2,9 @@
 //! typo, a missing import) rather than a bad idea, and asking the proposer once for a fix,
 //! committed as the next attempt of the same experiment.
 
-use super::{Outcome, Session, SessionError};
-use crate::decision::policy::Earlier;
-use crate::experiment::{ExperimentRecord, Status};
+use super::{Session, SessionError};
+use crate::experiment::ExperimentRecord;
 use std::collections::BTreeMap;
-
-/// A committed repair waiting to be measured, or a repair that was rejected (recorded).
-pub(crate) enum Repaired {
-    Run(Box<ExperimentRecord>),
-    Rejected,
-}
-
-impl Repaired {
-    pub(crate) fn run(self, session: &mut Session<'_>) -> Result<Outcome, SessionError> {
-        match self {
-            Repaired::Run(rec) => session.measure_and_decide(*rec, &Earlier::default()),
-            Repaired::Rejected => Ok(Outcome::Ran),
-        }
-    }
-}
 
 /// Exceptions that mean a slip in the code, not a bad idea: worth one repair.
 const TRIVIAL_ERRORS: &[&str] = &[
@@ -78,76 +62,6 @@ pub(crate) fn log_tail(path: &std::path::Path, n: usize) -> String {
 }
 
 impl Session<'_> {
-    /// Asks the proposer to repair a trivial crash (a typo, a missing import, judged from
-    /// the traceback) and commits the repair as the next attempt of the same experiment.
-    /// `None`: no repair (not trivial, attempts used up, the proposer cannot or did not).
-    pub(crate) fn try_repair(
-        &mut self,
-        crashed: &ExperimentRecord,
-        log: &std::path::Path,
-    ) -> Result<Option<Repaired>, SessionError> {
-        let Some(tail) = self.repair_traceback(crashed, log) else {
-            return Ok(None);
-        };
-        let crashed_files = self.repo.read_files(&self.config.editable);
-        let seen: std::collections::HashSet<String> = self
-            .history
-            .iter()
-            .filter(|h| h.status != Status::Rejected)
-            .map(|h| h.state_hash.clone())
-            .collect();
-        let answer = {
-            let ctx = crate::agent::Context {
-                repo: self.repo.root(),
-                config: &self.config,
-                platform: &self.platform,
-                iteration: crashed.iteration,
-                files: &crashed_files,
-                history: &self.history,
-                best: super::best_of(&self.history),
-                baseline: super::baseline_of(&self.history),
-                seen: &seen,
-                last_crash_tail: Some(&tail),
-                scratchpad: self.scratchpad.as_deref(),
-                hypothesis: self.settings.hypothesis.as_deref(),
-            };
-            self.proposer.repair(&ctx, &tail)
-        };
-        self.record_calls(crashed.iteration)?;
-        let p = match answer {
-            None => return Ok(None),
-            Some(Err(e)) => {
-                self.unrecorded_cost_usd += self.proposer.last_usage().cost_usd;
-                self.warn(format!(
-                    "no repair for experiment {}: {e}",
-                    crashed.iteration
-                ));
-                return Ok(None);
-            }
-            Some(Ok(p)) => p,
-        };
-        if self.forbidden(&p.changes).is_some() {
-            self.unrecorded_cost_usd += p.usage.cost_usd;
-            self.warn(format!(
-                "the repair for experiment {} edits non-editable files; not applied",
-                crashed.iteration
-            ));
-            return Ok(None);
-        }
-        let mut files = crashed_files;
-        for c in &p.changes {
-            files.insert(c.path.clone(), c.contents.clone());
-        }
-        self.reset_to_best()?;
-        let before = self.repo.read_files(&self.config.editable);
-        Ok(Some(
-            match self.commit_repair(crashed, &p, &files, &before)? {
-                Ok(rec) => Repaired::Run(Box::new(rec)),
-                Err(_) => Repaired::Rejected,
-            },
-        ))
-    }
-
     /// The traceback of `crashed`'s log when it is worth one repair: a trivial slip, and
     /// repair attempts left.
     pub(crate) fn repair_traceback(

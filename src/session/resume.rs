@@ -265,58 +265,11 @@ fn branch_to_recreate(
     Ok(true)
 }
 
-/// Reconciles a session of the one-tree loop: the research branch is checked out at the
-/// best commit. Uncommitted changes on it are discarded only when an unfinished
-/// experiment explains them; otherwise they are the user's and the resume refuses.
-pub(super) fn resume(
-    repo: &Repo,
-    journal: &Journal,
-    row: &SessionRow,
-    live: &[LiveJob],
-    notes: &mut Vec<String>,
-) -> Result<(Vec<ExperimentRecord>, Vec<Adopt>), SessionError> {
-    let Reconciled {
-        history,
-        best,
-        unfinished,
-        adopt,
-    } = reconcile(repo, journal, row, live)?;
-    if branch_to_recreate(repo, row, &history)? {
-        repo.ensure_clean()?;
-        repo.create_and_checkout(&row.branch, &row.base_commit)?;
-    }
-    check_branch_is_ours(repo, row, &history, &best, unfinished)?;
-    match repo.current_branch() {
-        Ok(b) if b == row.branch => {
-            let dirty = repo.dirty_files()?;
-            if !dirty.is_empty() && !unfinished {
-                return Err(SessionError::ResumeRefused(format!(
-                    "the research branch {branch} has uncommitted changes in {files} that no experiment of the session explains; resuming would discard them. Keep them (`git stash`, or commit them on a branch of your own: `git switch -c my-work && git commit -am wip`), then run again",
-                    branch = row.branch,
-                    files = dirty.join(", ")
-                )));
-            }
-            if !dirty.is_empty() {
-                notes.push(format!(
-                    "discarded the interrupted experiment's uncommitted changes to {}",
-                    dirty.join(", ")
-                ));
-            }
-        }
-        _ => {
-            repo.ensure_clean()?;
-            repo.checkout(&row.branch)?;
-        }
-    }
-    repo.reset_hard(&best)?;
-    Ok((history, adopt))
-}
-
-/// [`resume`] for the engine, which leaves the user's checkout alone: unfinished
-/// experiments become `interrupted` and the research branch is pointed at the best. A
-/// checkout that has the research branch checked out (a session of the one-tree loop left
-/// it there) is detached at the same commit first, files untouched, so that moving the
-/// branch cannot make it look changed.
+/// Reconciles a killed session, leaving the user's checkout alone: unfinished experiments
+/// become `interrupted` and the research branch is pointed at the best. A checkout that
+/// has the research branch checked out (the user switched to it, or a session of an
+/// earlier release left it there) is detached at the same commit first, files untouched,
+/// so that moving the branch cannot make it look changed.
 pub(super) fn resume_beside(
     repo: &Repo,
     journal: &Journal,

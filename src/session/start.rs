@@ -132,7 +132,6 @@ impl<'a> Session<'a> {
             s.opts.workers =
                 crate::engine::plan_workers(&s.platform, Some(1), None).unwrap_or_default();
         }
-        let engine = !s.opts.workers.is_empty();
         let mut notes = Vec::new();
         let mut adopted = Vec::new();
         let (row, history) = match existing {
@@ -140,11 +139,8 @@ impl<'a> Session<'a> {
                 super::resume::check_same_setup(&s.config, &row)?;
                 // Jobs the killed session left that still run are followed, not redone.
                 let live = s.executor.live_jobs(&token_of(&repo, &row));
-                let (history, adopt) = if engine {
-                    super::resume::resume_beside(&repo, &journal, &row, &live, &mut notes)?
-                } else {
-                    super::resume::resume(&repo, &journal, &row, &live, &mut notes)?
-                };
+                let (history, adopt) =
+                    super::resume::resume_beside(&repo, &journal, &row, &live, &mut notes)?;
                 adopted = adopt;
                 (row, history)
             }
@@ -178,16 +174,10 @@ impl<'a> Session<'a> {
                 set_aside_foreign_results(&repo, &s.config.results, s.emit)?;
                 row.id = journal.create_session(&row)?;
                 crate::chaos::point("session_created");
-                if engine {
-                    repo.create_branch(&branch, &base_commit)?;
-                } else {
-                    repo.create_and_checkout(&branch, &base_commit)?;
-                }
+                repo.create_branch(&branch, &base_commit)?;
                 (row, Vec::new())
             }
         };
-        let read_only_hashes: BTreeMap<PathBuf, String> =
-            serde_json::from_str(&row.read_only_hashes).unwrap_or_default();
         let scratchpad = std::fs::read_to_string(state_dir.join("scratchpad.md")).ok();
         let default_scale = s.platform.adjustments.batch_scale;
         let settings = record_settings(repo.root(), &journal, &row, &history, &s.config, &s.opts)?;
@@ -205,21 +195,17 @@ impl<'a> Session<'a> {
             row,
             history,
             batch_scale: default_scale,
-            read_only_hashes,
             scratchpad,
-            last_run: None,
             since_recheck: 0,
             started: Instant::now(),
             unrecorded_cost_usd: 0.0,
             chart_drawn: None,
             chart_stale: false,
             _lock: lock,
-            engine,
             pending_prompt: None,
             proposed_by: None,
             settings,
             adopt: adopted,
-            attach: None,
         };
         if let Some(scale) = session
             .best()

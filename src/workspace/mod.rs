@@ -9,7 +9,6 @@ mod worktree;
 
 pub use guard::{GitState, Head};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -238,18 +237,8 @@ impl Repo {
         }
     }
 
-    /// Creates `branch` at `at` and checks it out.
-    pub fn create_and_checkout(&self, branch: &str, at: &str) -> Result<(), GitError> {
-        self.git(&["switch", "-q", "-c", branch, at]).map(drop)
-    }
-
     pub fn checkout(&self, branch: &str) -> Result<(), GitError> {
         self.git(&["switch", "-q", branch]).map(drop)
-    }
-
-    /// `git reset --hard <commit>` on the current branch.
-    pub fn reset_hard(&self, commit: &str) -> Result<(), GitError> {
-        self.git(&["reset", "-q", "--hard", commit]).map(drop)
     }
 
     /// Adds patterns to `.git/info/exclude` (once each) so the tool's own files never
@@ -294,36 +283,6 @@ impl Repo {
         })
     }
 
-    /// Commits exactly `paths` with `message`: no hooks, no signing, and an identity even
-    /// when the user has none. Returns the new commit's sha.
-    pub fn commit_paths(&self, paths: &[PathBuf], message: &str) -> Result<String, GitError> {
-        let mut add = vec!["add", "--"];
-        let names: Vec<String> = paths
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        add.extend(names.iter().map(String::as_str));
-        self.git(&add)?;
-        let mut c = self.committing(&[
-            "commit",
-            "-q",
-            "--no-verify",
-            "--allow-empty",
-            "-m",
-            message,
-            "--",
-        ]);
-        c.args(&names);
-        let out = c.output().map_err(GitError::Spawn)?;
-        if !out.status.success() {
-            return Err(GitError::Failed {
-                args: format!("commit -m {message:?}"),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        self.head()
-    }
-
     /// A git command that may create commits: no hooks, no signing, and an identity even
     /// when the user has none configured.
     pub(crate) fn committing(&self, args: &[&str]) -> Command {
@@ -347,18 +306,6 @@ impl Repo {
         c
     }
 
-    /// Reads files from the work tree (missing ones are skipped).
-    pub fn read_files(&self, paths: &[PathBuf]) -> BTreeMap<PathBuf, String> {
-        paths
-            .iter()
-            .filter_map(|p| {
-                std::fs::read_to_string(self.root.join(p))
-                    .ok()
-                    .map(|s| (p.clone(), s))
-            })
-            .collect()
-    }
-
     /// A file's exact text at `commit`, or `None` when the commit (a discarded experiment's,
     /// pruned by `git gc`), the file or valid UTF-8 is not there.
     pub fn file_at(&self, commit: &str, path: &Path) -> Option<String> {
@@ -371,20 +318,6 @@ impl Repo {
             }
             String::from_utf8(out.stdout).ok()
         })
-    }
-
-    /// Writes files into the work tree.
-    pub fn write_files(&self, files: &BTreeMap<PathBuf, String>) -> Result<(), GitError> {
-        for (p, contents) in files {
-            let path = self.root.join(p);
-            std::fs::write(&path, contents).map_err(|source| GitError::Io { path, source })?;
-        }
-        Ok(())
-    }
-
-    /// Restores tracked files to HEAD (after a proposal touched what it must not).
-    pub fn restore_tracked(&self) -> Result<(), GitError> {
-        self.git(&["checkout", "-q", "--", "."]).map(drop)
     }
 
     /// Short sha.
@@ -421,25 +354,17 @@ mod tests {
     }
 
     #[test]
-    fn commit_reset_and_dirty_detection() {
+    fn dirty_detection_and_branches() {
         let (dir, repo) = init_repo();
         assert_eq!(repo.current_branch().unwrap(), "main");
         let base = repo.head().unwrap();
-        repo.create_and_checkout("autoresearch/t", &base).unwrap();
+        repo.create_branch("autoresearch/t", &base).unwrap();
         std::fs::write(dir.path().join("train.py"), "LR = 0.2\n").unwrap();
         assert_eq!(repo.dirty_files().unwrap(), vec!["train.py".to_string()]);
-        let c = repo
-            .commit_paths(&[PathBuf::from("train.py")], "exp: LR 0.1 → 0.2")
-            .unwrap();
-        assert_ne!(c, base);
-        assert!(repo.dirty_files().unwrap().is_empty());
-        repo.reset_hard(&base).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("train.py")).unwrap(),
-            "LR = 0.1\n"
-        );
+        assert!(repo.ensure_clean().is_err());
         assert!(repo.branch_exists("autoresearch/t").unwrap());
         assert!(!repo.branch_exists("autoresearch/u").unwrap());
+        assert_eq!(repo.current_branch().unwrap(), "main");
     }
 
     #[test]

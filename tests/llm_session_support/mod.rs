@@ -40,6 +40,12 @@ pub fn openai_agent(url: &str, extra: &str) -> String {
     )
 }
 
+/// [`openai_agent`] with the default queue: a proposal prepared per worker while runs
+/// train (no `ahead = 0`), for the tests of the engine's pipelining.
+pub fn openai_agent_ahead(url: &str, extra: &str) -> String {
+    openai_agent(url, extra).replace("ahead = 0\n", "")
+}
+
 /// A committed repo with the fixture train.py and an autoresearch.toml holding `agent`.
 pub fn repo_with(agent: &str) -> tempfile::TempDir {
     common::repo(&[

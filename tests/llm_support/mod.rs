@@ -532,6 +532,7 @@ pub struct World {
     pub crash: Option<String>,
     pub scratchpad: Option<String>,
     pub hypothesis: Option<String>,
+    pub in_flight: Vec<ExperimentRecord>,
     pub iteration: u64,
 }
 
@@ -547,6 +548,7 @@ impl World {
             crash: None,
             scratchpad: None,
             hypothesis: None,
+            in_flight: Vec::new(),
             iteration: 1,
         }
     }
@@ -565,6 +567,7 @@ impl World {
             last_crash_tail: self.crash.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
             hypothesis: self.hypothesis.as_deref(),
+            in_flight: &self.in_flight,
         }
     }
 }

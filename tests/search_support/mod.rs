@@ -108,6 +108,7 @@ impl Session {
             last_crash_tail: None,
             scratchpad: None,
             hypothesis: None,
+            in_flight: &[],
         };
         p.propose(&ctx)
     }

@@ -142,7 +142,10 @@ impl Templates {
             ("phase", phase_text(ctx)),
             ("best", best_text(ctx)),
             ("discipline", discipline_text(ctx)),
-            ("history", history_text(ctx.history, limits.history_rows)),
+            (
+                "history",
+                history_text(ctx.history, ctx.in_flight, limits.history_rows),
+            ),
             ("crash", crash_text(ctx.last_crash_tail, limits.crash_bytes)),
             (
                 "scratchpad",
@@ -400,8 +403,14 @@ fn cell(s: &str, max: usize) -> String {
     }
 }
 
-fn history_text(history: &[ExperimentRecord], rows: usize) -> String {
-    if history.is_empty() {
+/// The most recent `rows` experiments as a table, then those still training (their
+/// results not known yet: a proposal made beside them should not repeat them).
+fn history_text(
+    history: &[ExperimentRecord],
+    in_flight: &[ExperimentRecord],
+    rows: usize,
+) -> String {
+    if history.is_empty() && in_flight.is_empty() {
         return "(none yet)".to_string();
     }
     if rows == 0 {
@@ -432,6 +441,14 @@ fn history_text(history: &[ExperimentRecord], rows: usize) -> String {
             r.category.as_str(),
             r.status.as_str(),
             cell(&r.reason, 120)
+        ));
+    }
+    for r in in_flight {
+        t.push_str(&format!(
+            "| {} | {} | {} | - | running | training now: result not known yet |\n",
+            r.iteration,
+            cell(&r.description, 100),
+            r.category.as_str(),
         ));
     }
     fence("history", &t)

@@ -5,7 +5,7 @@ use super::Journal;
 use crate::store::StoreError;
 use rusqlite::params;
 
-/// One run of the engine as the journal keeps it (runs of the one-tree loop have no worker).
+/// One run of the engine as the journal keeps it (runs of earlier releases have no worker).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRun {
     pub worker: usize,
