@@ -4,6 +4,7 @@
 mod dashboard;
 mod demo;
 mod export;
+mod live;
 mod merge;
 pub mod report;
 mod run;

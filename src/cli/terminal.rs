@@ -1,6 +1,8 @@
-//! Reporters: turn session events into terminal lines (coloured only on a terminal, with a
-//! live status line while a run goes) or into JSON lines for other programs.
+//! Reporters: turn session events into terminal lines (coloured only on a terminal and
+//! without `NO_COLOR`, with a live line per worker while runs train: see [`super::live`])
+//! or into JSON lines for other programs.
 
+use super::live::Live;
 use crate::experiment::Status;
 use crate::session::Event;
 use std::io::{IsTerminal, Write};
@@ -8,10 +10,10 @@ use std::io::{IsTerminal, Write};
 pub struct Reporter {
     json: bool,
     quiet: bool,
-    /// Colour and the live line only when stdout is a terminal.
-    tty: bool,
-    /// A live status line is on screen and must be cleared before printing.
-    live: bool,
+    /// Colour only when stdout is a terminal and `NO_COLOR` is not set.
+    color: bool,
+    /// The live lines (a terminal, neither `--json` nor `--quiet`).
+    live: Option<Live>,
     budget_s: f64,
     metric: String,
     minimize: bool,
@@ -28,11 +30,13 @@ const RESET: &str = "\x1b[0m";
 
 impl Reporter {
     pub fn new(json: bool, quiet: bool) -> Reporter {
+        let tty = std::io::stdout().is_terminal();
         Reporter {
             json,
             quiet,
-            tty: std::io::stdout().is_terminal(),
-            live: false,
+            color: color_wanted(tty, std::env::var_os("NO_COLOR").as_deref()),
+            live: (tty && !json && !quiet)
+                .then(|| Live::new(indicatif::ProgressDrawTarget::stdout())),
             budget_s: 0.0,
             metric: String::new(),
             minimize: true,
@@ -40,43 +44,17 @@ impl Reporter {
         }
     }
 
-    /// Where an LLM call's progress goes: a live line on stderr when it is a terminal and
-    /// the output is for eyes (not `--json`, not `--quiet`); nowhere otherwise.
+    /// Where an LLM call's progress goes: a live line when the output is for eyes on a
+    /// terminal (not `--json`, not `--quiet`); nowhere otherwise.
     pub fn call_progress(&self) -> Option<crate::agent::ProgressSink> {
-        use std::io::IsTerminal;
-        if self.json || self.quiet || !std::io::stderr().is_terminal() {
-            return None;
-        }
-        Some(std::sync::Arc::new(|p: &crate::agent::CallProgress| {
-            use std::io::Write;
-            let mut err = std::io::stderr().lock();
-            if p.done {
-                let _ = write!(err, "\r\x1b[2K");
-            } else if p.tokens == 0 {
-                let _ = write!(err, "\r\x1b[2K  waiting for the LLM: {:.1} s", p.seconds);
-            } else {
-                let _ = write!(
-                    err,
-                    "\r\x1b[2K  the LLM is answering: {} tokens, {:.1} s",
-                    p.tokens, p.seconds
-                );
-            }
-            let _ = err.flush();
-        }))
+        self.live.as_ref().map(Live::call_progress)
     }
 
     fn paint(&self, color: &str, text: &str) -> String {
-        if self.tty {
+        if self.color {
             format!("{color}{text}{RESET}")
         } else {
             text.to_string()
-        }
-    }
-
-    fn clear_live(&mut self) {
-        if self.live {
-            out(format_args!("\r\x1b[2K"));
-            self.live = false;
         }
     }
 
@@ -85,8 +63,7 @@ impl Reporter {
         if self.json {
             return;
         }
-        self.clear_live();
-        out(format_args!("{text}\n"));
+        self.line(text);
     }
 
     pub fn event(&mut self, e: &Event) {
@@ -119,21 +96,10 @@ impl Reporter {
                 numbers,
                 ..
             } => {
-                if self.tty && !self.quiet {
+                if let Some(live) = &mut self.live {
                     let nums: Vec<String> =
                         numbers.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                    let frac = (elapsed_s / self.budget_s.max(1e-9)).clamp(0.0, 1.0);
-                    let filled = (frac * 20.0).round() as usize;
-                    let who = worker.map(|w| format!("w{w} ")).unwrap_or_default();
-                    out(format_args!(
-                        "\r\x1b[2K  {who}[{}{}] {:>5.0}s/{:.0}s  {}",
-                        "#".repeat(filled),
-                        "-".repeat(20 - filled),
-                        elapsed_s,
-                        self.budget_s,
-                        nums.join("  ")
-                    ));
-                    self.live = true;
+                    live.run_output(worker.unwrap_or(0), *elapsed_s, &nums.join("  "));
                 }
             }
             Event::SessionStarted {
@@ -148,6 +114,9 @@ impl Reporter {
                 experiments,
             } => {
                 self.budget_s = *budget_s;
+                if let Some(live) = &mut self.live {
+                    live.set_budget(*budget_s);
+                }
                 self.metric = metric.clone();
                 self.minimize = direction == "minimize";
                 let how = if *resumed {
@@ -216,7 +185,11 @@ impl Reporter {
                     ));
                 }
             }
-            Event::RunFinished { .. } => {}
+            Event::RunFinished { worker, .. } => {
+                if let Some(live) = &mut self.live {
+                    live.run_finished(worker.unwrap_or(0));
+                }
+            }
             Event::Job {
                 worker,
                 iteration,
@@ -307,15 +280,26 @@ impl Reporter {
                     ));
                 }
                 let d = self.paint(BOLD, &msg);
+                if let Some(live) = &mut self.live {
+                    live.clear();
+                }
                 self.line(&d);
             }
         }
     }
 
     fn line(&mut self, text: &str) {
-        self.clear_live();
-        out(format_args!("{text}\n"));
+        match &self.live {
+            Some(live) => live.print(text),
+            None => out(format_args!("{text}\n")),
+        }
     }
+}
+
+/// Colour on a terminal unless `NO_COLOR` is set to anything but the empty string
+/// (<https://no-color.org>).
+fn color_wanted(tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    tty && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// A duration in seconds as the config spells it (`1m30s`, `1500ms`): exact, never `0s`.
@@ -326,8 +310,22 @@ fn exact(secs: f64) -> String {
 /// Writes to stdout and flushes, ignoring failure: after a hangup the terminal is gone
 /// (EIO) or a reader closed the pipe (EPIPE), and the session must still stop cleanly and
 /// record what it did rather than panic in `println!`.
-fn out(args: std::fmt::Arguments<'_>) {
+pub(super) fn out(args: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_fmt(args);
     let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::color_wanted;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn no_color_turns_colour_off_and_a_pipe_never_has_it() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some(OsStr::new(""))));
+        assert!(!color_wanted(true, Some(OsStr::new("1"))));
+        assert!(!color_wanted(false, None));
+    }
 }
