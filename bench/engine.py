@@ -66,6 +66,9 @@ backend = "openai"
 model = "bench-model"
 base_url = "{url}"
 max_cost_usd = 1000
+# The LLM alone: every proposal waits L, so the figures are what pipelining buys (the
+# hybrid's tuner turns and its filling of idle workers would hide it).
+tuner = "off"
 {ahead}
 
 [decision]

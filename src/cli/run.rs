@@ -298,7 +298,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         reporter.plain(&research_config(&args.repo, &cfg));
         reporter.plain(&format!(
             "Workers: {}",
-            crate::engine::describe_workers(&workers, cfg.agent.concurrency_for(workers.len()))
+            crate::engine::describe_workers(
+                &workers,
+                cfg.agent.concurrency_for(workers.len()),
+                cfg.agent.ahead
+            )
         ));
         if !args.yes && !confirm("Start the session? [Y/n] ")? {
             reporter.plain("Not started.");

@@ -133,7 +133,11 @@ pub(crate) fn run(s: &mut Session<'_>) -> Result<EndReason, SessionError> {
         s.repo.worktree_at(&tree, &best, &links)?;
         agent_trees.push(tree);
     }
-    s.note(super::describe_workers(&specs, concurrency));
+    s.note(super::describe_workers(
+        &specs,
+        concurrency,
+        s.config.agent.ahead,
+    ));
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let (ask, requests) = mpsc::channel::<Request>();

@@ -101,9 +101,9 @@ pub fn plan_workers(
         .collect())
 }
 
-/// One line for the Research Config: how many workers on what, and how many LLM calls
-/// are made at the same time to keep them fed.
-pub fn describe_workers(workers: &[WorkerSpec], concurrency: usize) -> String {
+/// One line for the Research Config: how many workers on what, how proposals are prepared
+/// (`[agent] ahead`) and how many LLM calls are made at the same time to keep them fed.
+pub fn describe_workers(workers: &[WorkerSpec], concurrency: usize, ahead: Option<u32>) -> String {
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for w in workers {
         let kind = w.device.split(" #").next().unwrap_or(&w.device).to_string();
@@ -122,8 +122,13 @@ pub fn describe_workers(workers: &[WorkerSpec], concurrency: usize) -> String {
         1 => String::new(),
         n => format!(" ({n} at a time)"),
     };
+    let queue = match ahead {
+        Some(0) => "each proposal waits for every result (ahead = 0)".to_string(),
+        Some(n) => format!("proposals prepared ahead: one per free worker + {n}"),
+        None => "proposals prepared ahead".to_string(),
+    };
     format!(
-        "{} worker(s): {}; proposals prepared ahead{calls}{pairing}",
+        "{} worker(s): {}; {queue}{calls}{pairing}",
         workers.len(),
         what.join(", ")
     )
@@ -188,6 +193,11 @@ mod tests {
                 .contains("--workers")
         );
         assert!(plan_workers(&cpu, Some(0), None).is_err());
-        assert!(describe_workers(&plan_workers(&gpus(2), None, None).unwrap(), 2).contains("×1"));
+        let two = plan_workers(&gpus(2), None, None).unwrap();
+        assert!(describe_workers(&two, 2, None).contains("×1"));
+        assert!(describe_workers(&two, 2, None).contains("proposals prepared ahead (2 at a time)"));
+        assert!(
+            describe_workers(&two, 1, Some(0)).contains("each proposal waits for every result")
+        );
     }
 }
