@@ -66,9 +66,9 @@ backend = "openai"
 model = "bench-model"
 base_url = "{url}"
 max_cost_usd = 1000
-# The LLM alone: every proposal waits L, so the figures are what pipelining buys (the
-# hybrid's tuner turns and its filling of idle workers would hide it).
-tuner = "off"
+# The LLM alone by default (--tuner off): every proposal waits L, so the figures are what
+# pipelining buys; --tuner search adds the hybrid's turns and its filling of idle workers.
+tuner = "{tuner}"
 {ahead}
 
 [decision]
@@ -137,16 +137,16 @@ def git(cwd, *args):
     subprocess.run(["git", *args], cwd=cwd, check=True, env=env, capture_output=True)
 
 
-def session(binary, url, budget, workers, experiments):
+def session(binary, url, budget, workers, experiments, tuner="off"):
     """Runs one session; returns per-worker (start, end) intervals of its experiments."""
     d = tempfile.mkdtemp(prefix="ar-engine-")
     try:
-        return run_session(d, binary, url, budget, workers, experiments)
+        return run_session(d, binary, url, budget, workers, experiments, tuner)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def run_session(d, binary, url, budget, workers, experiments):
+def run_session(d, binary, url, budget, workers, experiments, tuner):
     with open(os.path.join(d, "train.py"), "w") as f:
         f.write(TRAIN)
     with open(os.path.join(d, "prepare.py"), "w") as f:
@@ -157,7 +157,7 @@ def run_session(d, binary, url, budget, workers, experiments):
         # workers = 0: one worker, each proposal asked for once the run before it is
         # decided (`ahead = 0`, the hand-run loop's order: the serial baseline).
         ahead = "ahead = 0" if not workers else ""
-        f.write(CONFIG.format(budget=budget, timeout=budget * 10 + 10, url=url, ahead=ahead))
+        f.write(CONFIG.format(budget=budget, timeout=budget * 10 + 10, url=url, ahead=ahead, tuner=tuner))
     git(d, "init", "-q", "-b", "main")
     git(d, "add", "-A")
     git(d, "commit", "-q", "-m", "init")
@@ -199,6 +199,7 @@ def measure(per_worker):
         "duty": statistics.mean(duties),
         "per_min": 60 * n / (last - first),
         "gap_ms": 1000 * statistics.median(gaps) if gaps else 0.0,
+        "max_gap_ms": 1000 * max(gaps) if gaps else 0.0,
         "n": n,
     }
 
@@ -209,22 +210,23 @@ def main():
     ap.add_argument("--latency", type=float, default=0.6, help="L: seconds per LLM answer")
     ap.add_argument("--rounds", type=int, default=6, help="experiments per worker")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "autoresearch"))
+    ap.add_argument("--tuner", default="off", choices=["off", "search"], help="[agent] tuner")
     ap.add_argument("--workers", default="0,1,2,4,8", help="0: one worker with [agent] ahead = 0 (serial)")
     a = ap.parse_args()
     Scripted.latency = a.latency
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    print(f"B = {a.budget:g} s, L = {a.latency:g} s, {a.rounds} experiments per worker, greedy")
-    print(f"{'setup':<22}{'duty':>7}{'exp/min':>9}{'×N=1':>7}{'gap ms':>8}{'n':>4}")
+    print(f"B = {a.budget:g} s, L = {a.latency:g} s, {a.rounds} experiments per worker, greedy, tuner {a.tuner}")
+    print(f"{'setup':<22}{'duty':>7}{'exp/min':>9}{'×N=1':>7}{'gap ms':>8}{'max gap':>9}{'n':>4}")
     base = None
     for workers in [int(w) for w in a.workers.split(",")]:
         label = f"engine, {workers} worker(s)" if workers else "1 worker, ahead = 0"
-        m = measure(session(a.binary, url, a.budget, workers, a.rounds * (workers or 1)))
+        m = measure(session(a.binary, url, a.budget, workers, a.rounds * (workers or 1), a.tuner))
         if workers == 1:
             base = m["per_min"]
         ratio = f"{m['per_min'] / base:.2f}" if base else "-"
-        print(f"{label:<22}{m['duty']:>7.3f}{m['per_min']:>9.1f}{ratio:>7}{m['gap_ms']:>8.0f}{m['n']:>4}")
+        print(f"{label:<22}{m['duty']:>7.3f}{m['per_min']:>9.1f}{ratio:>7}{m['gap_ms']:>8.0f}{m['max_gap_ms']:>9.0f}{m['n']:>4}")
     server.shutdown()
 
 

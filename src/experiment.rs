@@ -159,6 +159,24 @@ impl Category {
 /// and their standard deviation (results.tsv notes `n=3, ±0.0021`).
 pub const RUNS_KEY: &str = "autoresearch_runs";
 pub const SD_KEY: &str = "autoresearch_sd";
+/// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
+pub const COST_KEY: &str = "autoresearch_cost_usd";
+pub const TOKENS_IN_KEY: &str = "autoresearch_tokens_in";
+pub const TOKENS_OUT_KEY: &str = "autoresearch_tokens_out";
+/// Metrics-map key recording a batch scale that differs from the platform's default.
+pub const BATCH_SCALE_KEY: &str = "autoresearch_batch_scale";
+
+/// The tool's own numbers about an experiment: in memory they sit in
+/// [`ExperimentRecord::metrics`] beside the script's (under the key), in the journal in a
+/// typed column of their own (the column), never in its `metrics` JSON.
+pub const TYPED_KEYS: [(&str, &str); 6] = [
+    (COST_KEY, "cost_usd"),
+    (TOKENS_IN_KEY, "tokens_in"),
+    (TOKENS_OUT_KEY, "tokens_out"),
+    (RUNS_KEY, "runs"),
+    (SD_KEY, "sd"),
+    (BATCH_SCALE_KEY, "batch_scale"),
+];
 
 /// One experiment as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -124,10 +124,7 @@ fn llm_calls_for_the_queue_run_side_by_side_and_each_is_on_record_once() {
     let its: Vec<i64> = calls.iter().map(|c| c.0).collect();
     assert_eq!(its, [1, 2, 3, 4, 5, 6], "{calls:?}");
     let per_call: f64 = calls.iter().map(|c| c.1).sum();
-    let recorded: f64 = rows
-        .iter()
-        .filter_map(|r| r.metrics["autoresearch_cost_usd"].as_f64())
-        .sum();
+    let recorded: f64 = rows.iter().filter_map(|r| r.cost_usd).sum();
     assert!(
         per_call > 0.0 && (per_call - recorded).abs() < 1e-9,
         "{per_call} vs {recorded}"

@@ -47,8 +47,16 @@ fn an_improvement_is_kept_and_a_regression_discarded() {
     );
     assert_eq!(rows[1].proposer, "openai:test-model");
     // Usage of each answer is on its experiment (900 prompt, 80 completion tokens).
-    assert_eq!(rows[1].metrics["autoresearch_tokens_in"], 900.0);
-    assert_eq!(rows[1].metrics["autoresearch_tokens_out"], 80.0);
+    assert_eq!(rows[1].tokens_in, Some(900.0));
+    assert_eq!(rows[1].tokens_out, Some(80.0));
+    // The tool's numbers have typed columns; the metrics JSON is the script's.
+    assert_eq!(
+        rows[1].metrics.get("autoresearch_tokens_in"),
+        None,
+        "{:?}",
+        rows[1]
+    );
+    assert_eq!(rows[1].metrics["val_bpb"], 1.04);
     let tsv = results(dir.path());
     let cols: Vec<(&str, &str)> = tsv.iter().map(|r| (r[1].as_str(), r[3].as_str())).collect();
     assert_eq!(
@@ -163,7 +171,7 @@ fn an_unmatched_block_is_asked_again_and_the_correction_applied() {
     assert_eq!(shape(&rows), [(0, 1, "keep"), (1, 1, "keep")]);
     assert_eq!(rows[1].description, "raise LR 0.1 -> 0.2");
     // Both calls' tokens are on the one experiment.
-    assert_eq!(rows[1].metrics["autoresearch_tokens_in"], 1800.0);
+    assert_eq!(rows[1].tokens_in, Some(1800.0));
     let reqs = server.received();
     assert_eq!(reqs.len(), 2);
     // The second ask carries the conversation and names the failing block.
@@ -323,7 +331,7 @@ fn max_cost_usd_stops_the_session_cleanly_once_reached() {
         [(0, 1, "keep"), (1, 1, "keep"), (2, 1, "discard")],
         "{rows:#?}"
     );
-    let cost = rows[1].metrics["autoresearch_cost_usd"].as_f64().unwrap();
+    let cost = rows[1].cost_usd.unwrap();
     assert!((cost - 0.98).abs() < 1e-9, "{cost}");
     assert_eq!(server.received().len(), 2, "no call past the limit");
     let ended = events(&out)
@@ -355,7 +363,7 @@ fn unusable_answers_still_count_towards_max_cost_usd() {
         "{rows:#?}"
     );
     for r in &rows[1..] {
-        let cost = r.metrics["autoresearch_cost_usd"].as_f64().unwrap();
+        let cost = r.cost_usd.unwrap();
         assert!((cost - 0.98).abs() < 1e-9, "{r:?}");
     }
     assert_eq!(server.received().len(), 2);

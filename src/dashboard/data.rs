@@ -13,7 +13,8 @@ use std::time::Duration;
 pub struct Reader {
     conn: Connection,
     path: PathBuf,
-    /// `PRAGMA user_version` when opened: 2 and later record where each run ran.
+    /// `PRAGMA user_version` when opened: 2 and later record where each run ran; 7 and
+    /// later keep the tool's own numbers in typed columns.
     version: i64,
 }
 
@@ -248,6 +249,32 @@ impl Reader {
         let Some(mut full) = found else {
             return Ok(None);
         };
+        // From version 7 the tool's own numbers (cost, tokens, runs…) have typed columns;
+        // the detail shows them with the script's, as before.
+        if self.version >= 7 {
+            let columns: Vec<&str> = crate::experiment::TYPED_KEYS
+                .iter()
+                .map(|(_, c)| *c)
+                .collect();
+            let typed: Vec<Option<f64>> = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM experiments WHERE id = ?1",
+                        columns.join(", ")
+                    ),
+                    [id],
+                    |r| (0..columns.len()).map(|i| r.get(i)).collect(),
+                )
+                .map_err(|e| self.err(e))?;
+            if let Some(m) = full.metrics.as_object_mut() {
+                for ((key, _), v) in crate::experiment::TYPED_KEYS.iter().zip(typed) {
+                    if let Some(v) = v {
+                        m.insert((*key).to_string(), json!(v));
+                    }
+                }
+            }
+        }
         full.row.worker = self.runs(id)?.iter().find_map(|r| r.worker);
         Ok(Some(full))
     }

@@ -7,10 +7,7 @@ use crate::agent::CallRecord;
 use crate::store::{CallRow, Journal};
 use std::collections::BTreeMap;
 
-/// Metrics-map keys for an LLM call's usage, recorded on the experiment it proposed.
-pub const COST_KEY: &str = "autoresearch_cost_usd";
-pub const TOKENS_IN_KEY: &str = "autoresearch_tokens_in";
-pub const TOKENS_OUT_KEY: &str = "autoresearch_tokens_out";
+pub use crate::experiment::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 
 pub(crate) fn record_usage(into: &mut BTreeMap<String, f64>, u: &crate::agent::Usage) {
     if u.input_tokens + u.output_tokens > 0 || u.cost_usd > 0.0 {

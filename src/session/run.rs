@@ -15,8 +15,7 @@ use std::time::Duration;
 /// token), so a resumed session can find and kill what a killed one left running.
 pub const SESSION_ENV: &str = "AUTORESEARCH_SESSION_ID";
 
-/// Metrics-map key recording a batch scale that differs from the platform's default.
-pub const BATCH_SCALE_KEY: &str = "autoresearch_batch_scale";
+pub use crate::experiment::BATCH_SCALE_KEY;
 
 /// One run's result.
 pub(crate) struct RunResult {

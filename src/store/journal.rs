@@ -54,7 +54,13 @@ CREATE TABLE IF NOT EXISTS experiments (
     started_at TEXT NOT NULL,
     finished_at TEXT,
     duration_s REAL,
-    state_hash TEXT NOT NULL
+    state_hash TEXT NOT NULL,
+    cost_usd REAL,
+    tokens_in REAL,
+    tokens_out REAL,
+    runs REAL,
+    sd REAL,
+    batch_scale REAL
 );
 CREATE INDEX IF NOT EXISTS experiments_session ON experiments(session_id, id);
 CREATE TABLE IF NOT EXISTS session_settings (
@@ -81,7 +87,7 @@ CREATE TABLE IF NOT EXISTS measurements (
 /// 2: where each run ran (worker, device, host) and how long it took; 3: every LLM call
 /// (`llm_calls`); 4: each run's scheduler job id; 5: each run's time in the scheduler's
 /// queue; 6: each run's training curve (`curves`).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The column names of `table`.
 pub(super) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
@@ -311,7 +317,7 @@ impl Journal {
             .execute(
                 &format!(
                     "INSERT INTO experiments (session_id, {RECORD_COLS}) VALUES (?1, {})",
-                    (2..=18)
+                    (2..=RECORD_COLS.split(", ").count() + 1)
                         .map(|i| format!("?{i}"))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -353,14 +359,21 @@ impl Journal {
             .prepare(
                 "SELECT id, iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb,
                  description, category, proposer, reason, log_path, started_at, finished_at,
-                 duration_s, state_hash FROM experiments WHERE session_id = ?1 ORDER BY id",
+                 duration_s, state_hash, cost_usd, tokens_in, tokens_out, runs, sd, batch_scale
+                 FROM experiments WHERE session_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([session_id], |row| {
                 let status: String = row.get(5)?;
                 let category: String = row.get(10)?;
-                let metrics: String = row.get(7)?;
+                let mut metrics: BTreeMap<String, f64> =
+                    serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default();
+                for (i, (key, _)) in crate::experiment::TYPED_KEYS.iter().enumerate() {
+                    if let Some(v) = row.get::<_, Option<f64>>(18 + i)? {
+                        metrics.insert((*key).to_string(), v);
+                    }
+                }
                 Ok((
                     ExperimentRecord {
                         id: row.get(0)?,
@@ -396,7 +409,7 @@ impl Journal {
                 detail: format!("experiment {} has status {status:?}", r.id),
             })?;
             r.category = Category::parse(&category).unwrap_or(Category::Other);
-            r.metrics = serde_json::from_str(&metrics).unwrap_or_default();
+            r.metrics = metrics;
             out.push(r);
         }
         Ok(out)
@@ -442,7 +455,7 @@ impl Journal {
 }
 
 /// The experiment columns every write sets, in the order of [`record_values`].
-const RECORD_COLS: &str = "iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb, description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash";
+const RECORD_COLS: &str = "iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb, description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash, cost_usd, tokens_in, tokens_out, runs, sd, batch_scale";
 
 /// A record's values for [`RECORD_COLS`].
 fn record_values(r: &ExperimentRecord) -> Vec<rusqlite::types::Value> {
@@ -450,14 +463,14 @@ fn record_values(r: &ExperimentRecord) -> Vec<rusqlite::types::Value> {
     let text = |s: &str| Value::Text(s.to_string());
     let opt_text = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
     let opt_real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
-    vec![
+    let mut values = vec![
         Value::Integer(r.iteration as i64),
         Value::Integer(i64::from(r.attempt)),
         text(&r.parent),
         text(&r.commit),
         text(r.status.as_str()),
         opt_real(finite(r.metric)),
-        text(&serde_json::to_string(&r.metrics).unwrap_or_else(|_| "{}".into())),
+        text(&serde_json::to_string(&script_metrics(&r.metrics)).unwrap_or_else(|_| "{}".into())),
         opt_real(r.memory_gb),
         text(&r.description),
         text(r.category.as_str()),
@@ -468,7 +481,26 @@ fn record_values(r: &ExperimentRecord) -> Vec<rusqlite::types::Value> {
         opt_text(&r.finished_at),
         opt_real(r.duration_s),
         text(&r.state_hash),
-    ]
+    ];
+    values.extend(
+        crate::experiment::TYPED_KEYS
+            .iter()
+            .map(|(key, _)| opt_real(finite(r.metrics.get(*key).copied()))),
+    );
+    values
+}
+
+/// The script's own numbers: `metrics` without the tool's, which have typed columns.
+fn script_metrics(metrics: &BTreeMap<String, f64>) -> BTreeMap<&str, f64> {
+    metrics
+        .iter()
+        .filter(|(k, _)| {
+            !crate::experiment::TYPED_KEYS
+                .iter()
+                .any(|(key, _)| key == k)
+        })
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect()
 }
 
 /// SQLite stores NaN as NULL; keep that explicit.
@@ -503,7 +535,7 @@ mod tests {
         }
     }
 
-    pub(super) fn session(tag: &str) -> SessionRow {
+    pub(crate) fn session(tag: &str) -> SessionRow {
         SessionRow {
             id: 0,
             tag: tag.into(),

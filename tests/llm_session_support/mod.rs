@@ -104,15 +104,20 @@ pub struct Row {
     pub description: String,
     pub commit: String,
     pub proposer: String,
+    /// The script's numbers (the journal's `metrics` JSON).
     pub metrics: serde_json::Value,
     pub log_path: Option<String>,
+    /// The LLM usage of the proposal, from the journal's typed columns.
+    pub cost_usd: Option<f64>,
+    pub tokens_in: Option<f64>,
+    pub tokens_out: Option<f64>,
 }
 
 pub fn rows(dir: &Path) -> Vec<Row> {
     let conn = rusqlite::Connection::open(dir.join(".autoresearch/journal.sqlite")).unwrap();
     let mut stmt = conn
         .prepare(
-            "SELECT iteration, attempt, status, metric, reason, description, commit_sha, proposer, metrics, log_path FROM experiments ORDER BY id",
+            "SELECT iteration, attempt, status, metric, reason, description, commit_sha, proposer, metrics, log_path, cost_usd, tokens_in, tokens_out FROM experiments ORDER BY id",
         )
         .unwrap();
     stmt.query_map([], |r| {
@@ -128,6 +133,9 @@ pub fn rows(dir: &Path) -> Vec<Row> {
             proposer: r.get(7)?,
             metrics: serde_json::from_str(&metrics).unwrap_or(serde_json::Value::Null),
             log_path: r.get(9)?,
+            cost_usd: r.get(10)?,
+            tokens_in: r.get(11)?,
+            tokens_out: r.get(12)?,
         })
     })
     .unwrap()
