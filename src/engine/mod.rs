@@ -114,7 +114,7 @@ pub fn describe_workers(workers: &[WorkerSpec], concurrency: usize, ahead: Optio
     }
     let what: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     let pairing = if kinds.len() > 1 {
-        "; mixed device kinds: runs are compared across kinds (pair by kind: not yet)"
+        "; mixed device kinds: runs are compared across kinds, not paired by kind (not yet): for exact decisions give --gpus the devices of one kind"
     } else {
         ""
     };
@@ -198,6 +198,24 @@ mod tests {
         assert!(describe_workers(&two, 2, None).contains("proposals prepared ahead (2 at a time)"));
         assert!(
             describe_workers(&two, 1, Some(0)).contains("each proposal waits for every result")
+        );
+        // Two kinds of device (the names differ): the line says the runs are not paired.
+        assert!(describe_workers(&two, 2, None).contains("not paired by kind"));
+        let same = Platform::with(
+            Accelerator::Cuda,
+            vec![
+                Gpu {
+                    name: "NVIDIA A100".into(),
+                    memory_mb: None,
+                };
+                2
+            ],
+            16,
+        );
+        let line = describe_workers(&plan_workers(&same, None, None).unwrap(), 2, None);
+        assert!(
+            line.contains("NVIDIA A100 ×2") && !line.contains("paired"),
+            "{line}"
         );
     }
 }
