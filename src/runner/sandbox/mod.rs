@@ -26,6 +26,7 @@
 //!   uses, so it suits CPU runs; use the container's `--memory` for GPU runs.
 
 mod container;
+mod enter;
 mod limits;
 mod mounts;
 mod probe;
@@ -327,8 +328,9 @@ impl Sandbox {
         matches!(self.isolation, Isolation::Box { .. })
     }
 
-    /// The process to spawn for `job`: program and arguments only; the runner adds the
-    /// directory, environment, pipes, process group and limits.
+    /// The process to spawn for `job`: program and arguments only, so that it can also be
+    /// written into a batch script (Slurm); the runner adds the directory, environment,
+    /// pipes, process group and limits. The local runner spawns `local_command`'s.
     pub(crate) fn command(&self, job: &Job) -> Command {
         match &self.isolation {
             Isolation::None => sh(&job.command),
@@ -374,6 +376,33 @@ impl Sandbox {
             }
             Isolation::Container { template, gpu } => sh(&expand(template, job, gpu)),
         }
+    }
+
+    /// The process the local runner spawns for `job`: `command`'s, but the box is made by
+    /// the child itself before exec (namespaces and binds as system calls, see `enter`)
+    /// rather than by a `mount` process per bind. `outside` adds the hooks that must run
+    /// before the child enters the box's user namespace (the parent-death signal, the
+    /// limits, joining the run's cgroup); the box's own hook is added after them.
+    pub(crate) fn local_command(
+        &self,
+        job: &Job,
+        outside: impl FnOnce(&mut Command),
+    ) -> std::io::Result<Command> {
+        let Isolation::Box {
+            share_net,
+            repo,
+            protect,
+        } = &self.isolation
+        else {
+            let mut c = self.command(job);
+            outside(&mut c);
+            return Ok(c);
+        };
+        let entry = enter::BoxEntry::new(*share_net, &box_mounts(repo, job, protect), &job.cwd)?;
+        let mut c = enter::BoxEntry::command(&job.command);
+        outside(&mut c);
+        entry.enter_in_child(&mut c);
+        Ok(c)
     }
 
     /// The box's pid 1 is a shell, which reports a command killed by signal N as exit
