@@ -125,12 +125,9 @@ impl Executor for LocalExecutor {
         };
         let mut cmd = job
             .sandbox
-            .local_command(job, |cmd| {
+            .local_command(job, cgroup.as_ref(), |cmd| {
                 set_parent_death_signal(cmd);
                 super::sandbox::apply_limits(cmd, job.sandbox.limits);
-                if let Some(cg) = &cgroup {
-                    cg.join_in_child(cmd);
-                }
             })
             .map_err(spawn_error)?;
         // Credentials are the orchestrator's, not the run's: a script (LLM-written) could

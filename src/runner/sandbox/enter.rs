@@ -1,10 +1,11 @@
 //! The box as the spawned child makes it for itself, between fork and exec: the user,
 //! mount and (unless the network is allowed) network namespaces, the uid and gid maps, the
-//! binds of `box_mounts` and loopback, each one or two system calls. The batch-script box
-//! (`mounts::box_command`, for Slurm nodes) does the same with a `mount` process per bind
-//! and per remount: 31 processes for a plain repository here, 95–160 ms of every run on a
-//! loaded machine. After the hook, `unshare` makes the pid namespace and its /proc, and
-//! `setpriv` drops every capability before the command, exactly as in the batch-script box.
+//! binds of `box_mounts` and loopback, each one or two system calls; then the pid
+//! namespace, its pid 1 cloned straight into the run's cgroup, and its /proc (`pid1`);
+//! pid 1 runs the command through `setpriv`, which drops every capability. The
+//! batch-script box (`mounts::box_command`, for Slurm nodes) does the same with programs:
+//! a `mount` process per bind and per remount (31 for a plain repository here, 95–160 ms
+//! of every run on a loaded machine), `ip` and `unshare`.
 //!
 //! Everything is prepared in the parent: the hook runs in the child of a threaded process,
 //! where allocating or taking a lock could deadlock, so it makes system calls and nothing
@@ -22,22 +23,25 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::resource::{Resource, getrlimit};
 use nix::sys::statvfs::FsFlags;
 
 use super::mounts::Mount;
+use super::pid1::{self, CgroupFds};
 
 /// pid 1 of the box's pid namespace, run by `sh -c` as the namespace's root: runs the
 /// command with no capabilities at all (empty bounding and inheritable sets, no new
 /// privileges), so it can neither unmount a bind to reveal the writable original nor regain
-/// what it lost through a setuid program. The command is a child, not exec'd (`exit $?`
-/// keeps the shell from exec'ing its last command): the group's SIGTERM reaches it (a pid 1
-/// without a handler would ignore it), and when it ends pid 1 ends and the kernel kills
-/// everything left in the namespace, whatever it did to leave the process group.
+/// what it lost through a setuid program, nor trace pid 1, which keeps them. The command is
+/// a child, not exec'd (`exit $?` keeps the shell from exec'ing its last command): the
+/// group's SIGTERM reaches it (a pid 1 without a handler would ignore it), and when it ends
+/// pid 1 ends and the kernel kills everything left in the namespace, whatever it did to
+/// leave the process group.
 const BOX_INIT: &str = r#"setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- sh -c "$1"
 exit $?"#;
 
 /// The exit status of a box that could not be made (the batch-script box's too).
-const CANNOT_BOX: i32 = 125;
+pub(super) const CANNOT_BOX: i32 = 125;
 
 /// The flags a bind's remount must repeat: in a user namespace the kernel refuses a remount
 /// that would clear them on a mount inherited from the host. Access times are left out, so
@@ -70,15 +74,22 @@ pub(crate) struct BoxEntry {
     /// before them is on the mounts beneath, where relative paths would bypass the binds.
     cwd: CString,
     cannot_enter: Vec<u8>,
+    /// The run's cgroup, for pid 1 to be made in.
+    cgroup: Option<CgroupFds>,
+    /// This process's limit on open files: what the process outside pid 1 closes where
+    /// `close_range` is missing.
+    open_files: u32,
 }
 
 impl BoxEntry {
     /// The box with `mounts` (parents first, as `box_mounts` orders them) for a run in
-    /// `cwd`. Fails only on a path that holds a NUL byte, which no system call can take.
+    /// `cwd`, its processes in `cgroup`. Fails only on a path that holds a NUL byte, which
+    /// no system call can take.
     pub(crate) fn new(
         share_net: bool,
         mounts: &[(PathBuf, Mount)],
         cwd: &Path,
+        cgroup: Option<CgroupFds>,
     ) -> io::Result<Self> {
         let binds = mounts
             .iter()
@@ -101,27 +112,16 @@ impl BoxEntry {
             binds,
             cannot_enter: format!("autoresearch box: cannot enter {}", cwd.display()).into_bytes(),
             cwd: c_path(&cwd)?,
+            cgroup,
+            open_files: getrlimit(Resource::RLIMIT_NOFILE)
+                .map_or(1024, |(soft, _)| soft.min(1 << 20) as u32),
         })
     }
 
-    /// What the child execs once inside: `unshare` for the pid namespace (and its /proc),
-    /// pid 1 a shell that runs `command` without capabilities. Killing `unshare` (the
-    /// group's SIGKILL, or our death through the parent-death signal) kills pid 1, which
-    /// takes the whole namespace with it.
+    /// What the child execs once inside, as pid 1 of the box's pid namespace.
     pub(crate) fn command(command: &str) -> Command {
-        let mut c = Command::new("unshare");
-        c.args([
-            "--pid",
-            "--fork",
-            "--kill-child=SIGKILL",
-            "--mount-proc",
-            "--",
-            "sh",
-            "-c",
-            BOX_INIT,
-            "autoresearch-box",
-        ]);
-        c.arg(command);
+        let mut c = Command::new("sh");
+        c.args(["-c", BOX_INIT, "autoresearch-box"]).arg(command);
         c
     }
 
@@ -134,7 +134,8 @@ impl BoxEntry {
     pub(crate) fn enter_in_child(self, cmd: &mut Command) {
         // SAFETY: the hook runs in the forked child before exec. It only reads `self`
         // (allocated in the parent) and makes system calls: unshare, open, write, close,
-        // mount, statfs, chdir, socket, ioctl and, on failure, _exit. No allocation, no lock.
+        // mount, statfs, chdir, socket, ioctl, clone, prctl, waitpid and _exit.
+        // No allocation, no lock.
         unsafe {
             cmd.pre_exec(move || {
                 self.enter();
@@ -143,7 +144,8 @@ impl BoxEntry {
         }
     }
 
-    /// In the child: into the namespaces, the binds, loopback. Never returns on a failure
+    /// In the child: into the namespaces, the binds, loopback, then pid 1 of the pid
+    /// namespace (the process outside never returns from here). Never returns on a failure
     /// that would leave the run less walled than promised: it says why on stderr (the
     /// run's log) and exits with `CANNOT_BOX`.
     fn enter(&self) {
@@ -178,6 +180,7 @@ impl BoxEntry {
             // Best effort, as `ip link set lo up` was: the probe says when it fails.
             loopback_up();
         }
+        pid1::become_pid1(self.cgroup, self.open_files);
     }
 }
 
@@ -272,7 +275,7 @@ fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
     unsafe_code,
     reason = "write and _exit through libc, in the forked child"
 )]
-fn fail(what: &[u8], e: Errno) -> ! {
+pub(super) fn fail(what: &[u8], e: Errno) -> ! {
     let why = e.desc().as_bytes();
     // SAFETY: write(2) on stderr and _exit(2): async-signal-safe, no allocation.
     unsafe {
@@ -322,7 +325,7 @@ mod tests {
         share_net: bool,
         script: &str,
     ) -> (i32, String, String) {
-        let entry = BoxEntry::new(share_net, mounts, dir).unwrap();
+        let entry = BoxEntry::new(share_net, mounts, dir, None).unwrap();
         let mut cmd = BoxEntry::command(script);
         entry.enter_in_child(&mut cmd);
         let out = cmd.current_dir(dir).stdin(Stdio::null()).output().unwrap();
@@ -392,7 +395,8 @@ mod tests {
     #[test]
     fn a_path_with_a_nul_byte_is_refused_before_the_spawn() {
         let bad = PathBuf::from(std::ffi::OsString::from_vec(b"/tmp/a\0b".to_vec()));
-        let err = BoxEntry::new(false, &[(bad, Mount::ReadOnly)], Path::new("/tmp")).unwrap_err();
+        let err =
+            BoxEntry::new(false, &[(bad, Mount::ReadOnly)], Path::new("/tmp"), None).unwrap_err();
         assert!(err.to_string().contains("NUL byte"), "{err}");
     }
 }

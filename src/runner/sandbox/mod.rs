@@ -29,6 +29,7 @@ mod container;
 mod enter;
 mod limits;
 mod mounts;
+mod pid1;
 mod probe;
 
 pub use container::expand;
@@ -42,6 +43,7 @@ use std::process::Command;
 use crate::config::{Network, SandboxConfig, SandboxMode, format_size};
 
 use super::Job;
+use super::cgroup::RunCgroup;
 use container::{disables_network, gpu_list};
 use mounts::{Mount, ROOT_BINDS, box_command, box_mounts, bwrap_mounts};
 
@@ -379,13 +381,15 @@ impl Sandbox {
     }
 
     /// The process the local runner spawns for `job`: `command`'s, but the box is made by
-    /// the child itself before exec (namespaces and binds as system calls, see `enter`)
-    /// rather than by a `mount` process per bind. `outside` adds the hooks that must run
+    /// the child itself before exec (namespaces, binds and pid 1 as system calls, see
+    /// `enter`) rather than by a program per step. `outside` adds the hooks that must run
     /// before the child enters the box's user namespace (the parent-death signal, the
-    /// limits, joining the run's cgroup); the box's own hook is added after them.
+    /// limits); the box's own hook is added after them. The run's processes go into
+    /// `cgroup`: pid 1 of the box is made in it, anything else joins it before exec.
     pub(crate) fn local_command(
         &self,
         job: &Job,
+        cgroup: Option<&RunCgroup>,
         outside: impl FnOnce(&mut Command),
     ) -> std::io::Result<Command> {
         let Isolation::Box {
@@ -396,9 +400,17 @@ impl Sandbox {
         else {
             let mut c = self.command(job);
             outside(&mut c);
+            if let Some(cg) = cgroup {
+                cg.join_in_child(&mut c);
+            }
             return Ok(c);
         };
-        let entry = enter::BoxEntry::new(*share_net, &box_mounts(repo, job, protect), &job.cwd)?;
+        let mounts = box_mounts(repo, job, protect);
+        let fds = cgroup.map(|cg| {
+            let (dir, procs) = cg.fds();
+            pid1::CgroupFds { dir, procs }
+        });
+        let entry = enter::BoxEntry::new(*share_net, &mounts, &job.cwd, fds)?;
         let mut c = enter::BoxEntry::command(&job.command);
         outside(&mut c);
         entry.enter_in_child(&mut c);

@@ -142,7 +142,8 @@ fn box_check(scratch: &Path) -> Result<bool, String> {
     );
     // The box as local runs get it (made by the child itself, see `enter`).
     let mounts = [(scratch.to_path_buf(), Mount::ReadOnly)];
-    let entry = BoxEntry::new(false, &mounts, scratch).map_err(|e| format!("the box: {e}"))?;
+    let entry =
+        BoxEntry::new(false, &mounts, scratch, None).map_err(|e| format!("the box: {e}"))?;
     let mut cmd = BoxEntry::command(&script);
     entry.enter_in_child(&mut cmd);
     let out = cmd
