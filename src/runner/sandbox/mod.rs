@@ -61,9 +61,10 @@ pub enum Isolation {
     /// `sh -c <command>` as it is.
     #[default]
     None,
-    /// The box: `unshare --user --map-root-user --mount --pid --fork [--net]`, read-only
-    /// binds over `protect` (paths relative to the repository and to the job's tree), then
-    /// `setpriv` with no capabilities.
+    /// The box: user, mount, pid [and network] namespaces, read-only binds over `protect`
+    /// (paths relative to the repository and to the job's tree), then `setpriv` with no
+    /// capabilities. Made by the spawned child itself for local runs (`enter`, `pid1`),
+    /// by `unshare` and a shell's `mount`s in a batch script (`mounts::box_command`).
     Box {
         share_net: bool,
         repo: PathBuf,
@@ -236,7 +237,7 @@ fn describe(s: &Sandbox, mode: SandboxMode, probe: &Probe) -> String {
                 .to_string()
         }
         Isolation::Box { share_net, .. } => format!(
-            "the box (user, mount, pid{} namespaces via `unshare`, no capabilities): {}; read-only: .git, the editable and read-only files, .autoresearch but the run's folder; hidden: the orchestrator's processes, environment and memory; not stopped: reading what your user can read, writing elsewhere (home, ~/.cache, {}, the repository's other files)",
+            "the box (user, mount, pid{} namespaces, no capabilities): {}; read-only: .git, the editable and read-only files, .autoresearch but the run's folder; hidden: the orchestrator's processes, environment and memory; not stopped: reading what your user can read, writing elsewhere (home, ~/.cache, {}, the repository's other files)",
             if *share_net { "" } else { ", network" },
             if *share_net {
                 "network allowed"
