@@ -51,6 +51,11 @@ struct CloneArgs {
 /// returns from the hook and std execs the command line. `open_files`: the descriptors
 /// the process outside closes (all above 2, where `close_range` is missing).
 pub(crate) fn become_pid1(cgroup: Option<CgroupFds>, open_files: u32) {
+    // Before the clone, so that neither process ever runs an orchestrator's handler (the
+    // process outside never execs) and the group's SIGTERM never finds the process
+    // outside unprepared; pid 1 takes its signals back before it execs.
+    default_signal_handlers();
+    mask_group_signals(libc::SIG_BLOCK);
     let (pid, in_cgroup) = clone_pid1(cgroup);
     if pid < 0 {
         fail(
@@ -61,6 +66,7 @@ pub(crate) fn become_pid1(cgroup: Option<CgroupFds>, open_files: u32) {
     if pid > 0 {
         wait_and_exit_as(pid, open_files);
     }
+    mask_group_signals(libc::SIG_UNBLOCK);
     // pid 1. Killed with the process outside (the group's SIGKILL, or our death), as with
     // `unshare --kill-child`: pid 1's death takes the whole namespace with it.
     die_with_parent();
@@ -129,10 +135,12 @@ fn clone_pid1(cgroup: Option<CgroupFds>) -> (libc::c_long, bool) {
     (pid, false)
 }
 
-/// The process outside the namespace: holds nothing open but the run's stdio (std's
-/// exec-error pipe among the rest, so that `spawn` returns once pid 1 has exec'd), ignores
-/// the group's SIGTERM and SIGINT (pid 1's command gets them and decides), waits for
-/// pid 1 and exits as it did.
+/// The process outside the namespace (SIGTERM and SIGINT blocked, default handlers: see
+/// `become_pid1`): holds nothing open but the run's stdio (std's exec-error pipe among the
+/// rest, so that `spawn` returns once pid 1 has exec'd), waits for pid 1 and exits as it
+/// did; the group's SIGTERM is pid 1's command's to answer. It is a fork of the orchestrator that never execs: it is
+/// made non-dumpable, so no process of this user can read its copy of the orchestrator's
+/// memory or environment (the run cannot see it at all: it is outside the pid namespace).
 #[expect(
     unsafe_code,
     reason = "close_range, sigprocmask, waitpid, kill and _exit through libc"
@@ -141,16 +149,12 @@ fn wait_and_exit_as(pid: libc::c_long, open_files: u32) -> ! {
     let pid = pid as libc::pid_t;
     // SAFETY: plain system calls on this process's own descriptors, mask and child.
     unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
             for fd in 3..open_files.max(1024) {
                 libc::close(fd as i32);
             }
         }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let mut status = 0;
         loop {
             if libc::waitpid(pid, &mut status, 0) == pid {
@@ -163,11 +167,47 @@ fn wait_and_exit_as(pid: libc::c_long, open_files: u32) -> ! {
         if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
             libc::signal(sig, libc::SIG_DFL);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            mask_group_signals(libc::SIG_UNBLOCK);
             libc::kill(libc::getpid(), sig);
             libc::_exit(128 + sig);
         }
         libc::_exit(libc::WEXITSTATUS(status))
+    }
+}
+
+/// What exec does to signal handlers: every caught signal back to its default action
+/// (ignored ones stay ignored).
+#[expect(unsafe_code, reason = "sigaction through libc")]
+fn default_signal_handlers() {
+    // SAFETY: sigaction on this process's own dispositions, with zeroed plain C data.
+    unsafe {
+        // Linux has signals 1 to 64 (_NSIG); sigaction refuses the others.
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_IGN
+                && old.sa_sigaction != libc::SIG_DFL
+            {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Blocks or unblocks SIGTERM and SIGINT, what the runner sends the group (as `unshare
+/// --fork` blocks them while it waits).
+#[expect(unsafe_code, reason = "sigprocmask through libc")]
+fn mask_group_signals(how: libc::c_int) {
+    // SAFETY: sigprocmask on this thread's own mask, with plain C data.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigprocmask(how, &set, std::ptr::null_mut());
     }
 }
 
@@ -204,6 +244,7 @@ mod tests {
     use super::super::enter::BoxEntry;
     use super::CgroupFds;
     use crate::runner::cgroup::RunCgroup;
+    use nix::libc;
 
     fn boxed() -> bool {
         let p = Probe::cached();
@@ -250,6 +291,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // Blocks on its input: spawn must have returned for the test to send it.
         let mut child = spawn_boxed(d.path(), "read x; echo \"got $x\"; exit 5", None);
+        // The process outside, as spawn left it: none of this process's handlers (the
+        // test harness catches SIGSEGV), the group's SIGTERM and SIGINT blocked.
+        let mask = |pid: String, key: &str| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            u64::from_str_radix(line[key.len()..].trim(), 16).unwrap()
+        };
+        let outside = child.id().to_string();
+        // Standard signals only: glibc keeps its own two above them (setxid, cancel).
+        let caught = |pid: &str| mask(pid.into(), "SigCgt:") & 0x7fff_ffff;
+        assert_ne!(
+            caught("self"),
+            0,
+            "the harness catches nothing: nothing tested"
+        );
+        assert_eq!(caught(&outside), 0);
+        let term_int = (1 << (libc::SIGTERM - 1)) | (1 << (libc::SIGINT - 1));
+        assert_eq!(mask(outside, "SigBlk:") & term_int, term_int);
         child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
         assert_eq!(first_line(&mut child), "got hi");
         assert_eq!(child.wait().unwrap().code(), Some(5));
