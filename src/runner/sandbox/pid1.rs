@@ -330,6 +330,31 @@ mod tests {
         assert_eq!((status.code(), status.signal()), (Some(3), None));
     }
 
+    /// Where the kernel cannot clone into the cgroup (before Linux 5.7; here: a descriptor
+    /// that is not a cgroup's), pid 1 joins it through `cgroup.procs` instead.
+    #[test]
+    fn where_the_clone_cannot_enter_the_cgroup_pid_1_joins_it() {
+        if !boxed() {
+            return;
+        }
+        let Some(parent) = Probe::cached().cgroup.clone() else {
+            eprintln!("SKIPPED: no cgroup per run here");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let name = format!("pid1-join-{}", std::process::id());
+        let cg = RunCgroup::create(&parent, &name).unwrap();
+        let (_, procs) = cg.fds();
+        let not_a_cgroup = std::fs::File::open("/dev/null").unwrap();
+        let dir = std::os::fd::AsRawFd::as_raw_fd(&not_a_cgroup);
+        let script = "grep '^0::' /proc/self/cgroup; read x";
+        let mut child = spawn_boxed(d.path(), script, Some(CgroupFds { dir, procs }));
+        let line = first_line(&mut child);
+        assert!(line.contains(&format!("autoresearch-run-{name}")), "{line}");
+        assert!(!cg.kill_all().is_empty());
+        assert!(!child.wait().unwrap().success());
+    }
+
     #[test]
     fn pid_1_is_made_in_the_runs_cgroup() {
         if !boxed() {
