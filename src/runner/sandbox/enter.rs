@@ -69,6 +69,8 @@ pub(crate) struct BoxEntry {
     /// `unshare --map-root-user`.
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
+    /// Whether this process runs as root, whose /proc files stay its own when non-dumpable.
+    root: bool,
     binds: Vec<Bind>,
     /// The working directory, entered again once the binds are made: the one entered
     /// before them is on the mounts beneath, where relative paths would bypass the binds.
@@ -108,6 +110,7 @@ impl BoxEntry {
         Ok(BoxEntry {
             share_net,
             uid_map: format!("0 {} 1", nix::unistd::geteuid()).into_bytes(),
+            root: nix::unistd::geteuid().is_root(),
             gid_map: format!("0 {} 1", nix::unistd::getegid()).into_bytes(),
             binds,
             cannot_enter: format!("autoresearch box: cannot enter {}", cwd.display()).into_bytes(),
@@ -156,13 +159,28 @@ impl BoxEntry {
         if let Err(e) = unshare(ns) {
             fail(b"autoresearch box: cannot make its namespaces (unshare)", e);
         }
+        // A non-dumpable process's /proc files are root's (`autoresearch run` makes itself
+        // non-dumpable, and this fork inherits it), so a user who is not root cannot write
+        // its own maps: dumpable for these three writes only, as the exec'd `unshare` was.
+        // Nothing in a box can see this process to trace it meanwhile (it is outside every
+        // run's pid namespace); a process of this user outside any box could, and could read
+        // the user's shell's environment as well.
+        let lift = !self.root && dumpable() == Some(false);
+        if lift {
+            set_dumpable(true);
+        }
         // As `unshare --map-root-user`: setgroups first (an unprivileged gid_map needs it;
         // the file is missing before Linux 3.19, where the map works without).
         let _ = write_file(c"/proc/self/setgroups", b"deny");
-        if let Err(e) = write_file(c"/proc/self/uid_map", &self.uid_map) {
+        let uid = write_file(c"/proc/self/uid_map", &self.uid_map);
+        let gid = uid.and_then(|()| write_file(c"/proc/self/gid_map", &self.gid_map));
+        if lift {
+            set_dumpable(false);
+        }
+        if let Err(e) = uid {
             fail(b"autoresearch box: cannot write its uid_map", e);
         }
-        if let Err(e) = write_file(c"/proc/self/gid_map", &self.gid_map) {
+        if let Err(e) = gid {
             fail(b"autoresearch box: cannot write its gid_map", e);
         }
         // Nothing made in here propagates out (as `unshare --mount` does by default).
@@ -247,6 +265,25 @@ fn loopback_up() {
             libc::ioctl(s, libc::SIOCSIFFLAGS as _, &req);
         }
         libc::close(s);
+    }
+}
+
+/// Whether this process is dumpable (`PR_GET_DUMPABLE`), None where it cannot say.
+#[expect(unsafe_code, reason = "prctl through libc")]
+fn dumpable() -> Option<bool> {
+    // SAFETY: a plain system call.
+    match unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } {
+        0 => Some(false),
+        n if n > 0 => Some(true),
+        _ => None,
+    }
+}
+
+#[expect(unsafe_code, reason = "prctl through libc")]
+fn set_dumpable(on: bool) {
+    // SAFETY: a plain system call.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0);
     }
 }
 
