@@ -47,9 +47,9 @@ struct CloneArgs {
 }
 
 /// Makes pid 1 of a new pid namespace. Returns in pid 1 only, with its /proc mounted and in
-/// the run's cgroup (best effort, as before); the caller then
-/// returns from the hook and std execs the command line. `open_files`: the descriptors
-/// the process outside closes (all above 2, where `close_range` is missing).
+/// the run's cgroup (best effort, as before); the caller then returns from the hook and
+/// std execs the command line. `open_files`: the descriptors the process outside closes
+/// (all above 2, where `close_range` is missing).
 pub(crate) fn become_pid1(cgroup: Option<CgroupFds>, open_files: u32) {
     // Before the clone, so that neither process ever runs an orchestrator's handler (the
     // process outside never execs) and the group's SIGTERM never finds the process
@@ -68,7 +68,9 @@ pub(crate) fn become_pid1(cgroup: Option<CgroupFds>, open_files: u32) {
     }
     mask_group_signals(libc::SIG_UNBLOCK);
     // pid 1. Killed with the process outside (the group's SIGKILL, or our death), as with
-    // `unshare --kill-child`: pid 1's death takes the whole namespace with it.
+    // `unshare --kill-child`: pid 1's death takes the whole namespace with it. (Should the
+    // process outside die before this line, as it could before unshare's, pid 1 is still
+    // in the run's cgroup and carries its token, which the runner's cleanup kills.)
     die_with_parent();
     if let (false, Some(cg)) = (in_cgroup, cgroup) {
         // A failed join leaves it where it was: the pid namespace, the group and the token
