@@ -22,9 +22,12 @@ Definitions (also in BENCHMARKS.md):
 - flood: a script that writes 100 MB of `loss: <number>` lines. Alone: the wall time of
   the same command line (`sh -c "python3 -S train.py"`) with stdout to a file (as the
   harness logs it). Under the harness: the run's `duration_s` (spawn, sandbox set-up and
-  all, to the moment the harness has seen it end). Medians of 3.
+  all, to the moment the harness has seen it end). Medians of 3 (`--repeat N`). The same
+  for a script that only prints its metric: what is left there is the fixed cost per run
+  (spawn, the sandbox, the cgroup, the end of the run).
 
 Usage: cargo build --release && python3 bench/overhead.py [--experiments 40] [--rows 10000]
+       python3 bench/overhead.py --flood-only [--repeat 5]   (the one-run rows alone)
 """
 
 import argparse
@@ -181,13 +184,13 @@ def overhead(binary, k, rows, workers, rounds=3):
         shutil.rmtree(large_dir, ignore_errors=True)
 
 
-def flood(binary, script=FLOOD, sandbox=True):
-    """Medians of 3: (alone, under the harness) seconds of one run of `script`."""
+def flood(binary, script=FLOOD, sandbox=True, repeat=3):
+    """Medians of `repeat`: (alone, under the harness) seconds of one run of `script`."""
     d = tempfile.mkdtemp(prefix="ar-overhead-")
     try:
         make_repo(d, script, "" if sandbox else '\n[sandbox]\nmode = "none"\n')
         alone = []
-        for _ in range(3):
+        for _ in range(repeat):
             with open(os.path.join(d, "alone.log"), "wb") as log:
                 t = time.monotonic()
                 # The command line the harness runs, through the shell as it does.
@@ -196,7 +199,7 @@ def flood(binary, script=FLOOD, sandbox=True):
         os.remove(os.path.join(d, "alone.log"))
         # The baseline's run of a new session each time (greedy: one run).
         under = []
-        for i in range(3):
+        for i in range(repeat):
             _, durations = session(binary, d, 1, tag=f"flood{i}")
             under.append(durations[0])
         return statistics.median(alone), statistics.median(under)
@@ -210,23 +213,35 @@ def main():
     ap.add_argument("--rows", type=int, default=10000, help="the large journal's experiments")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "autoresearch"))
     ap.add_argument("--skip-flood", action="store_true")
+    ap.add_argument("--flood-only", action="store_true", help="only the one-run rows (a minute)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per one-run row (the median is shown)")
     a = ap.parse_args()
+    if not a.flood_only:
+        experiments(a)
+    if not a.skip_flood:
+        runs(a)
+
+
+def experiments(a):
     print(f"harness overhead per experiment, median of {a.experiments} (search proposer, greedy)")
     print(f"{'setup':<24}{'10 rows':>10}{f'{a.rows} rows':>13}{'ratio':>8}")
     for workers, label in [(None, "one-tree loop"), (1, "engine, --workers 1")]:
         small, large, n = overhead(a.binary, a.experiments, a.rows, workers)
         s, l = median_ms(small), median_ms(large)
         print(f"{label:<24}{s:>8.1f}ms{l:>11.1f}ms{l / s:>8.2f}   ({n} rows; {len(small)} and {len(large)} measured)")
-    if not a.skip_flood:
-        print("one run, alone vs under the harness (medians of 3)")
-        for label, script, sandbox in [
-            ("100 MB of progress lines", FLOOD, True),
-            ("the same, [sandbox] none", FLOOD, False),
-            ("a script that only prints its metric", TRIVIAL, True),
-        ]:
-            alone, under = flood(a.binary, script, sandbox)
-            print(f"  {label:<38} alone {alone:.3f} s, under {under:.3f} s, "
-                  f"ratio {under / alone:.2f}")
+
+
+def runs(a):
+    print(f"one run, alone vs under the harness (medians of {a.repeat})")
+    for label, script, sandbox in [
+        ("100 MB of progress lines", FLOOD, True),
+        ("the same, [sandbox] none", FLOOD, False),
+        ("a script that only prints its metric", TRIVIAL, True),
+        ("the same, [sandbox] none", TRIVIAL, False),
+    ]:
+        alone, under = flood(a.binary, script, sandbox, a.repeat)
+        print(f"  {label:<38} alone {alone:.3f} s, under {under:.3f} s, "
+              f"ratio {under / alone:.2f}")
 
 
 if __name__ == "__main__":

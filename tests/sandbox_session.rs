@@ -446,3 +446,73 @@ fn attack(args: &[&str]) {
     assert_eq!(with_arg(&marker), Vec::<i32>::new(), "the escapee survived");
     assert!(survivors(d).is_empty());
 }
+
+/// The box for a user who is not root: `autoresearch run` makes itself non-dumpable, which
+/// makes its (and its children's) /proc files root's, and the box's child must still
+/// write its own uid and gid maps there. Run as root, this runs the session as `nobody`;
+/// run as anyone else, every other test here is already that case.
+#[test]
+fn the_box_works_for_a_user_who_is_not_root() {
+    if !available(Probe::cached().boxed, "the box") {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: not root: the other tests here run the box as this user");
+        return;
+    }
+    // Where the build lives under a folder only root may enter (/root), nobody cannot
+    // start the binary at all: nothing about the box to learn there.
+    let exe = Path::new(env!("CARGO_BIN_EXE_autoresearch"));
+    let others_may = |p: &Path, bits: u32| {
+        std::fs::metadata(p)
+            .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & bits == bits)
+    };
+    let reachable = exe.ancestors().skip(1).all(|d| others_may(d, 0o001))
+        && others_may(exe, 0o005)
+        && others_may(Path::new("/usr/bin/python3"), 0o005);
+    if !reachable {
+        eprintln!(
+            "SKIPPED: nobody cannot run {} or /usr/bin/python3 here",
+            exe.display()
+        );
+        return;
+    }
+    let body = "print(f'val_bpb: {1.0 + LR:.6f}')";
+    let dir = repo(&[
+        ("train.py", &train_py(body)),
+        (
+            "autoresearch.toml",
+            &config("").replace("python3 train.py", "/usr/bin/python3 train.py"),
+        ),
+    ]);
+    // The repository is nobody's (git refuses a repository of another user) and so is the
+    // temp dir's folder it lives in, as a normal user's would be.
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.path()).unwrap()),
+        nobody.as_raw()
+    );
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_autoresearch"))
+        .args(["run", "--yes", "-n", "1", "--repo"])
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("AUTORESEARCH_PLATFORM", "cpu")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("sandbox: the box"), "{all}");
+    assert!(!all.contains("the box is not available"), "{all}");
+    assert!(all.contains("[0] keep"), "{all}");
+}

@@ -68,6 +68,8 @@ pub(crate) struct RunCgroup {
     dir: PathBuf,
     /// `cgroup.procs`, open for the child to write `0` (itself) into before exec.
     procs: File,
+    /// The folder itself, for a child cloned straight into it (`CLONE_INTO_CGROUP`).
+    dir_fd: File,
 }
 
 impl RunCgroup {
@@ -75,11 +77,12 @@ impl RunCgroup {
     pub(crate) fn create(parent: &Path, name: &str) -> std::io::Result<RunCgroup> {
         let dir = parent.join(format!("{PREFIX}{name}"));
         std::fs::create_dir(&dir)?;
-        match std::fs::OpenOptions::new()
+        let opened = std::fs::OpenOptions::new()
             .write(true)
             .open(dir.join("cgroup.procs"))
-        {
-            Ok(procs) => Ok(RunCgroup { dir, procs }),
+            .and_then(|procs| Ok((procs, File::open(&dir)?)));
+        match opened {
+            Ok((procs, dir_fd)) => Ok(RunCgroup { dir, procs, dir_fd }),
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
                 Err(e)
@@ -106,6 +109,13 @@ impl RunCgroup {
                 Ok(())
             });
         }
+    }
+
+    /// The folder's and `cgroup.procs`'s descriptors, open as long as this lives: for a
+    /// hook that puts the child (or the child it clones) in here.
+    pub(crate) fn fds(&self) -> (i32, i32) {
+        use std::os::fd::AsRawFd;
+        (self.dir_fd.as_raw_fd(), self.procs.as_raw_fd())
     }
 
     /// Kills every process in the cgroup; returns those that were in it (pid and start

@@ -110,9 +110,26 @@ impl Executor for LocalExecutor {
         let sink = LogSink::create(&job.log_path, job.max_log_bytes).map_err(log_error)?;
         let sink = Arc::new(Mutex::new(sink));
 
+        // Best effort: without its cgroup the run is still found by its group and token.
+        let cgroup = job
+            .sandbox
+            .cgroup
+            .as_deref()
+            .and_then(|parent| RunCgroup::create(parent, &token).ok());
         // `sh -c <command>`, or the sandbox's wrapper around it (which execs or waits for it
-        // in this same group, with this same environment).
-        let mut cmd = job.sandbox.command(job);
+        // in this same group, with this same environment). The hooks given here run in the
+        // child before it enters the box (if any): outside its user namespace.
+        let spawn_error = |source| RunnerError::Spawn {
+            command: job.command.clone(),
+            source,
+        };
+        let mut cmd = job
+            .sandbox
+            .local_command(job, cgroup.as_ref(), |cmd| {
+                set_parent_death_signal(cmd);
+                super::sandbox::apply_limits(cmd, job.sandbox.limits);
+            })
+            .map_err(spawn_error)?;
         // Credentials are the orchestrator's, not the run's: a script (LLM-written) could
         // print its environment into the log, or send it somewhere.
         remove_secrets(&mut cmd);
@@ -125,22 +142,8 @@ impl Executor for LocalExecutor {
             // Its own group, so one signal reaches the script and everything it starts,
             // and a Ctrl-C at the terminal does not reach it behind our back.
             .process_group(0);
-        set_parent_death_signal(&mut cmd);
-        super::sandbox::apply_limits(&mut cmd, job.sandbox.limits);
-        // Best effort: without its cgroup the run is still found by its group and token.
-        let cgroup = job
-            .sandbox
-            .cgroup
-            .as_deref()
-            .and_then(|parent| RunCgroup::create(parent, &token).ok());
-        if let Some(cg) = &cgroup {
-            cg.join_in_child(&mut cmd);
-        }
         let start = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
-            command: job.command.clone(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(spawn_error)?;
         // Whatever unwinds from here on (a panicking `on_line`, no thread for a reader)
         // must not leave the run behind.
         let guard = KillGroupOnDrop(Some(child.id() as i32));

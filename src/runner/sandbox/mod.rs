@@ -26,8 +26,10 @@
 //!   uses, so it suits CPU runs; use the container's `--memory` for GPU runs.
 
 mod container;
+mod enter;
 mod limits;
 mod mounts;
+mod pid1;
 mod probe;
 
 pub use container::expand;
@@ -41,6 +43,7 @@ use std::process::Command;
 use crate::config::{Network, SandboxConfig, SandboxMode, format_size};
 
 use super::Job;
+use super::cgroup::RunCgroup;
 use container::{disables_network, gpu_list};
 use mounts::{Mount, ROOT_BINDS, box_command, box_mounts, bwrap_mounts};
 
@@ -58,9 +61,10 @@ pub enum Isolation {
     /// `sh -c <command>` as it is.
     #[default]
     None,
-    /// The box: `unshare --user --map-root-user --mount --pid --fork [--net]`, read-only
-    /// binds over `protect` (paths relative to the repository and to the job's tree), then
-    /// `setpriv` with no capabilities.
+    /// The box: user, mount, pid [and network] namespaces, read-only binds over `protect`
+    /// (paths relative to the repository and to the job's tree), then `setpriv` with no
+    /// capabilities. Made by the spawned child itself for local runs (`enter`, `pid1`),
+    /// by `unshare` and a shell's `mount`s in a batch script (`mounts::box_command`).
     Box {
         share_net: bool,
         repo: PathBuf,
@@ -233,7 +237,7 @@ fn describe(s: &Sandbox, mode: SandboxMode, probe: &Probe) -> String {
                 .to_string()
         }
         Isolation::Box { share_net, .. } => format!(
-            "the box (user, mount, pid{} namespaces via `unshare`, no capabilities): {}; read-only: .git, the editable and read-only files, .autoresearch but the run's folder; hidden: the orchestrator's processes, environment and memory; not stopped: reading what your user can read, writing elsewhere (home, ~/.cache, {}, the repository's other files)",
+            "the box (user, mount, pid{} namespaces, no capabilities): {}; read-only: .git, the editable and read-only files, .autoresearch but the run's folder; hidden: the orchestrator's processes, environment and memory; not stopped: reading what your user can read, writing elsewhere (home, ~/.cache, {}, the repository's other files)",
             if *share_net { "" } else { ", network" },
             if *share_net {
                 "network allowed"
@@ -327,8 +331,9 @@ impl Sandbox {
         matches!(self.isolation, Isolation::Box { .. })
     }
 
-    /// The process to spawn for `job`: program and arguments only; the runner adds the
-    /// directory, environment, pipes, process group and limits.
+    /// The process to spawn for `job`: program and arguments only, so that it can also be
+    /// written into a batch script (Slurm); the runner adds the directory, environment,
+    /// pipes, process group and limits. The local runner spawns `local_command`'s.
     pub(crate) fn command(&self, job: &Job) -> Command {
         match &self.isolation {
             Isolation::None => sh(&job.command),
@@ -374,6 +379,43 @@ impl Sandbox {
             }
             Isolation::Container { template, gpu } => sh(&expand(template, job, gpu)),
         }
+    }
+
+    /// The process the local runner spawns for `job`: `command`'s, but the box is made by
+    /// the child itself before exec (namespaces, binds and pid 1 as system calls, see
+    /// `enter`) rather than by a program per step. `outside` adds the hooks that must run
+    /// before the child enters the box's user namespace (the parent-death signal, the
+    /// limits); the box's own hook is added after them. The run's processes go into
+    /// `cgroup`: pid 1 of the box is made in it, anything else joins it before exec.
+    pub(crate) fn local_command(
+        &self,
+        job: &Job,
+        cgroup: Option<&RunCgroup>,
+        outside: impl FnOnce(&mut Command),
+    ) -> std::io::Result<Command> {
+        let Isolation::Box {
+            share_net,
+            repo,
+            protect,
+        } = &self.isolation
+        else {
+            let mut c = self.command(job);
+            outside(&mut c);
+            if let Some(cg) = cgroup {
+                cg.join_in_child(&mut c);
+            }
+            return Ok(c);
+        };
+        let mounts = box_mounts(repo, job, protect);
+        let fds = cgroup.map(|cg| {
+            let (dir, procs) = cg.fds();
+            pid1::CgroupFds { dir, procs }
+        });
+        let entry = enter::BoxEntry::new(*share_net, &mounts, &job.cwd, fds)?;
+        let mut c = enter::BoxEntry::command(&job.command);
+        outside(&mut c);
+        entry.enter_in_child(&mut c);
+        Ok(c)
     }
 
     /// The box's pid 1 is a shell, which reports a command killed by signal N as exit

@@ -31,7 +31,9 @@ pub(crate) enum Mount {
     WritableIfThere,
 }
 
-/// The box's pid 1, run by `sh -c` inside the new namespaces as their root: binds each
+/// The batch-script box's pid 1 (a Slurm job's script can carry argv only; local runs enter
+/// the same box through system calls, see `enter`), run by `sh -c` inside the new
+/// namespaces as their root: binds each
 /// `ro:PATH` / `rw:PATH` / `rt:PATH` (read-only where possible) argument over itself
 /// (parents first), brings loopback up, then
 /// enters the working directory again (the one inherited is on the mount beneath the binds,
@@ -60,7 +62,8 @@ ip link set lo up 2>/dev/null
 setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- sh -c "$cmd"
 exit $?"#;
 
-/// `unshare … -- sh -c BOX_INIT` around `command`, with `mounts` applied inside.
+/// `unshare … -- sh -c BOX_INIT` around `command`, with `mounts` applied inside: the box as
+/// a command line, for a batch script.
 pub(crate) fn box_command(command: &str, share_net: bool, mounts: &[(PathBuf, Mount)]) -> Command {
     let mut c = Command::new("unshare");
     // A user namespace even for root: it is what makes the binds lockable and the

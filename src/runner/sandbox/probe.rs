@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use super::enter::BoxEntry;
 use super::mounts::{self, Mount};
 
 /// What this machine can isolate with, found by trying each method once.
@@ -130,15 +131,23 @@ fn try_box() -> Result<bool, String> {
 
 fn box_check(scratch: &Path) -> Result<bool, String> {
     let target = scratch.join("wall");
+    // Loopback is up when `ip` says so or, without `ip`, when its address is in the
+    // namespace's routing table (the kernel adds 127.0.0.1 only once lo is up).
     let script = format!(
-        "ip link show lo 2>/dev/null | grep -q ',UP' && echo LOOPBACK-UP; \
+        "{{ ip link show lo 2>/dev/null | grep -q ',UP' || grep -q '127\\.0\\.0\\.1' /proc/net/fib_trie 2>/dev/null; }} && echo LOOPBACK-UP; \
          (echo x > '{}') 2>/dev/null && echo WALL-BROKEN; \
          grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status || echo CAPS-KEPT; \
          echo BOX-OK",
         target.display()
     );
-    let mut cmd = mounts::box_command(&script, false, &[(scratch.to_path_buf(), Mount::ReadOnly)]);
+    // The box as local runs get it (made by the child itself, see `enter`).
+    let mounts = [(scratch.to_path_buf(), Mount::ReadOnly)];
+    let entry =
+        BoxEntry::new(false, &mounts, scratch, None).map_err(|e| format!("the box: {e}"))?;
+    let mut cmd = BoxEntry::command(&script);
+    entry.enter_in_child(&mut cmd);
     let out = cmd
+        .current_dir(scratch)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| match e.kind() {
