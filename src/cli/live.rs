@@ -17,6 +17,8 @@ pub(crate) struct Live {
     budget_s: f64,
     /// The LLM call's line while one is out.
     llm: Arc<Mutex<Option<ProgressBar>>>,
+    /// The terminal could not be written to: nothing is drawn any more.
+    gone: bool,
 }
 
 impl Live {
@@ -27,6 +29,7 @@ impl Live {
             bars: BTreeMap::new(),
             budget_s: 0.0,
             llm: Arc::new(Mutex::new(None)),
+            gone: false,
         }
     }
 
@@ -67,10 +70,18 @@ impl Live {
         let _ = self.multi.clear();
     }
 
-    /// Prints `text` and a newline above the live lines.
-    pub(crate) fn print(&self, text: &str) {
-        self.multi
-            .suspend(|| super::terminal::out(format_args!("{text}\n")));
+    /// Prints `text` and a newline above the live lines. Once the terminal is gone (a
+    /// hangup: EIO) the lines are given up and text goes out as plain lines, whose errors
+    /// are ignored: the session must still stop cleanly and record what it did.
+    pub(crate) fn print(&mut self, text: &str) {
+        if !self.gone && self.multi.println(text).is_ok() {
+            return;
+        }
+        if !self.gone {
+            self.gone = true;
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        super::terminal::out(format_args!("{text}\n"));
     }
 
     /// The sink for an LLM call's progress (called from the proposer's threads): a line

@@ -289,7 +289,7 @@ impl Reporter {
     }
 
     fn line(&mut self, text: &str) {
-        match &self.live {
+        match &mut self.live {
             Some(live) => live.print(text),
             None => out(format_args!("{text}\n")),
         }
