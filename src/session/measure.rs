@@ -1,6 +1,7 @@
-//! Deciding: the baseline's seeded runs, the candidate's runs as the policy asks, the OOM
-//! retry, the keep/discard decision, drift rechecks, and the records, chart and report
-//! that follow each decision.
+//! The records of decisions the engine makes (`engine::decide`): the baseline's (measured
+//! or crashed), an OOM retry's, each experiment's final record (journal, the research
+//! branch on a keep, results.tsv), a recheck folded into the best, and the chart and
+//! progress report that follow.
 
 use super::run::RunResult;
 use super::{Event, Session, SessionError, now, rel};

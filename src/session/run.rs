@@ -1,6 +1,7 @@
-//! One training run of an experiment's code: the read-only check, the job (environment,
-//! sandbox, log), the executor, the metric and the crash reason, and its measurement in the
-//! journal. Decides nothing.
+//! What one training run is made of and gives: the job (environment, sandbox, log) the
+//! engine's workers submit, the paths a run must not change, the metric and the crash
+//! reason read from its log, and the measurements and noise read back from the journal.
+//! Decides nothing.
 
 use super::{Event, Session, SessionError, rel};
 use crate::decision::policy::NoiseModel;
