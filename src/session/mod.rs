@@ -20,7 +20,6 @@ mod start;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub(crate) use cost::{record_usage, write_calls};
 pub use events::Event;
-pub(crate) use guard::undo_run_changes;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY};
 pub(crate) use measure::{crash_reason, evidence, pruned_reason};
