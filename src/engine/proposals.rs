@@ -24,7 +24,7 @@ pub(crate) struct Snapshot {
     /// The commit the proposal is made on (the best, or a crashed experiment to repair).
     pub commit: String,
     pub files: BTreeMap<PathBuf, String>,
-    pub history: Vec<ExperimentRecord>,
+    pub history: std::sync::Arc<Vec<ExperimentRecord>>,
     pub seen: HashSet<String>,
     pub last_crash_tail: Option<String>,
     pub scratchpad: Option<String>,

@@ -379,7 +379,10 @@ impl Session<'_> {
             updated.metrics.insert(SD_KEY.into(), sd);
         }
         self.journal.update(&updated)?;
-        if let Some(h) = self.history.iter_mut().find(|h| h.id == best.id) {
+        if let Some(h) = std::sync::Arc::make_mut(&mut self.history)
+            .iter_mut()
+            .find(|h| h.id == best.id)
+        {
             *h = updated;
         }
         self.write_results()?;
@@ -426,7 +429,7 @@ impl Session<'_> {
         rec.duration_s = Some(r.outcome.duration.as_secs_f64());
         self.journal.update(rec)?;
         self.remember(rec.clone());
-        self.write_results()?;
+        self.add_result(rec)?;
         Ok(())
     }
 

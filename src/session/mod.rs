@@ -181,7 +181,9 @@ pub struct Session<'a> {
     pub(crate) opts: Options,
     pub(crate) row: SessionRow,
     /// Every experiment of this session in the journal's order (by id), oldest first.
-    pub(crate) history: Vec<ExperimentRecord>,
+    /// Shared: a proposal's snapshot takes it without a copy (one is made only when the
+    /// session records while a proposer still holds it).
+    pub(crate) history: std::sync::Arc<Vec<ExperimentRecord>>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
     pub(crate) session_token: String,
     /// Unfinished experiments of the killed session whose jobs still run: followed first.
@@ -214,6 +216,8 @@ pub struct Session<'a> {
     pub(crate) proposed_by: Option<String>,
     /// What this invocation runs with, as recorded in the journal for the reports.
     pub(crate) settings: crate::store::SessionSettings,
+    /// What results.tsv holds as this session last wrote it (`None`: not known).
+    pub(crate) results_written: Option<crate::store::results::Written>,
 }
 
 impl<'a> Session<'a> {
@@ -561,9 +565,29 @@ impl<'a> Session<'a> {
     }
 
     /// Regenerates results.tsv from the journal's view of this session.
-    pub(crate) fn write_results(&self) -> Result<(), SessionError> {
+    pub(crate) fn write_results(&mut self) -> Result<(), SessionError> {
         let path = self.repo.root().join(&self.config.results);
-        crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
+        self.results_written = None;
+        self.results_written = Some(crate::store::results::write(
+            &path,
+            &self.config.metric.name,
+            &self.history,
+        )?);
+        Ok(())
+    }
+
+    /// Puts `rec`, just finished and remembered, into results.tsv (appended when it is
+    /// the last row, see [`crate::store::results::record`]).
+    pub(crate) fn add_result(&mut self, rec: &ExperimentRecord) -> Result<(), SessionError> {
+        let path = self.repo.root().join(&self.config.results);
+        let written = self.results_written.take();
+        self.results_written = Some(crate::store::results::record(
+            &path,
+            &self.config.metric.name,
+            &self.history,
+            rec,
+            written,
+        )?);
         Ok(())
     }
 
@@ -572,7 +596,7 @@ impl<'a> Session<'a> {
     /// order, and a resume reads them back in this one.
     pub(crate) fn remember(&mut self, rec: ExperimentRecord) {
         let at = self.history.partition_point(|r| r.id < rec.id);
-        self.history.insert(at, rec);
+        std::sync::Arc::make_mut(&mut self.history).insert(at, rec);
     }
 }
 
