@@ -10,7 +10,7 @@ use crate::agent::{AgentError, CallRecord, Context, Proposal, Proposer, Usage};
 use crate::config::Config;
 use crate::experiment::ExperimentRecord;
 use crate::platform::Platform;
-use crate::workspace::Repo;
+use crate::workspace::{Repo, TreeWatch};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -96,12 +96,18 @@ pub(crate) fn serve(
     out: &Sender<Msg>,
 ) {
     let scratch = Repo::open_worktree(&tree);
+    // Only a CLI agent edits its tree: for the others it stays at the best, and is not
+    // checked out again while provably unchanged.
+    let mut watch = scratch.as_ref().and_then(|r| TreeWatch::new(r, &[]).ok());
     // The lock is held only while this thread waits for a request, never during a call.
     let next = || requests.lock().ok()?.recv().ok();
     while let Some(Request { ask, snapshot }) = next() {
         let s = *snapshot;
         // The tree the agent sees: the proposal's parent, exactly.
-        let at = scratch.as_ref().map(|r| r.checkout_detached(&s.commit));
+        let at = scratch.as_ref().map(|r| match watch.as_mut() {
+            Some(w) => w.checkout(r, &s.commit),
+            None => r.checkout_detached(&s.commit),
+        });
         let root: &Path = if matches!(at, Some(Ok(()))) {
             &project
         } else {
