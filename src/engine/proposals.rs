@@ -25,7 +25,12 @@ pub(crate) struct Snapshot {
     pub commit: String,
     pub files: BTreeMap<PathBuf, String>,
     pub history: std::sync::Arc<Vec<ExperimentRecord>>,
-    pub seen: HashSet<String>,
+    /// The states run (shared with the session, not copied).
+    pub seen_done: std::sync::Arc<HashSet<String>>,
+    /// The states running or prepared.
+    pub seen_more: Vec<String>,
+    /// Both, made once by the thread that reads the snapshot (not the coordinator's).
+    pub seen: std::sync::OnceLock<HashSet<String>>,
     pub last_crash_tail: Option<String>,
     pub scratchpad: Option<String>,
     pub hypothesis: Option<String>,
@@ -43,7 +48,11 @@ impl Snapshot {
             history: &self.history,
             best: crate::session::best_of(&self.history),
             baseline: crate::session::baseline_of(&self.history),
-            seen: &self.seen,
+            seen: self.seen.get_or_init(|| {
+                let mut all = (*self.seen_done).clone();
+                all.extend(self.seen_more.iter().cloned());
+                all
+            }),
             last_crash_tail: self.last_crash_tail.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
             hypothesis: self.hypothesis.as_deref(),

@@ -184,6 +184,9 @@ pub struct Session<'a> {
     /// Shared: a proposal's snapshot takes it without a copy (one is made only when the
     /// session records while a proposer still holds it).
     pub(crate) history: std::sync::Arc<Vec<ExperimentRecord>>,
+    /// The state hashes of the history's experiments that ran (all but rejections): what
+    /// no proposer may offer again, kept as records arrive and shared like the history.
+    pub(crate) seen_done: std::sync::Arc<HashSet<String>>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
     pub(crate) session_token: String,
     /// Unfinished experiments of the killed session whose jobs still run: followed first.
@@ -595,9 +598,21 @@ impl<'a> Session<'a> {
     /// order (the order experiments started): the engine's workers finish them in any
     /// order, and a resume reads them back in this one.
     pub(crate) fn remember(&mut self, rec: ExperimentRecord) {
+        if rec.status != Status::Rejected && !rec.state_hash.is_empty() {
+            std::sync::Arc::make_mut(&mut self.seen_done).insert(rec.state_hash.clone());
+        }
         let at = self.history.partition_point(|r| r.id < rec.id);
         std::sync::Arc::make_mut(&mut self.history).insert(at, rec);
     }
+}
+
+/// The state hashes of the experiments in `history` that ran (all but rejections).
+pub(crate) fn seen_of(history: &[ExperimentRecord]) -> HashSet<String> {
+    history
+        .iter()
+        .filter(|r| r.status != Status::Rejected && !r.state_hash.is_empty())
+        .map(|r| r.state_hash.clone())
+        .collect()
 }
 
 /// The experiment the branch points at: the last kept one.

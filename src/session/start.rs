@@ -198,6 +198,7 @@ impl<'a> Session<'a> {
             cancel: s.cancel,
             opts: s.opts,
             row,
+            seen_done: std::sync::Arc::new(super::seen_of(&history)),
             history: std::sync::Arc::new(history),
             batch_scale: default_scale,
             read_only_hashes,
