@@ -93,15 +93,7 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = tmp_of(path);
     let result = (|| {
         // Made afresh, never opened through what is there: a training run could have left
         // a symlink at this name to have us write through it (out of its box).
@@ -121,6 +113,19 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     result.map_err(err)?;
     crate::chaos::point("results");
     Ok(())
+}
+
+/// The temporary file beside `path` that an atomic write goes through.
+fn tmp_of(path: &Path) -> std::path::PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.tmp"))
 }
 
 /// Regenerates results.tsv from the journal's records; what it now holds.
@@ -159,6 +164,9 @@ pub fn record(
             None => write(path, metric_name, records),
         };
     }
+    // Whatever a run left at the temporary file's name (a link, for a later atomic write
+    // to follow) is removed after every experiment, as when each one rewrote the file.
+    let _ = std::fs::remove_file(tmp_of(path));
     match written {
         Some(w) if rec.id > w.last_id => match append(path, &row(rec), w.len) {
             Ok(Some(len)) => Ok(Written {
@@ -280,8 +288,13 @@ mod tests {
         // An earlier id finishing later (another worker's): the whole file, replaced.
         let w = add(&mut recs, 2, Some(w));
         assert_ne!(std::fs::metadata(&p).unwrap().ino(), appended);
+        // A link planted at the temporary file's name is removed, and not followed.
+        let planted = dir.path().join(".results.tsv.tmp");
+        std::os::unix::fs::symlink(dir.path().join("victim"), &planted).unwrap();
         let w = add(&mut recs, 4, Some(w));
         assert_eq!(w.last_id, 4);
+        assert!(std::fs::symlink_metadata(&planted).is_err());
+        assert!(!dir.path().join("victim").exists());
         // The file changed behind our back (a user's edit): regenerated, not appended to.
         std::fs::write(&p, "commit\tm\tmemory_gb\tstatus\tdescription\n").unwrap();
         let w = add(&mut recs, 5, Some(w));
