@@ -10,7 +10,8 @@
 //! after that journal write), `files_written` (edits in the tree, not committed),
 //! `commit` (committed, sha not yet journaled), `run_line` (a training script is running
 //! and printed a progress line), `results_tmp` (results.tsv's temporary file written, not
-//! renamed), `results` (results.tsv replaced), `reset` (about to reset to the best),
+//! renamed; or a finished row about to be appended: the journal has it, the file not),
+//! `results` (results.tsv replaced, or the row appended), `reset` (about to reset to the best),
 //! `decision` (a decision emitted), `report` (progress.md written).
 
 use std::sync::OnceLock;

@@ -34,7 +34,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         let journal = super::report::open_journal(&loaded.root)?;
         let row = super::report::pick_session(&journal, args.source.tag.as_deref())?;
         let measurements = journal.measurements(row.id)?;
-        for m in &measurements {
+        for m in measurements.iter() {
             if let Some(v) = m.value.filter(|v| v.is_finite()) {
                 runs.entry(m.experiment_id).or_default().push(v);
             }

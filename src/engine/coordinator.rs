@@ -10,9 +10,9 @@ use super::trial::{Kind, Trial};
 use super::worker::{Assignment, Msg, Worker};
 use crate::agent::{AgentError, Context, Proposal, Proposer, state_hash};
 use crate::decision::policy::{self, Earlier};
-use crate::experiment::{Category, Status};
+use crate::experiment::Category;
 use crate::session::{EndReason, Event, Session, SessionError, runs_in};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -444,14 +444,12 @@ impl Engine<'_, '_> {
         i
     }
 
-    /// Everything the proposer must not offer again: every state run, running or prepared.
-    fn seen(&self) -> HashSet<String> {
-        self.s
-            .history
-            .iter()
-            .filter(|r| r.status != Status::Rejected)
-            .map(|r| r.state_hash.clone())
-            .chain(self.trials.values().map(|t| t.rec.state_hash.clone()))
+    /// What the proposer must not offer again beside the states run (the session's
+    /// `seen_done`): those running or prepared.
+    fn seen_more(&self) -> Vec<String> {
+        self.trials
+            .values()
+            .map(|t| t.rec.state_hash.clone())
             .chain(self.ready.iter().map(|r| r.hash.clone()))
             .filter(|h| !h.is_empty())
             .collect()
@@ -471,7 +469,9 @@ impl Engine<'_, '_> {
             files: s.repo.files_at(&commit, &s.config.editable),
             commit,
             history: s.history.clone(),
-            seen: self.seen(),
+            seen_done: s.seen_done.clone(),
+            seen_more: self.seen_more(),
+            seen: Default::default(),
             last_crash_tail: tail,
             scratchpad: s.scratchpad.clone(),
             hypothesis: s.settings.hypothesis.clone(),

@@ -10,7 +10,7 @@ use crate::agent::{AgentError, CallRecord, Context, Proposal, Proposer, Usage};
 use crate::config::Config;
 use crate::experiment::ExperimentRecord;
 use crate::platform::Platform;
-use crate::workspace::Repo;
+use crate::workspace::{Repo, TreeWatch};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -24,8 +24,13 @@ pub(crate) struct Snapshot {
     /// The commit the proposal is made on (the best, or a crashed experiment to repair).
     pub commit: String,
     pub files: BTreeMap<PathBuf, String>,
-    pub history: Vec<ExperimentRecord>,
-    pub seen: HashSet<String>,
+    pub history: std::sync::Arc<Vec<ExperimentRecord>>,
+    /// The states run (shared with the session, not copied).
+    pub seen_done: std::sync::Arc<HashSet<String>>,
+    /// The states running or prepared.
+    pub seen_more: Vec<String>,
+    /// Both, made once by the thread that reads the snapshot (not the coordinator's).
+    pub seen: std::sync::OnceLock<HashSet<String>>,
     pub last_crash_tail: Option<String>,
     pub scratchpad: Option<String>,
     pub hypothesis: Option<String>,
@@ -45,7 +50,11 @@ impl Snapshot {
             history: &self.history,
             best: crate::session::best_of(&self.history),
             baseline: crate::session::baseline_of(&self.history),
-            seen: &self.seen,
+            seen: self.seen.get_or_init(|| {
+                let mut all = (*self.seen_done).clone();
+                all.extend(self.seen_more.iter().cloned());
+                all
+            }),
             last_crash_tail: self.last_crash_tail.as_deref(),
             scratchpad: self.scratchpad.as_deref(),
             hypothesis: self.hypothesis.as_deref(),
@@ -99,12 +108,18 @@ pub(crate) fn serve(
     out: &Sender<Msg>,
 ) {
     let scratch = Repo::open_worktree(&tree);
+    // Only a CLI agent edits its tree: for the others it stays at the best, and is not
+    // checked out again while provably unchanged.
+    let mut watch = scratch.as_ref().and_then(|r| TreeWatch::new(r, &[]).ok());
     // The lock is held only while this thread waits for a request, never during a call.
     let next = || requests.lock().ok()?.recv().ok();
     while let Some(Request { ask, snapshot }) = next() {
         let s = *snapshot;
         // The tree the agent sees: the proposal's parent, exactly.
-        let at = scratch.as_ref().map(|r| r.checkout_detached(&s.commit));
+        let at = scratch.as_ref().map(|r| match watch.as_mut() {
+            Some(w) => w.checkout(r, &s.commit),
+            None => r.checkout_detached(&s.commit),
+        });
         let root: &Path = if matches!(at, Some(Ok(()))) {
             &project
         } else {

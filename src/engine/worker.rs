@@ -6,8 +6,8 @@
 
 use crate::config::MetricSpec;
 use crate::runner::{Cancel, Executor, Job};
-use crate::session::{CurveWatch, Progress, RunResult, read_result, undo_run_changes};
-use crate::workspace::Repo;
+use crate::session::{CurveWatch, Progress, RunResult, read_result};
+use crate::workspace::{Repo, TreeWatch};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
@@ -76,9 +76,20 @@ impl Worker<'_> {
                 self.tree.display()
             )
         });
+        // What the worker knows of its tree between runs (see `TreeWatch`): read once.
+        let mut watch = tree.as_ref().ok().map(|t| {
+            TreeWatch::new(t, &self.owned)
+                .map_err(|e| format!("cannot read worker {}'s git folders: {e}", self.index))
+        });
         for a in jobs {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run(tree.as_ref().map_err(Clone::clone)?, &a, out)
+                let tree = tree.as_ref().map_err(Clone::clone)?;
+                let watch = match watch.as_mut() {
+                    Some(Ok(w)) => w,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => return Err("no worktree".into()),
+                };
+                self.run(tree, watch, &a, out)
             }))
             .unwrap_or_else(|_| {
                 Err(format!(
@@ -98,15 +109,23 @@ impl Worker<'_> {
         }
     }
 
-    fn run(&self, tree: &Repo, a: &Assignment, out: &Sender<Msg>) -> Result<RunResult, String> {
-        tree.checkout_detached(&a.commit).map_err(|e| {
+    fn run(
+        &self,
+        tree: &Repo,
+        watch: &mut TreeWatch,
+        a: &Assignment,
+        out: &Sender<Msg>,
+    ) -> Result<RunResult, String> {
+        watch.checkout(tree, &a.commit).map_err(|e| {
             format!(
                 "cannot put worker {}'s worktree at {}: {e}",
                 self.index, a.commit
             )
         })?;
-        let guard = tree
-            .git_state()
+        // Refs, HEAD and config are guarded unless the box walls git off.
+        let refs = !a.job.sandbox.walls_off_git();
+        let guard = watch
+            .arm(tree, refs)
             .map_err(|e| format!("cannot read worker {}'s refs: {e}", self.index))?;
         let mut progress = Progress::new();
         let (worker, iteration) = (self.index, a.iteration);
@@ -146,8 +165,8 @@ impl Worker<'_> {
         curve.finish(&mut r, &self.cancel);
         // Whatever the run did to git or the tracked files is undone before anything else
         // reads the tree, and makes the run a crash that says so.
-        let refs = !a.job.sandbox.walls_off_git();
-        let tampered = undo_run_changes(tree, &guard, &self.owned, &a.label, refs)
+        let tampered = watch
+            .undo(tree, guard, &self.owned, &a.label)
             .map_err(|e| format!("cannot undo what run {} changed: {e}", a.label))?;
         r.tampered(&tampered);
         Ok(r)

@@ -171,7 +171,10 @@ impl Session<'_> {
             updated.metrics.insert(SD_KEY.into(), sd);
         }
         self.journal.update(&updated)?;
-        if let Some(h) = self.history.iter_mut().find(|h| h.id == best.id) {
+        if let Some(h) = std::sync::Arc::make_mut(&mut self.history)
+            .iter_mut()
+            .find(|h| h.id == best.id)
+        {
             *h = updated;
         }
         self.write_results()?;
@@ -225,7 +228,7 @@ impl Session<'_> {
             let branch = self.row.branch.clone();
             self.repo.move_branch(&branch, &rec.commit, &old_best)?;
         }
-        self.write_results()?;
+        self.add_result(rec)?;
         Ok(())
     }
 

@@ -21,7 +21,6 @@ mod start;
 pub use cost::{COST_KEY, TOKENS_IN_KEY, TOKENS_OUT_KEY};
 pub(crate) use cost::{record_usage, write_calls};
 pub use events::Event;
-pub(crate) use guard::undo_run_changes;
 pub use lock::{LockError, SessionLock};
 pub use measure::{RUNS_KEY, SD_KEY};
 pub(crate) use measure::{crash_reason, evidence, pruned_reason};
@@ -39,6 +38,7 @@ use crate::platform::Platform;
 use crate::runner::{Cancel, Executor, RunnerError};
 use crate::store::{Journal, SessionRow, StoreError};
 use crate::workspace::{GitError, Repo};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -181,7 +181,12 @@ pub struct Session<'a> {
     pub(crate) opts: Options,
     pub(crate) row: SessionRow,
     /// Every experiment of this session in the journal's order (by id), oldest first.
-    pub(crate) history: Vec<ExperimentRecord>,
+    /// Shared: a proposal's snapshot takes it without a copy (one is made only when the
+    /// session records while a proposer still holds it).
+    pub(crate) history: std::sync::Arc<Vec<ExperimentRecord>>,
+    /// The state hashes of the history's experiments that ran (all but rejections): what
+    /// no proposer may offer again, kept as records arrive and shared like the history.
+    pub(crate) seen_done: std::sync::Arc<HashSet<String>>,
     /// Value for AUTORESEARCH_SESSION_ID: tags every training process of this session.
     pub(crate) session_token: String,
     /// Unfinished experiments of the killed session whose jobs still run: followed first.
@@ -205,6 +210,8 @@ pub struct Session<'a> {
     pub(crate) proposed_by: Option<String>,
     /// What this invocation runs with, as recorded in the journal for the reports.
     pub(crate) settings: crate::store::SessionSettings,
+    /// What results.tsv holds as this session last wrote it (`None`: not known).
+    pub(crate) results_written: Option<crate::store::results::Written>,
 }
 
 impl<'a> Session<'a> {
@@ -365,9 +372,29 @@ impl<'a> Session<'a> {
     }
 
     /// Regenerates results.tsv from the journal's view of this session.
-    pub(crate) fn write_results(&self) -> Result<(), SessionError> {
+    pub(crate) fn write_results(&mut self) -> Result<(), SessionError> {
         let path = self.repo.root().join(&self.config.results);
-        crate::store::results::write(&path, &self.config.metric.name, &self.history)?;
+        self.results_written = None;
+        self.results_written = Some(crate::store::results::write(
+            &path,
+            &self.config.metric.name,
+            &self.history,
+        )?);
+        Ok(())
+    }
+
+    /// Puts `rec`, just finished and remembered, into results.tsv (appended when it is
+    /// the last row, see [`crate::store::results::record`]).
+    pub(crate) fn add_result(&mut self, rec: &ExperimentRecord) -> Result<(), SessionError> {
+        let path = self.repo.root().join(&self.config.results);
+        let written = self.results_written.take();
+        self.results_written = Some(crate::store::results::record(
+            &path,
+            &self.config.metric.name,
+            &self.history,
+            rec,
+            written,
+        )?);
         Ok(())
     }
 
@@ -375,9 +402,21 @@ impl<'a> Session<'a> {
     /// order (the order experiments started): the engine's workers finish them in any
     /// order, and a resume reads them back in this one.
     pub(crate) fn remember(&mut self, rec: ExperimentRecord) {
+        if rec.status != Status::Rejected && !rec.state_hash.is_empty() {
+            std::sync::Arc::make_mut(&mut self.seen_done).insert(rec.state_hash.clone());
+        }
         let at = self.history.partition_point(|r| r.id < rec.id);
-        self.history.insert(at, rec);
+        std::sync::Arc::make_mut(&mut self.history).insert(at, rec);
     }
+}
+
+/// The state hashes of the experiments in `history` that ran (all but rejections).
+pub(crate) fn seen_of(history: &[ExperimentRecord]) -> HashSet<String> {
+    history
+        .iter()
+        .filter(|r| r.status != Status::Rejected && !r.state_hash.is_empty())
+        .map(|r| r.state_hash.clone())
+        .collect()
 }
 
 /// The experiment the branch points at: the last kept one.

@@ -88,11 +88,15 @@ impl Session<'_> {
                 hash.to_string()
             }
         };
+        // Only the latest runs the reference keeps are read (what it drops, the rest of a
+        // long session, is never parsed): the same curves, in the same order.
+        let usable = |c: &crate::store::CurveRow| {
+            c.pruned_at.is_none() && c.value.is_some_and(f64::is_finite) && !c.curve.is_empty()
+        };
         let history: Vec<Finished> = self
             .journal
-            .curves(self.row.id)?
+            .latest_curves(self.row.id, crate::decision::prune::MAX_HISTORY, usable)?
             .into_iter()
-            .filter(|c| c.pruned_at.is_none())
             .filter_map(|c| {
                 Some(Finished {
                     code: code(&c.state_hash, c.experiment_id),

@@ -97,7 +97,7 @@ impl Session<'_> {
         let dir = self.config.metric.direction;
         // Each state's visits against the current best, oldest first.
         let mut visits: BTreeMap<&str, Vec<&ExperimentRecord>> = BTreeMap::new();
-        for r in &self.history {
+        for r in self.history.iter() {
             // Interrupted, rejected or unfinished visits measured nothing to decide on.
             if matches!(r.status, Status::Keep | Status::Discard | Status::Crash)
                 && r.parent == best.commit

@@ -25,8 +25,8 @@ pub struct GitState {
     pub head: Head,
     /// Every ref but symbolic ones and the quarantine, by full name.
     pub refs: BTreeMap<String, String>,
-    config_path: PathBuf,
-    config: Option<Vec<u8>>,
+    pub(super) config_path: PathBuf,
+    pub(super) config: Option<Vec<u8>>,
 }
 
 impl Repo {

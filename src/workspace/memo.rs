@@ -1,5 +1,6 @@
-//! What git is asked again and again within one session, remembered: a file's text at a
-//! commit (a commit's contents never change, so only full 40-hex shas are remembered), and
+//! What git is asked again and again within one session, remembered: a file's text and
+//! the top-level listing at a commit (a commit's contents never change, so only full
+//! 40-hex shas are remembered), and
 //! whether the repository has a user identity. Each answer saves a `git` process, several
 //! of which every experiment spent on the same best commit's files.
 
@@ -49,6 +50,17 @@ pub(super) fn text_at(
         m.insert(key, text.clone());
     }
     Some(text)
+}
+
+/// The top-level listing (`git ls-tree -z`) of `commit` in the repository at `root`,
+/// from `read` the first time (only full shas are remembered).
+pub(super) fn listing_at(
+    root: &Path,
+    commit: &str,
+    read: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    // A path no file can have: listings share the texts' memo.
+    text_at(root, commit, Path::new("\0ls-tree"), read)
 }
 
 /// Whether the repository at `root` has a user identity, from `ask` the first time.

@@ -5,9 +5,12 @@
 mod guard;
 mod memo;
 pub mod merge;
+mod stamp;
+mod watch;
 mod worktree;
 
 pub use guard::{GitState, Head};
+pub use watch::{Armed, TreeWatch};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

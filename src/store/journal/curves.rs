@@ -62,19 +62,57 @@ impl Journal {
     /// Every curve of session `session_id`, in the order the runs ended, with the final
     /// value of the same run (its measurement) and the code it ran.
     pub fn curves(&self, session_id: i64) -> Result<Vec<CurveRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT c.experiment_id, c.seed, c.points, c.pruned_at, e.state_hash,
-                   (SELECT m.value FROM measurements m
-                     WHERE m.experiment_id = c.experiment_id AND m.seed = c.seed
-                     ORDER BY m.id DESC LIMIT 1)
-                 FROM curves c JOIN experiments e ON e.id = c.experiment_id
-                 WHERE e.session_id = ?1 ORDER BY c.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([session_id], |row| {
+        let mut out = Vec::new();
+        self.each_curve(session_id, false, |r| {
+            out.push(r);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The newest `max` curves of session `session_id` that `keep` accepts, oldest first:
+    /// what the pruning rule's reference holds (it keeps the latest few hundred), read
+    /// without going through all of a long session's curves before every run.
+    pub fn latest_curves(
+        &self,
+        session_id: i64,
+        max: usize,
+        mut keep: impl FnMut(&CurveRow) -> bool,
+    ) -> Result<Vec<CurveRow>, StoreError> {
+        let mut out = Vec::new();
+        if max > 0 {
+            self.each_curve(session_id, true, |r| {
+                if keep(&r) {
+                    out.push(r);
+                }
+                out.len() < max
+            })?;
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Hands each curve of a session to `visit` (in the order the runs ended, or newest
+    /// first) until it returns false; rows after that are never read.
+    fn each_curve(
+        &self,
+        session_id: i64,
+        newest_first: bool,
+        mut visit: impl FnMut(CurveRow) -> bool,
+    ) -> Result<(), StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT c.experiment_id, c.seed, c.points, c.pruned_at, e.state_hash,
+               (SELECT m.value FROM measurements m
+                 WHERE m.experiment_id = c.experiment_id AND m.seed = c.seed
+                 ORDER BY m.id DESC LIMIT 1)
+             FROM curves c JOIN experiments e ON e.id = c.experiment_id
+             WHERE e.session_id = ?1 ORDER BY c.id {order}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([session_id]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let read = || -> rusqlite::Result<CurveRow> {
                 let points: String = row.get(2)?;
                 Ok(CurveRow {
                     experiment_id: row.get(0)?,
@@ -86,9 +124,12 @@ impl Journal {
                     state_hash: row.get(4)?,
                     value: row.get(5)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            };
+            if !visit(read().map_err(|e| self.err(e))?) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,6 +172,35 @@ mod tests {
         assert_eq!((rows[1].value, rows[1].pruned_at), (None, Some(0.5)));
         assert_eq!(rows[1].state_hash, "abc");
         assert!(j.curves(sid + 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_latest_accepted_curves_are_those_of_all_curves_filtered_then_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let sid = j
+            .create_session(&super::super::tests::session("t"))
+            .unwrap();
+        for i in 1..=12 {
+            let id = j
+                .insert(sid, &super::super::tests::record(i, Status::Running, None))
+                .unwrap();
+            let curve = Curve {
+                points: vec![(0.5, i as f64)],
+            };
+            // Every third run was pruned.
+            let pruned = (i % 3 == 0).then_some(0.5);
+            j.add_curve(id, 1, &curve, pruned).unwrap();
+        }
+        let keep = |c: &CurveRow| c.pruned_at.is_none();
+        let all: Vec<CurveRow> = j.curves(sid).unwrap().into_iter().filter(keep).collect();
+        let latest = j.latest_curves(sid, 5, keep).unwrap();
+        assert_eq!(latest, all[all.len() - 5..]);
+        let points =
+            |rows: &[CurveRow]| -> Vec<f64> { rows.iter().map(|r| r.curve.points[0].1).collect() };
+        assert_eq!(points(&latest), [5.0, 7.0, 8.0, 10.0, 11.0]);
+        assert_eq!(j.latest_curves(sid, 100, keep).unwrap(), all);
+        assert!(j.latest_curves(sid, 0, keep).unwrap().is_empty());
     }
 
     #[test]

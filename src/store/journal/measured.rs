@@ -1,7 +1,9 @@
 //! A session's measurements as read back, kept in memory: rows are only ever appended
 //! (in id order, one writer at a time), so each read asks the file only for the rows
 //! since the last one. Reading all 10,000 of a long session's runs after every
-//! experiment made the harness's work per experiment grow with the journal.
+//! experiment made the harness's work per experiment grow with the journal, and so did
+//! copying them all out: a read shares them (a copy is made only when a row arrives while
+//! an earlier read is still held).
 
 use super::{Journal, Measurement, StoreError};
 
@@ -10,19 +12,22 @@ pub(crate) struct Cache {
     session_id: i64,
     /// The highest measurement id read.
     last_id: i64,
-    rows: Vec<Measurement>,
+    rows: std::sync::Arc<Vec<Measurement>>,
 }
 
 impl Journal {
     /// Measurements of a session's experiments, oldest first.
-    pub fn measurements(&self, session_id: i64) -> Result<Vec<Measurement>, StoreError> {
+    pub fn measurements(
+        &self,
+        session_id: i64,
+    ) -> Result<std::sync::Arc<Vec<Measurement>>, StoreError> {
         let mut cache = self.measured.borrow_mut();
         let c = match &mut *cache {
             Some(c) if c.session_id == session_id => c,
             slot => slot.insert(Cache {
                 session_id,
                 last_id: 0,
-                rows: Vec::new(),
+                rows: Default::default(),
             }),
         };
         let mut stmt = self
@@ -51,7 +56,7 @@ impl Journal {
         for row in rows {
             let (id, m) = row.map_err(|e| self.err(e))?;
             c.last_id = c.last_id.max(id);
-            c.rows.push(m);
+            std::sync::Arc::make_mut(&mut c.rows).push(m);
         }
         Ok(c.rows.clone())
     }
