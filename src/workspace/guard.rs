@@ -145,7 +145,7 @@ impl Repo {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::init_repo;
+    use super::super::tests::{commit_all, init_repo};
     use super::*;
 
     #[test]
@@ -155,16 +155,7 @@ mod tests {
         let first = repo.head().unwrap();
         let before = repo.git_state().unwrap();
         std::fs::write(repo.root().join("train.py"), "changed\n").unwrap();
-        repo.git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            "x",
-        ])
-        .unwrap();
+        commit_all(&repo, "x");
         let moved_to = repo.head().unwrap();
         repo.git(&["switch", "-q", "-c", "other"]).unwrap();
         let said = repo

@@ -333,6 +333,20 @@ impl Repo {
 mod tests {
     use super::*;
 
+    /// `git commit -qam msg` with a test identity.
+    pub(crate) fn commit_all(repo: &Repo, msg: &str) {
+        repo.git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qam",
+            msg,
+        ])
+        .unwrap();
+    }
+
     pub(crate) fn init_repo() -> (tempfile::TempDir, Repo) {
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {

@@ -178,21 +178,8 @@ impl TreeWatch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::init_repo;
+    use super::super::tests::{commit_all, init_repo};
     use super::*;
-
-    fn commit_all(repo: &Repo, msg: &str) {
-        repo.git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            msg,
-        ])
-        .unwrap();
-    }
 
     /// A worktree of a fresh repository, detached at its first commit.
     fn worktree() -> (tempfile::TempDir, Repo, Repo, String) {

@@ -341,20 +341,7 @@ mod tests {
     use std::os::unix::ffi::OsStringExt;
     use std::process::Stdio;
 
-    /// Whether the box works here; where it must (`AUTORESEARCH_REQUIRE_SANDBOX`), a
-    /// machine without it fails the test instead of skipping it.
-    fn boxed() -> bool {
-        let p = super::super::Probe::cached();
-        if !p.boxed {
-            assert!(
-                std::env::var_os("AUTORESEARCH_REQUIRE_SANDBOX").is_none(),
-                "the box is required but does not work here: {}",
-                p.box_why()
-            );
-            eprintln!("SKIPPED: the box does not work here ({})", p.box_why());
-        }
-        p.boxed
-    }
+    use super::super::tests::boxed;
 
     fn run_in_box(
         dir: &Path,

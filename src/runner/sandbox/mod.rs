@@ -432,9 +432,24 @@ fn sh(command: &str) -> Command {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Whether the box works here; where it must (`AUTORESEARCH_REQUIRE_SANDBOX`), a
+    /// machine without it fails the test instead of skipping it.
+    pub(crate) fn boxed() -> bool {
+        let p = Probe::cached();
+        if !p.boxed {
+            assert!(
+                std::env::var_os("AUTORESEARCH_REQUIRE_SANDBOX").is_none(),
+                "the box is required but does not work here: {}",
+                p.box_why()
+            );
+            eprintln!("SKIPPED: the box does not work here ({})", p.box_why());
+        }
+        p.boxed
+    }
 
     fn job(command: &str) -> Job {
         Job {

@@ -248,18 +248,7 @@ mod tests {
     use crate::runner::cgroup::RunCgroup;
     use nix::libc;
 
-    fn boxed() -> bool {
-        let p = Probe::cached();
-        if !p.boxed {
-            assert!(
-                std::env::var_os("AUTORESEARCH_REQUIRE_SANDBOX").is_none(),
-                "the box is required but does not work here: {}",
-                p.box_why()
-            );
-            eprintln!("SKIPPED: the box does not work here ({})", p.box_why());
-        }
-        p.boxed
-    }
+    use super::super::tests::boxed;
 
     /// Spawns `script` in a box (its own process group, stdin and stdout piped) on another
     /// thread, so that a `spawn` that never returns fails the test instead of hanging it.
