@@ -6,10 +6,10 @@ script that prints a flood of progress lines.
 Definitions (also in BENCHMARKS.md):
 - overhead of experiment i: the wall seconds between run i-1's end and run i's end, as the
   bench sees the `--json` events, minus run i's own duration (`duration_s` of its
-  `run_finished`: the training process, spawn to exit) minus the seconds its proposal took
-  (`proposal_started` to `proposal`, when the proposal was made in line). Everything else
-  is the harness: committing, writing the journal, results.tsv, progress.md, the chart,
-  noticing the end of the run, resetting. The median over the measured experiments is
+  `run_finished`: the training process, spawn to exit). Every proposal is prepared while
+  the run before it trains, so proposing is not in it (a proposal that came late would
+  count). Everything else is the harness: committing, writing the journal, results.tsv,
+  progress.md, the chart, noticing the end of the run, checking out the next one. The median over the measured experiments is
   printed. The proposer is the built-in search (it answers in well under a millisecond
   at 10 rows) and the training a Python script that prints its metric and exits.
 - at 10 rows: K experiments of a session resumed after its first 10 (it grows to 10+K);
@@ -109,21 +109,18 @@ def session(binary, d, n, workers=None, tag="bench"):
     env = dict(os.environ, AUTORESEARCH_PLATFORM="cpu")
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     overheads, durations = [], []
-    last_end, proposing, asked = None, 0.0, None
+    last_end = None
     for line in p.stdout:
         now = time.monotonic()
         e = json.loads(line)
         kind = e["event"]
-        if kind == "proposal_started" and not workers:
-            asked = now
-        elif kind == "proposal" and asked is not None:
-            proposing += now - asked
-            asked = None
-        elif kind == "run_finished":
+        # Every proposal is prepared while the run before it trains (the engine is the only
+        # loop), so no proposing is subtracted: one not ready in time counts as overhead.
+        if kind == "run_finished":
             if last_end is not None and e.get("iteration", 0) > 0:
-                overheads.append(now - last_end - e["duration_s"] - proposing)
+                overheads.append(now - last_end - e["duration_s"])
             durations.append(e["duration_s"])
-            last_end, proposing = now, 0.0
+            last_end = now
     err = p.stderr.read()
     if p.wait() != 0:
         sys.exit(f"session failed ({p.returncode}): {err}")
