@@ -13,6 +13,7 @@ mod coordinator;
 mod decide;
 mod filler;
 mod intake;
+mod limits;
 mod proposals;
 mod trial;
 mod worker;
