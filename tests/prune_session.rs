@@ -141,13 +141,13 @@ fn assert_pruned_and_recorded(dir: &Path, candidates: usize) {
 }
 
 #[test]
-fn clearly_worse_runs_are_pruned_in_the_one_tree_loop() {
+fn clearly_worse_runs_are_pruned_with_one_worker() {
     let dir = session("worse", &["-n", "2"]);
     assert_pruned_and_recorded(dir.path(), 2);
 }
 
 #[test]
-fn clearly_worse_runs_are_pruned_on_the_engine() {
+fn clearly_worse_runs_are_pruned_with_two_workers() {
     let dir = session("worse", &["-n", "2", "--workers", "2"]);
     assert_pruned_and_recorded(dir.path(), 2);
 }

@@ -3,8 +3,8 @@
 //! provably run side by side (they wait for each other, and Slurm's own start and end
 //! times overlap); the job never sees the orchestrator's API key; a run past its hard
 //! timeout is cancelled and recorded as a timeout; Ctrl-C leaves no job behind; a
-//! SIGKILLed orchestrator's running jobs are reattached by the resume (one tree and two
-//! workers), each result recorded once, and a job of the session no experiment can use is
+//! SIGKILLed orchestrator's running jobs are reattached by the resume (one worker and
+//! two), each result recorded once, and a job of the session no experiment can use is
 //! cancelled. Skips with a message
 //! where no Slurm answers, unless AUTORESEARCH_REQUIRE_SLURM is set (CI sets it).
 

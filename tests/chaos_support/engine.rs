@@ -1,4 +1,4 @@
-//! Chaos with workers: the same kill points as the one-tree chaos test, on a session of
+//! Chaos with workers: the same kill points as the one-worker chaos test, on a session of
 //! `--workers 3`, with runs in flight on several workers when the orchestrator dies. After
 //! each kill and a resume: every finished experiment once in the journal and results.tsv,
 //! nothing left `running`, the research branch at the best, every worktree clean at a
