@@ -3,8 +3,10 @@
 //! while an LLM call is out. Drawn by `indicatif`, so that the lines the reporter prints
 //! scroll above them and several workers never overwrite each other's line.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Steps of a run's bar (its position is the elapsed fraction of the budget).
@@ -17,19 +19,84 @@ pub(crate) struct Live {
     budget_s: f64,
     /// The LLM call's line while one is out.
     llm: Arc<Mutex<Option<ProgressBar>>>,
-    /// The terminal could not be written to: nothing is drawn any more.
-    gone: bool,
+    /// The terminal could not be written to (set by the draw target): nothing is drawn
+    /// any more, and text goes out as plain lines.
+    gone: Arc<AtomicBool>,
+}
+
+/// stdout as indicatif draws on it. Write errors are kept, not returned: after a hangup
+/// (EIO) indicatif's redraws would panic on them; here they mark the terminal gone.
+#[derive(Debug)]
+struct Stdout {
+    term: console::Term,
+    gone: Arc<AtomicBool>,
+}
+
+impl Stdout {
+    fn keep(&self, r: io::Result<()>) -> io::Result<()> {
+        if r.is_err() {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl TermLike for Stdout {
+    fn width(&self) -> u16 {
+        self.term.size().1
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.keep(self.term.move_cursor_up(n))
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.keep(self.term.move_cursor_down(n))
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.keep(self.term.move_cursor_right(n))
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.keep(self.term.move_cursor_left(n))
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.keep(self.term.write_line(s))
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.keep(self.term.write_str(s))
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.keep(self.term.clear_line())
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.keep(self.term.flush())
+    }
 }
 
 impl Live {
-    /// Lines drawn on `target` (stdout on a terminal; hidden or in-memory in tests).
-    pub(crate) fn new(target: ProgressDrawTarget) -> Live {
+    /// Lines on stdout, a terminal; None where a terminal cannot draw them (`TERM` unset
+    /// or `dumb`), and the reporter prints plain lines.
+    pub(crate) fn stdout() -> Option<Live> {
+        if !draws(std::env::var("TERM").ok().as_deref()) {
+            return None;
+        }
+        let gone = Arc::new(AtomicBool::new(false));
+        let term = Stdout {
+            term: console::Term::stdout(),
+            gone: gone.clone(),
+        };
+        Some(Live::new(
+            ProgressDrawTarget::term_like_with_hz(Box::new(term), 20),
+            gone,
+        ))
+    }
+
+    /// Lines drawn on `target`, whose writes never fail but set `gone` instead.
+    fn new(target: ProgressDrawTarget, gone: Arc<AtomicBool>) -> Live {
         Live {
             multi: MultiProgress::with_draw_target(target),
             bars: BTreeMap::new(),
             budget_s: 0.0,
             llm: Arc::new(Mutex::new(None)),
-            gone: false,
+            gone,
         }
     }
 
@@ -71,17 +138,18 @@ impl Live {
     }
 
     /// Prints `text` and a newline above the live lines. Once the terminal is gone (a
-    /// hangup: EIO) the lines are given up and text goes out as plain lines, whose errors
-    /// are ignored: the session must still stop cleanly and record what it did.
+    /// hangup) the lines are given up and text goes out as plain lines, whose errors are
+    /// ignored: the session must still stop cleanly and record what it did.
     pub(crate) fn print(&mut self, text: &str) {
-        if !self.gone && self.multi.println(text).is_ok() {
-            return;
+        let out = || super::terminal::out(format_args!("{text}\n"));
+        if self.gone.load(Ordering::Relaxed) {
+            out();
+        } else {
+            self.multi.suspend(out);
         }
-        if !self.gone {
-            self.gone = true;
+        if self.gone.load(Ordering::Relaxed) && !self.multi.is_hidden() {
             self.multi.set_draw_target(ProgressDrawTarget::hidden());
         }
-        super::terminal::out(format_args!("{text}\n"));
     }
 
     /// The sink for an LLM call's progress (called from the proposer's threads): a line
@@ -132,6 +200,11 @@ impl Live {
     }
 }
 
+/// Whether a terminal of this `TERM` can draw the live lines (cursor moves, line clears).
+fn draws(term: Option<&str>) -> bool {
+    term.is_some_and(|t| !t.is_empty() && t != "dumb")
+}
+
 fn run_style() -> ProgressStyle {
     ProgressStyle::with_template("  {prefix}[{bar:20}] {msg}")
         .expect("a valid template")
@@ -142,10 +215,98 @@ fn run_style() -> ProgressStyle {
 mod tests {
     use super::*;
     use crate::agent::CallProgress;
+    use indicatif::TermLike;
+
+    /// A terminal in memory: what was drawn; `broken`: every write fails (a closed pty),
+    /// kept as the real one keeps it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen {
+        text: Arc<Mutex<String>>,
+        broken: bool,
+        gone: Arc<AtomicBool>,
+    }
+
+    impl Screen {
+        fn put(&self, s: &str) -> io::Result<()> {
+            if self.broken {
+                self.gone.store(true, Ordering::Relaxed);
+            } else {
+                self.text.lock().unwrap().push_str(s);
+            }
+            Ok(())
+        }
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            100
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            self.put("")
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            self.put("")
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            self.put("")
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            self.put("")
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.put(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.put(s)
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            self.put("")
+        }
+        fn flush(&self) -> io::Result<()> {
+            self.put("")
+        }
+    }
+
+    fn on(screen: &Screen) -> Live {
+        Live::new(
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            screen.gone.clone(),
+        )
+    }
+
+    #[test]
+    fn no_live_lines_on_a_dumb_terminal() {
+        assert!(draws(Some("xterm-256color")));
+        assert!(!draws(Some("dumb")) && !draws(Some("")) && !draws(None));
+    }
+
+    #[test]
+    fn the_lines_are_drawn_and_a_broken_terminal_is_given_up_without_a_panic() {
+        let screen = Screen::default();
+        let mut live = on(&screen);
+        live.set_budget(10.0);
+        live.run_output(1, 2.0, "loss 3.2000");
+        live.print("[1] keep");
+        assert!(
+            screen.text.lock().unwrap().contains("w1 "),
+            "the worker's line is drawn: {:?}",
+            screen.text
+        );
+        let broken = Screen {
+            broken: true,
+            ..Screen::default()
+        };
+        let mut live = on(&broken);
+        live.run_output(1, 2.0, "loss 3.2000");
+        live.print("[2] discard");
+        assert!(live.gone.load(Ordering::Relaxed));
+        assert!(live.multi.is_hidden(), "nothing is drawn on it any more");
+        live.print("[3] discard");
+    }
 
     #[test]
     fn each_worker_has_its_own_line_until_its_run_ends() {
-        let mut live = Live::new(ProgressDrawTarget::hidden());
+        let mut live = on(&Screen::default());
         live.set_budget(300.0);
         live.run_output(1, 12.0, "loss 3.2000");
         live.run_output(2, 40.0, "loss 2.9000");
@@ -169,7 +330,7 @@ mod tests {
 
     #[test]
     fn an_llm_call_has_a_line_while_it_is_out() {
-        let live = Live::new(ProgressDrawTarget::hidden());
+        let live = on(&Screen::default());
         let sink = live.call_progress();
         sink(&CallProgress {
             tokens: 0,

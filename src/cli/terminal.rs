@@ -35,8 +35,7 @@ impl Reporter {
             json,
             quiet,
             color: color_wanted(tty, std::env::var_os("NO_COLOR").as_deref()),
-            live: (tty && !json && !quiet)
-                .then(|| Live::new(indicatif::ProgressDrawTarget::stdout())),
+            live: (tty && !json && !quiet).then(Live::stdout).flatten(),
             budget_s: 0.0,
             metric: String::new(),
             minimize: true,
