@@ -184,16 +184,7 @@ mod tests {
         let main = format!("refs/heads/{}", repo.current_branch().unwrap());
         let before = repo.git_state().unwrap();
         std::fs::write(repo.root().join("train.py"), "changed\n").unwrap();
-        repo.git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            "x",
-        ])
-        .unwrap();
+        commit_all(&repo, "x");
         let config = repo.root().join(".git/config");
         let original = std::fs::read(&config).unwrap();
         std::fs::write(&config, "[core]\n\tfsmonitor = touch pwned\n").unwrap();

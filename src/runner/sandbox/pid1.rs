@@ -321,25 +321,40 @@ mod tests {
         assert_eq!((status.code(), status.signal()), (Some(3), None));
     }
 
+    /// A run's cgroup named `pid1-<what>-<pid>`, and a script in a box (given the cgroup's
+    /// descriptors by `fds`) that prints its cgroup and waits; None where this machine has
+    /// no box or no cgroup per run.
+    fn in_a_run_cgroup(
+        what: &str,
+        fds: impl FnOnce(&RunCgroup) -> CgroupFds,
+    ) -> Option<(tempfile::TempDir, RunCgroup, String, std::process::Child)> {
+        if !boxed() {
+            return None;
+        }
+        let Some(parent) = Probe::cached().cgroup.clone() else {
+            eprintln!("SKIPPED: no cgroup per run here");
+            return None;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let name = format!("pid1-{what}-{}", std::process::id());
+        let cg = RunCgroup::create(&parent, &name).unwrap();
+        let script = "grep '^0::' /proc/self/cgroup; read x";
+        let child = spawn_boxed(d.path(), script, Some(fds(&cg)));
+        Some((d, cg, name, child))
+    }
+
     /// Where the kernel cannot clone into the cgroup (before Linux 5.7; here: a descriptor
     /// that is not a cgroup's), pid 1 joins it through `cgroup.procs` instead.
     #[test]
     fn where_the_clone_cannot_enter_the_cgroup_pid_1_joins_it() {
-        if !boxed() {
-            return;
-        }
-        let Some(parent) = Probe::cached().cgroup.clone() else {
-            eprintln!("SKIPPED: no cgroup per run here");
-            return;
-        };
-        let d = tempfile::tempdir().unwrap();
-        let name = format!("pid1-join-{}", std::process::id());
-        let cg = RunCgroup::create(&parent, &name).unwrap();
-        let (_, procs) = cg.fds();
         let not_a_cgroup = std::fs::File::open("/dev/null").unwrap();
         let dir = std::os::fd::AsRawFd::as_raw_fd(&not_a_cgroup);
-        let script = "grep '^0::' /proc/self/cgroup; read x";
-        let mut child = spawn_boxed(d.path(), script, Some(CgroupFds { dir, procs }));
+        let Some((_d, cg, name, mut child)) = in_a_run_cgroup("join", |cg| CgroupFds {
+            dir,
+            procs: cg.fds().1,
+        }) else {
+            return;
+        };
         let line = first_line(&mut child);
         assert!(line.contains(&format!("autoresearch-run-{name}")), "{line}");
         assert!(!cg.kill_all().is_empty());
@@ -348,26 +363,14 @@ mod tests {
 
     #[test]
     fn pid_1_is_made_in_the_runs_cgroup() {
-        if !boxed() {
-            return;
-        }
-        let Some(parent) = Probe::cached().cgroup.clone() else {
-            eprintln!("SKIPPED: no cgroup per run here");
+        let Some((_d, cg, name, mut child)) = in_a_run_cgroup("test", |cg| {
+            let (dir, procs) = cg.fds();
+            CgroupFds { dir, procs }
+        }) else {
             return;
         };
-        let d = tempfile::tempdir().unwrap();
-        let cg = RunCgroup::create(&parent, &format!("pid1-test-{}", std::process::id())).unwrap();
-        let (dir, procs) = cg.fds();
-        let script = "grep '^0::' /proc/self/cgroup; read x";
-        let mut child = spawn_boxed(d.path(), script, Some(CgroupFds { dir, procs }));
         let line = first_line(&mut child);
-        assert!(
-            line.contains(&format!(
-                "autoresearch-run-pid1-test-{}",
-                std::process::id()
-            )),
-            "{line}"
-        );
+        assert!(line.contains(&format!("autoresearch-run-{name}")), "{line}");
         // Everything in the box is in it: killing the cgroup ends the run.
         assert!(!cg.kill_all().is_empty());
         let status = child.wait().unwrap();
