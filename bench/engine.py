@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 
+from benchrepo import commit_all
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -131,11 +133,6 @@ class Scripted(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def git(cwd, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b",
-               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
-    subprocess.run(["git", *args], cwd=cwd, check=True, env=env, capture_output=True)
-
 
 def session(binary, url, budget, workers, experiments, tuner="off"):
     """Runs one session; returns per-worker (start, end) intervals of its experiments."""
@@ -158,9 +155,7 @@ def run_session(d, binary, url, budget, workers, experiments, tuner):
         # decided (`ahead = 0`, the hand-run loop's order: the serial baseline).
         ahead = "ahead = 0" if not workers else ""
         f.write(CONFIG.format(budget=budget, timeout=budget * 10 + 10, url=url, ahead=ahead, tuner=tuner))
-    git(d, "init", "-q", "-b", "main")
-    git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", "init")
+    commit_all(d)
     args = [binary, "run", "--yes", "--json", "--repo", d, "-n", str(experiments)]
     args += ["--workers", str(max(workers, 1))]
     env = dict(os.environ, OPENAI_API_KEY="sk-bench", AUTORESEARCH_PLATFORM="cpu")

@@ -38,6 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import hybrid_train  # noqa: E402
 import synthetic_train  # noqa: E402
+from benchrepo import IDENTITY, commit_all  # noqa: E402
 
 IDEAS = [
     ("ACTIVATION", "gelu", "GELU instead of ReLU"),
@@ -75,10 +76,6 @@ name = "val_bpb"
 direction = "minimize"
 """
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
 
 
 class ScriptedLlm:
@@ -159,9 +156,7 @@ def session(binary, workdir, tuner, sigma, seed, experiments):
     env = dict(os.environ, **IDENTITY)
     env.pop("OPENAI_API_KEY", None)
     env.update(AUTORESEARCH_PLATFORM="cpu", BENCH_SIGMA=repr(sigma), BENCH_NOISE_SEED=str(seed))
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "hybrid problem"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True)
+    commit_all(repo, "hybrid problem")
     out = subprocess.run(
         [binary, "run", "--yes", "--quiet", "--grace", "0.2", "-n", str(experiments),
          "--repo", repo], env=env, capture_output=True, text=True)

@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 
+from benchrepo import commit_all
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -88,11 +90,6 @@ direction = "minimize"
 """
 
 
-def git(cwd, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b",
-               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
-    subprocess.run(["git", *args], cwd=cwd, check=True, env=env, capture_output=True)
-
 
 def make_repo(d, train, extra=""):
     with open(os.path.join(d, "train.py"), "w") as f:
@@ -101,9 +98,7 @@ def make_repo(d, train, extra=""):
         f.write(CONFIG + extra)
     with open(os.path.join(d, ".gitignore"), "w") as f:
         f.write("results.tsv\n")
-    git(d, "init", "-q", "-b", "main")
-    git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", "init")
+    commit_all(d)
 
 
 def session(binary, d, n, workers=None, tag="bench"):

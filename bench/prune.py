@@ -25,8 +25,9 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
+
+from benchrepo import commit_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,11 +53,6 @@ enabled = {enabled}
 """
 
 
-def git(cwd, *args):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-                        "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"})
-
 
 def session(binary, seed, enabled, experiments, sigma, keep):
     d = tempfile.mkdtemp(prefix="prune-bench-")
@@ -65,9 +61,7 @@ def session(binary, seed, enabled, experiments, sigma, keep):
         f.write(CONFIG.format(seed=seed, enabled="true" if enabled else "false"))
     with open(os.path.join(d, ".gitignore"), "w") as f:
         f.write("truth.jsonl\n")
-    git(d, "init", "-q", "-b", "main")
-    git(d, "add", "-A")
-    git(d, "commit", "-q", "-m", "init")
+    commit_all(d)
     truth = os.path.join(d, "truth.jsonl")
     env = {**os.environ, "BENCH_TRUTH_FILE": truth, "BENCH_NOISE_SEED": str(seed),
            "BENCH_SIGMA": str(sigma), "BENCH_DIR": HERE, "AUTORESEARCH_PLATFORM": "cpu"}

@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import synthetic_train  # noqa: E402  (the truth function and the knobs' parser)
+from benchrepo import IDENTITY, commit_all  # noqa: E402
 
 CONFIG = """editable = ["train.py"]
 read_only = []
@@ -65,12 +66,6 @@ name = "val_bpb"
 direction = "minimize"
 """
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
 
 
 def session(binary, workdir, problem, mode, sigma, seed, experiments, decision=""):
@@ -91,9 +86,7 @@ def session(binary, workdir, problem, mode, sigma, seed, experiments, decision="
         BENCH_NOISE_SEED=str(seed),
         BENCH_TRUTH_FILE=truth,
     )
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "synthetic problem"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True)
+    commit_all(repo, "synthetic problem")
     started = time.monotonic()
     out = subprocess.run(
         [binary, "run", "--yes", "--quiet", "--grace", "0.2", "-n", str(experiments),
