@@ -178,6 +178,11 @@ pub const TYPED_KEYS: [(&str, &str); 6] = [
     (BATCH_SCALE_KEY, "batch_scale"),
 ];
 
+/// The typed columns of [`TYPED_KEYS`] as a `SELECT` list, in its order.
+pub fn typed_columns() -> String {
+    TYPED_KEYS.map(|(_, column)| column).join(", ")
+}
+
 /// One experiment as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentRecord {

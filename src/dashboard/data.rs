@@ -222,22 +222,39 @@ impl Reader {
 
     /// One experiment, whichever session it belongs to.
     pub fn experiment(&self, id: i64) -> Result<Option<Full>, DashboardError> {
+        // From version 7 the tool's own numbers (cost, tokens, runs…) have typed columns;
+        // the detail shows them with the script's, as before.
+        let typed = if self.version >= 7 {
+            format!(", {}", crate::experiment::typed_columns())
+        } else {
+            String::new()
+        };
         let found = self
             .conn
             .query_row(
                 &format!(
                     "SELECT {ROW_COLS}, session_id, parent, commit_sha, metrics, memory_gb, reason, \
-                     log_path FROM experiments WHERE id = ?1"
+                     log_path{typed} FROM experiments WHERE id = ?1"
                 ),
                 [id],
                 |r| {
-                    let metrics: String = r.get(14)?;
+                    let mut metrics: Value =
+                        serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or_else(|_| json!({}));
+                    if !typed.is_empty() {
+                        if let Some(m) = metrics.as_object_mut() {
+                            for (i, (key, _)) in crate::experiment::TYPED_KEYS.iter().enumerate() {
+                                if let Some(v) = r.get::<_, Option<f64>>(18 + i)? {
+                                    m.insert((*key).to_string(), json!(v));
+                                }
+                            }
+                        }
+                    }
                     Ok(Full {
                         row: row_from(r)?,
                         session_id: r.get(11)?,
                         parent: r.get(12)?,
                         commit: r.get(13)?,
-                        metrics: serde_json::from_str(&metrics).unwrap_or_else(|_| json!({})),
+                        metrics,
                         memory_gb: r.get(15)?,
                         reason: r.get(16)?,
                         log_path: r.get(17)?,
@@ -249,32 +266,6 @@ impl Reader {
         let Some(mut full) = found else {
             return Ok(None);
         };
-        // From version 7 the tool's own numbers (cost, tokens, runs…) have typed columns;
-        // the detail shows them with the script's, as before.
-        if self.version >= 7 {
-            let columns: Vec<&str> = crate::experiment::TYPED_KEYS
-                .iter()
-                .map(|(_, c)| *c)
-                .collect();
-            let typed: Vec<Option<f64>> = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT {} FROM experiments WHERE id = ?1",
-                        columns.join(", ")
-                    ),
-                    [id],
-                    |r| (0..columns.len()).map(|i| r.get(i)).collect(),
-                )
-                .map_err(|e| self.err(e))?;
-            if let Some(m) = full.metrics.as_object_mut() {
-                for ((key, _), v) in crate::experiment::TYPED_KEYS.iter().zip(typed) {
-                    if let Some(v) = v {
-                        m.insert((*key).to_string(), json!(v));
-                    }
-                }
-            }
-        }
         full.row.worker = self.runs(id)?.iter().find_map(|r| r.worker);
         Ok(Some(full))
     }

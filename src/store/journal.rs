@@ -316,8 +316,9 @@ impl Journal {
         self.conn
             .execute(
                 &format!(
-                    "INSERT INTO experiments (session_id, {RECORD_COLS}) VALUES (?1, {})",
-                    (2..=RECORD_COLS.split(", ").count() + 1)
+                    "INSERT INTO experiments (session_id, {}) VALUES (?1, {})",
+                    record_cols(),
+                    (2..=record_cols().split(", ").count() + 1)
                         .map(|i| format!("?{i}"))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -335,7 +336,7 @@ impl Journal {
 
     /// Rewrites every field of experiment `r.id`.
     pub fn update(&self, r: &ExperimentRecord) -> Result<(), StoreError> {
-        let sets: Vec<String> = RECORD_COLS
+        let sets: Vec<String> = record_cols()
             .split(", ")
             .enumerate()
             .map(|(i, col)| format!("{col}=?{}", i + 2))
@@ -356,12 +357,13 @@ impl Journal {
     pub fn experiments(&self, session_id: i64) -> Result<Vec<ExperimentRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb,
                  description, category, proposer, reason, log_path, started_at, finished_at,
-                 duration_s, state_hash, cost_usd, tokens_in, tokens_out, runs, sd, batch_scale
+                 duration_s, state_hash, {}
                  FROM experiments WHERE session_id = ?1 ORDER BY id",
-            )
+                crate::experiment::typed_columns()
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([session_id], |row| {
@@ -455,9 +457,14 @@ impl Journal {
 }
 
 /// The experiment columns every write sets, in the order of [`record_values`].
-const RECORD_COLS: &str = "iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb, description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash, cost_usd, tokens_in, tokens_out, runs, sd, batch_scale";
+fn record_cols() -> String {
+    format!(
+        "iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb, description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash, {}",
+        crate::experiment::typed_columns()
+    )
+}
 
-/// A record's values for [`RECORD_COLS`].
+/// A record's values for [`record_cols`].
 fn record_values(r: &ExperimentRecord) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
     let text = |s: &str| Value::Text(s.to_string());

@@ -172,17 +172,22 @@ pub fn insert(
     commit: &str,
     description: &str,
 ) -> i64 {
+    // As the tool writes them (schema 7): the script's numbers in the JSON, the LLM's
+    // usage in typed columns.
     let metrics = match metric {
-        Some(m) => format!(
-            "{{\"val_bpb\": {m}, \"autoresearch_cost_usd\": 0.0123, \"autoresearch_tokens_in\": 1500, \"autoresearch_tokens_out\": 80}}"
-        ),
+        Some(m) => format!("{{\"val_bpb\": {m}}}"),
         None => "{}".into(),
+    };
+    let (cost, tokens_in, tokens_out) = match metric {
+        Some(_) => (Some(0.0123), Some(1500.0), Some(80.0)),
+        None => (None, None, None),
     };
     c.execute(
         "INSERT INTO experiments (session_id, iteration, attempt, parent, commit_sha, status, metric, metrics, memory_gb,
-         description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash)
+         description, category, proposer, reason, log_path, started_at, finished_at, duration_s, state_hash,
+         cost_usd, tokens_in, tokens_out)
          VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 1.5, ?8, ?9, 'search', ?10, NULL, '2026-12-01T08:00:00Z',
-         '2026-12-01T08:05:00Z', 300.0, ?11)",
+         '2026-12-01T08:05:00Z', 300.0, ?11, ?12, ?13, ?14)",
         rusqlite::params![
             session,
             iteration,
@@ -195,6 +200,9 @@ pub fn insert(
             if iteration == 0 { "baseline" } else { "optimizer" },
             if status == "crash" { "exit 1: boom" } else { "greedy: Δ=-0.0001, better" },
             format!("h{session}-{iteration}"),
+            cost,
+            tokens_in,
+            tokens_out,
         ],
     )
     .unwrap();
