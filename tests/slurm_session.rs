@@ -93,6 +93,11 @@ fn live_jobs(marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether no job of the session in `dir` is queued or running.
+fn none_left(dir: &Path) -> bool {
+    live_jobs(&dir.display().to_string()).is_empty()
+}
+
 #[test]
 fn two_workers_run_their_jobs_side_by_side_without_the_key() {
     if !slurm_up() {
@@ -186,7 +191,7 @@ fn two_workers_run_their_jobs_side_by_side_without_the_key() {
     );
     assert!(status.contains("duty cycle"), "{status}");
     assert_eq!(dirty(dir.path()), "");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
 }
 
 #[test]
@@ -208,7 +213,7 @@ fn a_run_past_its_hard_timeout_is_cancelled_and_recorded_as_a_timeout() {
     assert!(rows[1].3.contains("timeout"), "{rows:?}");
     let j = job(&job_id(dir.path(), "0002"));
     assert_eq!(j["JobState"], "CANCELLED", "{j:?}");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
 }
 
 /// `autoresearch run --json` in the background with the gate fixture, once its
@@ -250,7 +255,7 @@ fn ctrl_c_cancels_the_job_and_leaves_nothing_in_the_queue() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert_eq!(job(&id)["JobState"], "CANCELLED");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
     let rows = journal(dir.path());
     assert_eq!(rows[1].1, "interrupted", "{rows:?}");
     assert_eq!(dirty(dir.path()), "");
@@ -417,7 +422,7 @@ fn a_killed_orchestrators_job_is_reattached_by_the_resume_and_recorded_once() {
     );
     let tsv = std::fs::read_to_string(dir.path().join("results.tsv")).unwrap();
     assert_eq!(tsv.lines().count(), 4, "a header and three rows: {tsv}");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -468,7 +473,7 @@ fn two_workers_killed_mid_run_resume_and_record_each_run_once() {
     }
     let tsv = std::fs::read_to_string(dir.path().join("results.tsv")).unwrap();
     assert_eq!(tsv.lines().count(), 5, "a header and four rows: {tsv}");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
     assert_eq!(dirty(dir.path()), "");
 }
 
@@ -538,7 +543,7 @@ fn shared_dir_holds_the_runs_and_worktrees_the_jobs_use() {
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows.iter().all(|r| r.1 != "running"), "{rows:?}");
     assert_eq!(dirty(dir.path()), "");
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
 }
 
 #[test]
@@ -614,5 +619,5 @@ fn the_box_runs_inside_the_job_and_a_node_without_it_says_so() {
         all.contains("the sandbox cannot start on node") && all.contains("mode = \"none\""),
         "{all}"
     );
-    assert!(live_jobs(&dir.path().display().to_string()).is_empty());
+    assert!(none_left(dir.path()));
 }
