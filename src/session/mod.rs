@@ -304,16 +304,8 @@ impl<'a> Session<'a> {
         {
             return Some(EndReason::Deadline);
         }
-        // With the tuner beside the LLM, the LLM stops and the tuner goes on.
-        if !self.config.agent.has_tuner()
-            && self
-                .config
-                .agent
-                .max_cost_usd
-                .is_some_and(|max| self.cost_usd() >= max)
-        {
-            return Some(EndReason::CostLimit);
-        }
+        // `[agent] max_cost_usd` is the engine's to check (`engine::limits`): it counts what
+        // is in flight and prepared, and runs proposals already paid for first.
         if let (Some(target), Some(best)) = (self.opts.target, self.best().and_then(|b| b.metric)) {
             let dir = self.config.metric.direction;
             if !dir.better(target, best) {
