@@ -37,14 +37,14 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ))?;
     }
     if version < 7 {
-        typed_columns(conn)?;
+        move_to_typed_columns(conn)?;
     }
     Ok(())
 }
 
 /// Version 7: the tool's own numbers (cost, tokens, runs, sd, batch scale) move out of
 /// each experiment's `metrics` JSON into typed columns.
-fn typed_columns(conn: &Connection) -> rusqlite::Result<()> {
+fn move_to_typed_columns(conn: &Connection) -> rusqlite::Result<()> {
     let have = super::table_columns(conn, "experiments")?;
     let mut sql = String::from("BEGIN;");
     for (_, column) in crate::experiment::TYPED_KEYS {
